@@ -1,0 +1,25 @@
+/** Argument parsing shared by subcommands: node's parseArgs, with usage errors as Qcow2Errors. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { usage } from '../errors.js';
+
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, command: string) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw usage(`${command}: ${(err as Error).message}`);
+  }
+}
+
+/** `--output=human|json`, as qemu-img takes it. */
+export function outputFormat(value: string | undefined, command: string): 'human' | 'json' {
+  if (value === undefined || value === 'human') return 'human';
+  if (value === 'json') return 'json';
+  throw usage(`${command}: --output must be 'human' or 'json', not '${value}'`);
+}
+
+export function onePositional(positionals: string[], what: string, command: string): string {
+  if (positionals.length !== 1 || positionals[0] === undefined) {
+    throw usage(`${command}: expected exactly one ${what}, got ${positionals.length}`);
+  }
+  return positionals[0];
+}

@@ -1,0 +1,41 @@
+/** Entry point of the `qcow2` command: dispatches to one file per subcommand. */
+import { isQcow2Error } from '../errors.js';
+import { type CliContext, processContext, type Subcommand } from './context.js';
+import { info } from './info.js';
+
+const COMMANDS: Record<string, Subcommand> = { info };
+
+const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
+
+Commands:
+  info [--output=human|json] IMAGE    describe an image, as qemu-img info does
+  verify [--quick] [--dir DIR]        build a corpus with qemu-img and check our engine against it
+`;
+
+export async function main(argv: string[], ctx: CliContext = processContext()): Promise<void> {
+  process.exitCode = await run(argv, ctx);
+}
+
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    ctx.stdout(USAGE);
+    return name === undefined ? 1 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    ctx.stderr(`qcow2: unknown command '${name}'\n${USAGE}`);
+    return 1;
+  }
+  try {
+    return await command(args, ctx);
+  } catch (err) {
+    if (isQcow2Error(err)) {
+      ctx.stderr(`qcow2 ${name}: ${err.describe()}\n`);
+      return 1;
+    }
+    const detail = process.env['QCOW2_DEBUG'] ? `\n${(err as Error).stack ?? ''}` : '';
+    ctx.stderr(`qcow2 ${name}: internal error: ${(err as Error).message}${detail}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * Reads and checks an image's fixed metadata: header, extensions, backing file name, snapshot table
+ * and bitmap directory. Every read is bounded by a named limit before it is made, so a hostile
+ * header cannot make us allocate or read more than those limits.
+ */
+import { corrupt, hex, truncated, unsupported } from '../errors.js';
+import { decodeString } from '../format/bytes.js';
+import { decodeBitmapDirectory, type BitmapDirectoryEntry } from '../format/bitmap.js';
+import {
+  CRYPT_LUKS,
+  HEADER_V3_MIN_LENGTH,
+  QCOW2_MAGIC,
+  MAX_BITMAP_DIRECTORY_BYTES,
+  MAX_BITMAPS,
+  MAX_SNAPSHOT_TABLE_BYTES,
+} from '../format/constants.js';
+import { decodeExtensions, type FeatureNameEntry, type HeaderExtension } from '../format/extensions.js';
+import { decodeHeader, type Header } from '../format/header.js';
+import { decodeLuksHeader, LUKS_HEADER_SIZE, type LuksHeader } from '../format/luks.js';
+import { decodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
+import { checkClusterBits, checkHeaderLength, type Layout, validateHeader } from '../format/validate.js';
+import type { BlockFile } from '../io/block-file.js';
+
+export interface BitmapsExtension {
+  nbBitmaps: number;
+  directorySize: bigint;
+  directoryOffset: bigint;
+}
+
+export interface ImageMetadata {
+  fileSize: number;
+  header: Header;
+  layout: Layout;
+  extensions: HeaderExtension[];
+  featureTable: FeatureNameEntry[];
+  backingFile: string | undefined;
+  backingFormat: string | undefined;
+  dataFile: string | undefined;
+  bitmapsExtension: BitmapsExtension | undefined;
+  cryptoHeader: { offset: bigint; length: bigint } | undefined;
+  luks: LuksHeader | undefined;
+  snapshots: SnapshotEntry[];
+  /** Bytes the snapshot table takes, padding included. */
+  snapshotTableSize: number;
+  bitmaps: BitmapDirectoryEntry[];
+}
+
+export async function readMetadata(file: BlockFile): Promise<ImageMetadata> {
+  const fileSize = await file.size();
+  const header = await readHeader(file, fileSize);
+  checkClusterBits(header);
+  const clusterSize = 2 ** header.clusterBits;
+  // Extensions end where the backing file name starts, or at the end of the first cluster.
+  const extLimit = header.backingFileOffset > 0n && header.backingFileOffset < BigInt(clusterSize)
+    ? Number(header.backingFileOffset)
+    : clusterSize;
+  const first = await file.read(0, clusterSize);
+  const { extensions } = decodeExtensions(first, header.headerLength, extLimit);
+  const featureTable = extensions.flatMap((e) => (e.kind === 'feature-table' ? e.entries : []));
+  const layout = validateHeader(header, fileSize, featureTable);
+  checkDuplicateExtensions(extensions, header.headerLength);
+
+  const backingFile = layout.backingFileOffset > 0 ? await readBackingName(first, layout, fileSize) : undefined;
+  const find = <K extends HeaderExtension['kind']>(kind: K) =>
+    extensions.find((e): e is Extract<HeaderExtension, { kind: K }> => e.kind === kind);
+  const bitmapsExt = find('bitmaps');
+  const crypto = find('crypto-header');
+  const cryptoHeader = crypto ? { offset: crypto.offset, length: crypto.length } : undefined;
+  return {
+    fileSize,
+    header,
+    layout,
+    extensions,
+    featureTable,
+    backingFile,
+    backingFormat: find('backing-format')?.name,
+    dataFile: find('data-file')?.name,
+    bitmapsExtension: bitmapsExt,
+    cryptoHeader,
+    luks: header.cryptMethod === CRYPT_LUKS && cryptoHeader ? await readLuks(file, cryptoHeader, fileSize) : undefined,
+    ...(await readSnapshots(file, layout, fileSize)),
+    bitmaps: bitmapsExt ? await readBitmapDirectory(file, bitmapsExt, layout, fileSize) : [],
+  };
+}
+
+async function readHeader(file: BlockFile, fileSize: number): Promise<Header> {
+  const start = await file.read(0, Math.min(fileSize, 4096));
+  if (start.byteLength < 8) {
+    throw truncated(`file of ${fileSize} bytes is too short to be a qcow2 image`, { field: 'magic', offset: 0 });
+  }
+  const peek = new DataView(start.buffer, start.byteOffset, start.byteLength);
+  if (start.byteLength >= HEADER_V3_MIN_LENGTH && peek.getUint32(0) === QCOW2_MAGIC && peek.getUint32(4) === 3) {
+    // Check what sizes the rest of the header before trusting it for a read.
+    const early = { clusterBits: peek.getUint32(20), headerLength: peek.getUint32(100), version: 3 as const };
+    checkClusterBits(early);
+    checkHeaderLength(early);
+    if (early.headerLength > start.byteLength) return decodeHeader(await file.read(0, early.headerLength));
+  }
+  return decodeHeader(start);
+}
+
+function checkDuplicateExtensions(extensions: readonly HeaderExtension[], start: number): void {
+  const seen = new Set<string>();
+  for (const e of extensions) {
+    if (e.kind === 'unknown') continue;
+    if (seen.has(e.kind)) {
+      throw corrupt(`header extension '${e.kind}' appears more than once`, { field: 'header_extension', offset: start });
+    }
+    seen.add(e.kind);
+  }
+}
+
+async function readBackingName(first: Uint8Array, layout: Layout, fileSize: number): Promise<string> {
+  const end = layout.backingFileOffset + layout.backingFileSize;
+  if (end > fileSize) {
+    throw truncated('the backing file name runs past the end of the file', {
+      field: 'backing_file_offset',
+      offset: 8,
+    });
+  }
+  return decodeString(first.subarray(layout.backingFileOffset, end));
+}
+
+async function readLuks(file: BlockFile, ext: { offset: bigint; length: bigint }, fileSize: number): Promise<LuksHeader> {
+  if (ext.offset + BigInt(LUKS_HEADER_SIZE) > BigInt(fileSize)) {
+    throw truncated(`the LUKS header at ${hex(ext.offset)} lies past the end of the file`, { field: 'crypto_header.offset' });
+  }
+  const offset = Number(ext.offset);
+  return decodeLuksHeader(await file.read(offset, LUKS_HEADER_SIZE), offset);
+}
+
+/**
+ * The snapshot table's length is known only by walking it, so it is read in growing windows up to
+ * QEMU's 64 MiB limit.
+ */
+async function readSnapshots(
+  file: BlockFile,
+  layout: Layout,
+  fileSize: number,
+): Promise<{ snapshots: SnapshotEntry[]; snapshotTableSize: number }> {
+  if (layout.nbSnapshots === 0) return { snapshots: [], snapshotTableSize: 0 };
+  const offset = layout.snapshotsOffset;
+  const available = Math.min(fileSize - offset, MAX_SNAPSHOT_TABLE_BYTES);
+  let window = Math.min(available, 64 * 1024);
+  for (;;) {
+    const bytes = await file.read(offset, window);
+    try {
+      const { entries, size } = decodeSnapshotTable(bytes, layout.nbSnapshots, offset);
+      return { snapshots: entries, snapshotTableSize: size };
+    } catch (err) {
+      if (window >= available) {
+        if (available === MAX_SNAPSHOT_TABLE_BYTES) {
+          throw unsupported('the snapshot table exceeds the 64 MiB limit', { field: 'snapshots_offset', offset: 64 });
+        }
+        throw err;
+      }
+      window = Math.min(available, window * 4);
+    }
+  }
+}
+
+async function readBitmapDirectory(
+  file: BlockFile,
+  ext: BitmapsExtension,
+  layout: Layout,
+  fileSize: number,
+): Promise<BitmapDirectoryEntry[]> {
+  if (ext.nbBitmaps === 0 || ext.nbBitmaps > MAX_BITMAPS) {
+    throw corrupt(`bitmaps extension claims ${ext.nbBitmaps} bitmaps (must be 1 .. ${MAX_BITMAPS})`, { field: 'nb_bitmaps' });
+  }
+  if (ext.directorySize > BigInt(MAX_BITMAP_DIRECTORY_BYTES)) {
+    throw unsupported(`bitmap directory of ${ext.directorySize} bytes exceeds the 64 MiB limit`, { field: 'bitmap_directory_size' });
+  }
+  if (ext.directoryOffset % BigInt(layout.geometry.clusterSize) !== 0n || ext.directoryOffset === 0n) {
+    throw corrupt(`bitmap directory offset ${hex(ext.directoryOffset)} is not a nonzero cluster-aligned offset`, {
+      field: 'bitmap_directory_offset',
+    });
+  }
+  if (ext.directoryOffset + ext.directorySize > BigInt(fileSize)) {
+    throw corrupt(`bitmap directory at ${hex(ext.directoryOffset)} extends past the end of the file`, {
+      field: 'bitmap_directory_offset',
+    });
+  }
+  const offset = Number(ext.directoryOffset);
+  const bytes = await file.read(offset, Number(ext.directorySize));
+  const { entries, size } = decodeBitmapDirectory(bytes, ext.nbBitmaps, offset);
+  if (size !== bytes.byteLength) {
+    throw corrupt(`bitmap directory entries take ${size} bytes but the extension says ${bytes.byteLength}`, {
+      field: 'bitmap_directory_size',
+      offset,
+    });
+  }
+  return entries;
+}

@@ -1,0 +1,80 @@
+/** BlockFile over a real file, through node:fs promises. */
+import { open, type FileHandle } from 'node:fs/promises';
+import { ioError, usage } from '../errors.js';
+import type { BlockFile } from './block-file.js';
+
+export class NodeFile implements BlockFile {
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly path: string,
+    readonly readOnly: boolean,
+  ) {}
+
+  static async open(path: string, opts: { readOnly?: boolean; create?: boolean } = {}): Promise<NodeFile> {
+    const readOnly = opts.readOnly ?? false;
+    const flags = readOnly ? 'r' : opts.create ? 'w+' : 'r+';
+    try {
+      return new NodeFile(await open(path, flags), path, readOnly);
+    } catch (err) {
+      throw ioError(`cannot open '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    let done = 0;
+    try {
+      while (done < length) {
+        const { bytesRead } = await this.handle.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+    } catch (err) {
+      throw ioError(`read of ${length} bytes at 0x${offset.toString(16)} failed: ${describe(err)}`, { offset, cause: err });
+    }
+    return done === length ? buf : buf.subarray(0, done);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.readOnly) throw usage(`'${this.path}' is open read-only`);
+    let done = 0;
+    try {
+      while (done < data.byteLength) {
+        const { bytesWritten } = await this.handle.write(data, done, data.byteLength - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      throw ioError(`write of ${data.byteLength} bytes at 0x${offset.toString(16)} failed: ${describe(err)}`, { offset, cause: err });
+    }
+  }
+
+  async size(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  async allocatedBytes(): Promise<number> {
+    return (await this.handle.stat()).blocks * 512;
+  }
+
+  async truncate(length: number): Promise<void> {
+    if (this.readOnly) throw usage(`'${this.path}' is open read-only`);
+    await this.handle.truncate(length);
+  }
+
+  async flush(): Promise<void> {
+    if (this.readOnly) return;
+    try {
+      await this.handle.datasync();
+    } catch (err) {
+      throw ioError(`flush failed: ${describe(err)}`, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+function describe(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
+}
