@@ -6,7 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 600_000,
     pool: 'forks',
-    globalSetup: ['test/support/global-build.ts'],
+    globalSetup: ['test/support/global-build.ts', 'test/interop/global-setup.ts'],
     reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
