@@ -24,6 +24,7 @@ import { Qcow2RefcountBlock } from './generated/Qcow2RefcountBlock.js';
 import { Qcow2SnapshotTable } from './generated/Qcow2SnapshotTable.js';
 import { Qcow2BitmapDirectory } from './generated/Qcow2BitmapDirectory.js';
 import { Qcow2BitmapTable } from './generated/Qcow2BitmapTable.js';
+import { Luks1Header } from './generated/Luks1Header.js';
 
 export {
   Qcow2Header,
@@ -35,6 +36,7 @@ export {
   Qcow2SnapshotTable,
   Qcow2BitmapDirectory,
   Qcow2BitmapTable,
+  Luks1Header,
 };
 
 // kaitai-struct ships `export default KaitaiStream` typings inside a CommonJS package, so under
@@ -156,4 +158,12 @@ export function parseBitmapDirectory(bytes: Uint8Array, nbBitmaps: number): Qcow
 export function parseBitmapTable(bytes: Uint8Array, numEntries: number): Qcow2BitmapTable {
   checkCount('numEntries', numEntries);
   return new Qcow2BitmapTable(kaitaiStream(bytes), null, null, numEntries);
+}
+
+/**
+ * Parses the 592-byte LUKS1 partition header at the start of the area the full disk encryption
+ * header pointer extension points at (crypt_method 2). Throws on a bad magic or short input.
+ */
+export function parseLuksHeader(bytes: Uint8Array): Luks1Header {
+  return new Luks1Header(kaitaiStream(bytes));
 }

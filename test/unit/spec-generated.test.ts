@@ -46,7 +46,7 @@ describe('src/spec/generated', () => {
       expect(content).toContain('by scripts/gen-spec.mjs');
       if (name.endsWith('.js')) {
         expect(content).toContain("import KaitaiStream from 'kaitai-struct/KaitaiStream.js';");
-        expect(content).toMatch(/\nexport const Qcow2\w+ = exports_\.Qcow2\w+;\n$/);
+        expect(content).toMatch(/\nexport const ([A-Z]\w*) = exports_\.\1;\n$/);
         expect(content).not.toContain('require(');
       }
     }

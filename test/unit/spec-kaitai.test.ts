@@ -11,11 +11,13 @@ import {
   parseCompressedDescriptor,
   parseHeader,
   parseL1Table,
+  parseLuksHeader,
   parseL2Table,
   parseRefcountBlock,
   parseRefcountTable,
   parseSnapshotTable,
   refcountValues,
+  Luks1Header,
   Qcow2BitmapDirectory,
   Qcow2BitmapTable,
   Qcow2CompressedDescriptor,
@@ -801,6 +803,131 @@ describe('qcow2_bitmap_table', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// LUKS1 partition header (full disk encryption header of a crypt_method 2 image)
+
+describe('luks1_header', () => {
+  // 592 bytes written field by field at the offsets of the LUKS1 on-disk format.
+  function luksBuffer(): Uint8Array {
+    const buf = new Uint8Array(592);
+    const dv = new DataView(buf.buffer);
+    const put = (at: number, s: string): void => buf.set(ascii(s), at);
+    buf.set([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe], 0); // magic "LUKS\xba\xbe"
+    dv.setUint16(6, 1); //                               version 1
+    put(8, 'aes\0xyz'); //                               cipher_name: garbage after the NUL
+    put(40, 'xts-plain64'); //                           cipher_mode
+    put(72, 'abcdefghijklmnopqrstuvwxyz012345'); //      hash_spec: all 32 bytes, no NUL
+    dv.setUint32(104, 4096); //                          payload_offset (sectors)
+    dv.setUint32(108, 64); //                            key_bytes
+    for (let i = 0; i < 20; i++) buf[112 + i] = 0x01 + i; // mk_digest 01..14
+    for (let i = 0; i < 32; i++) buf[132 + i] = 0x20 + i; // mk_digest_salt 20..3f
+    dv.setUint32(164, 123456); //                        mk_digest_iter
+    put(168, '6f9619ff-8b86-d011-b42d-00c04fc964ff'); // uuid (36 chars, 4 NULs)
+    // key slot 0 (208): enabled
+    dv.setUint32(208, 0x00ac71f3);
+    dv.setUint32(212, 2000000);
+    for (let i = 0; i < 32; i++) buf[216 + i] = 0x80 + i;
+    dv.setUint32(248, 8);
+    dv.setUint32(252, 4000);
+    // key slot 1 (256): disabled, all-ones iterations and key material offset
+    dv.setUint32(256, 0x0000dead);
+    dv.setUint32(260, 0xffffffff);
+    buf.fill(0xff, 264, 296);
+    dv.setUint32(296, 0xffffffff);
+    dv.setUint32(300, 1);
+    // key slots 2-6 (304, 352, 400, 448, 496): disabled, key material at 8 + n * 504 sectors
+    for (let n = 2; n <= 6; n++) {
+      const at = 208 + n * 48;
+      dv.setUint32(at, 0x0000dead);
+      dv.setUint32(at + 40, 8 + n * 504);
+      dv.setUint32(at + 44, 4000);
+    }
+    // key slot 7 (544): neither enabled nor disabled
+    dv.setUint32(544, 0x12345678);
+    dv.setUint32(548, 7);
+    buf[552] = 0xaa;
+    buf[583] = 0x55;
+    dv.setUint32(584, 3536);
+    dv.setUint32(588, 4000);
+    return buf;
+  }
+
+  it('parses every field of a 592-byte header', () => {
+    const h = parseLuksHeader(luksBuffer());
+    expect(h).toBeInstanceOf(Luks1Header);
+    expect(Array.from(h.magic)).toEqual([0x4c, 0x55, 0x4b, 0x53, 0xba, 0xbe]);
+    expect(h.version).toBe(1);
+    expect(h.cipherName).toBe('aes');
+    expect(h.cipherMode).toBe('xts-plain64');
+    expect(h.hashSpec).toBe('abcdefghijklmnopqrstuvwxyz012345');
+    expect(h.payloadOffset).toBe(4096);
+    expect(h.payloadOffsetBytes).toBe(2097152);
+    expect(h.keyBytes).toBe(64);
+    expect(Array.from(h.mkDigest)).toEqual([
+      0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12,
+      0x13, 0x14,
+    ]);
+    expect(Array.from(h.mkDigestSalt)).toEqual(hex('202122232425262728292a2b2c2d2e2f 303132333435363738393a3b3c3d3e3f'));
+    expect(h.mkDigestIter).toBe(123456);
+    expect(h.uuid).toBe('6f9619ff-8b86-d011-b42d-00c04fc964ff');
+    expect(h.keySlots).toHaveLength(8);
+    expect(h._io.pos).toBe(592);
+
+    const [s0, s1, ...rest] = h.keySlots;
+    const s7 = rest[rest.length - 1];
+    expect(s0).toBeInstanceOf(Luks1Header.KeySlot);
+    expect(s0?.active).toBe(0x00ac71f3);
+    expect(s0?.active).toBe(Luks1Header.KeySlotState.ENABLED);
+    expect(s0?.isActive).toBe(true);
+    expect(s0?.iterations).toBe(2000000);
+    expect(Array.from(s0?.salt ?? [])).toEqual(hex('808182838485868788898a8b8c8d8e8f 909192939495969798999a9b9c9d9e9f'));
+    expect(s0?.keyMaterialOffset).toBe(8);
+    expect(s0?.keyMaterialOffsetBytes).toBe(4096);
+    expect(s0?.stripes).toBe(4000);
+
+    expect(s1?.active).toBe(0xdead);
+    expect(s1?.active).toBe(Luks1Header.KeySlotState.DISABLED);
+    expect(s1?.isActive).toBe(false);
+    expect(s1?.iterations).toBe(4294967295);
+    expect(Array.from(s1?.salt ?? [])).toEqual(zeros(32).map(() => 0xff));
+    expect(s1?.keyMaterialOffset).toBe(4294967295);
+    expect(s1?.keyMaterialOffsetBytes).toBe(2199023255040); // (2^32 - 1) * 512, exact
+    expect(s1?.stripes).toBe(1);
+
+    expect(rest.slice(0, 5).map((s) => [s.active, s.isActive, s.iterations, s.keyMaterialOffset, s.stripes])).toEqual([
+      [0xdead, false, 0, 1016, 4000],
+      [0xdead, false, 0, 1520, 4000],
+      [0xdead, false, 0, 2024, 4000],
+      [0xdead, false, 0, 2528, 4000],
+      [0xdead, false, 0, 3032, 4000],
+    ]);
+    expect(rest.slice(0, 5).map((s) => s.keyMaterialOffsetBytes)).toEqual([520192, 778240, 1036288, 1294336, 1552384]);
+    for (const s of rest.slice(0, 5)) expect(Array.from(s.salt)).toEqual(zeros(32));
+
+    expect(s7?.active).toBe(0x12345678);
+    expect(s7?.isActive).toBe(false);
+    expect(s7?.iterations).toBe(7);
+    expect(Array.from(s7?.salt ?? [])).toEqual([0xaa, ...zeros(30), 0x55]);
+    expect(s7?.keyMaterialOffset).toBe(3536);
+    expect(s7?.keyMaterialOffsetBytes).toBe(1810432);
+    expect(s7?.stripes).toBe(4000);
+  });
+
+  it('rejects a bad magic and a truncated header', () => {
+    for (const [at, value] of [
+      [0, 0x6c], // "luks"
+      [4, 0x00],
+      [5, 0xbf],
+    ] as const) {
+      const bad = luksBuffer();
+      bad[at] = value;
+      expect(() => parseLuksHeader(bad)).toThrow();
+    }
+    expect(() => parseLuksHeader(luksBuffer().subarray(0, 591))).toThrow();
+    expect(() => parseLuksHeader(new Uint8Array(0))).toThrow();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // The typings in src/spec/generated/*.d.ts describe what the parsers return: walk parsed
 // objects and check every declared member's run-time type against the declared type.
 
@@ -828,6 +955,7 @@ describe('generated typings', () => {
       Qcow2SnapshotTable,
       Qcow2BitmapDirectory,
       Qcow2BitmapTable,
+      Luks1Header,
     };
     const classOf = (path: string): unknown => {
       let cur: unknown = undefined;
@@ -919,6 +1047,7 @@ describe('generated typings', () => {
       parseBitmapDirectory(bytes('00000000 00060000 00000010 00000003 01 10 0001 00000000', ascii('b'), '00000000 000000'), 1),
     );
     walk(parseBitmapTable(bytes('00000000 00070000'), 1));
+    walk(parseLuksHeader(bytes('4c554b53babe 0001', zeros(200), '00ac71f3', zeros(380))));
 
     expect(errors).toEqual([]);
     expect([...seenTypes].sort()).toEqual([...model.keys()].sort());
