@@ -2,14 +2,15 @@
 import { isQcow2Error } from '../errors.js';
 import { type CliContext, processContext, type Subcommand } from './context.js';
 import { info } from './info.js';
+import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { info };
+const COMMANDS: Record<string, Subcommand> = { info, verify };
 
 const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 
 Commands:
   info [--output=human|json] IMAGE    describe an image, as qemu-img info does
-  verify [--quick] [--dir DIR]        build a corpus with qemu-img and check our engine against it
+  verify [--dir DIR] [--filter REGEX] build a corpus with qemu-img and check our reading of it
 `;
 
 export async function main(argv: string[], ctx: CliContext = processContext()): Promise<void> {

@@ -1,0 +1,22 @@
+/** `qcow2 verify` (the README's main job) runs end to end on part of the corpus and passes. */
+import { describe, expect, it } from 'vitest';
+import { qcow2 } from '../support/cli.js';
+import { CORPUS_DIR } from './corpus.js';
+
+describe('qcow2 verify', () => {
+  it('builds (or reuses) the corpus and reports every image conforming', async () => {
+    const r = await qcow2(['verify', '--dir', CORPUS_DIR, '--filter', '^(v2-c512|v3-c64k-extl2|v3-snapshots|v3-bitmaps|v3-luks)$']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^(v2|v3)-/.test(l));
+    expect(rows).toHaveLength(5);
+    for (const row of rows) expect(row).toMatch(/ ok$/);
+    expect(r.stdout).toMatch(/5 images, \d+ structures, \d+ entries: all conform/);
+  });
+
+  it('refuses an unknown option with a usage error', async () => {
+    const r = await qcow2(['verify', '--bogus']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^qcow2 verify: usage: /);
+  });
+});
