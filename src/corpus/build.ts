@@ -2,11 +2,11 @@
 // by the recipes and the QEMU version. Used by the interop tests and by `qcow2 verify`, so this
 // module must only depend on Node itself.
 
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { runTool as run } from '../tools/run.js';
 import { RECIPES, type GuestRead, type RawSegment, type Recipe, type Step } from './recipes.js';
 
 export type { GuestRead, Recipe } from './recipes.js';
@@ -57,25 +57,6 @@ interface Manifest {
 
 const MANIFEST = 'manifest.json';
 const FORMAT_VERSION = 1;
-
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], cwd?: string): Promise<RunResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
-  });
-}
 
 /** `qemu-img --version` output; throws a clear error when the tool is missing. */
 async function toolVersion(tool: string, label: string): Promise<string> {

@@ -3,34 +3,18 @@
 // (`reads`) hold under `qemu-io -r`, `qemu-img compare` agrees with `equivalentTo`, and every
 // feature the recipe claims is really present (and the main boolean features it does not claim are
 // absent).
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FEATURE_VOCABULARY, RECIPES, type Recipe } from '../../src/corpus/recipes.js';
+import { runTool } from '../../src/tools/run.js';
 import { getCorpus, type CorpusImage } from './corpus.js';
 
 const QEMU_IMG = process.env['QEMU_IMG'] ?? 'qemu-img';
 const QEMU_IO = process.env['QEMU_IO'] ?? 'qemu-io';
 const GiB = 1024 ** 3;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (cmd: string, args: string[], cwd: string) => runTool(cmd, args, cwd);
 
 async function runOk(cmd: string, args: string[], cwd: string): Promise<string> {
   const r = await run(cmd, args, cwd);
