@@ -1,0 +1,83 @@
+/**
+ * What every engine offers (the reference engine, the optimized engine, and the raw-file adapter
+ * used for raw backing files and `-f raw`). Offsets and lengths are guest bytes.
+ */
+
+/** How one layer (this image only, not its backing chain) maps a guest range. */
+export type ExtentKind =
+  /** Guest data stored in this layer, at `hostOffset` of `file`. */
+  | 'data'
+  /** Reads as zeros because this layer says so (zero flag / zero subcluster); may have a host offset. */
+  | 'zero'
+  /** Compressed cluster in this layer (no usable host offset). */
+  | 'compressed'
+  /** Not allocated in this layer: reads from the backing file, or zeros without one. */
+  | 'unallocated';
+
+export interface Extent {
+  /** Guest offset where this extent starts. */
+  start: number;
+  length: number;
+  kind: ExtentKind;
+  /** Host offset of `start` when the layer has one for it (data, and preallocated zero). */
+  hostOffset?: number;
+  /** Which file `hostOffset` is in: the image file itself or its external data file. */
+  file?: 'image' | 'data-file';
+}
+
+export interface WriteZeroesOptions {
+  /** May deallocate (qemu-io `write -z -u`); otherwise a preallocated cluster keeps its host space. */
+  unmap?: boolean;
+}
+
+export interface BlockDevice {
+  readonly virtualSize: number;
+  readonly readOnly: boolean;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>;
+  discard(offset: number, length: number): Promise<void>;
+  flush(): Promise<void>;
+  /** Grows (or, where allowed, shrinks) the virtual disk. */
+  resize(newSize: number): Promise<void>;
+  /** The extents of this layer covering [offset, offset + length), in order, without gaps. */
+  mapExtents(offset: number, length: number): Promise<Extent[]>;
+  close(): Promise<void>;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  name: string;
+  vmStateSize: number;
+  dateSec: number;
+  dateNsec: number;
+  vmClockNsec: bigint;
+  /** -1n when icount was not recorded. */
+  icount: bigint;
+  diskSize: number;
+}
+
+/** A qcow2 image as an engine sees it. */
+export interface Qcow2Device extends BlockDevice {
+  readonly clusterSize: number;
+  /** The next layer down, if the image has a backing file and it was opened. */
+  readonly backing: BlockDevice | undefined;
+  /** Compressed write of whole clusters (qemu-io `write -c`). */
+  writeCompressed(offset: number, data: Uint8Array): Promise<void>;
+  listSnapshots(): Promise<SnapshotInfo[]>;
+  createSnapshot(name: string): Promise<SnapshotInfo>;
+  /** Makes the snapshot (by id or name) the active state. */
+  applySnapshot(idOrName: string): Promise<void>;
+  deleteSnapshot(idOrName: string): Promise<void>;
+}
+
+export interface OpenOptions {
+  readOnly?: boolean;
+  /**
+   * Policy for untrusted images: when false, backing and data file names stored in the image are
+   * never opened (an image that needs one fails to open with a typed 'unsupported' error).
+   */
+  followFileNames?: boolean;
+  /** Open this backing instead of the one the image names (qemu's `-b` at open time). */
+  backingOverride?: { path: string; format: 'raw' | 'qcow2' } | null;
+}
