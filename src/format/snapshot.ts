@@ -43,7 +43,7 @@ export function decodeSnapshotExtra(extraData: Uint8Array): SnapshotExtra {
 }
 
 /** Builds extra data holding the known fields that are given, followed by `unknown` bytes. */
-export function encodeSnapshotExtra(extra: SnapshotExtra, unknown = new Uint8Array(0)): Uint8Array {
+export function encodeSnapshotExtra(extra: SnapshotExtra, unknown: Uint8Array = new Uint8Array(0)): Uint8Array {
   const known = extra.icount !== undefined ? 24 : extra.diskSize !== undefined ? 16 : extra.vmStateSizeLarge !== undefined ? 8 : 0;
   const out = new Uint8Array(known + unknown.byteLength);
   const dv = view(out);

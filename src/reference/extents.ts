@@ -1,0 +1,75 @@
+/** This layer's map of a guest range (what qemu-img map builds on), cluster by cluster. */
+import type { Extent } from '../engine/types.js';
+import type { Mapping } from './entries.js';
+import { mappingOf } from './lookup.js';
+import { hasHostCluster } from './release.js';
+import type { RefState } from './state.js';
+
+export async function mapExtents(st: RefState, offset: number, length: number): Promise<Extent[]> {
+  const C = st.geometry.clusterSize;
+  const out: Extent[] = [];
+  let pos = offset;
+  const end = offset + length;
+  while (pos < end) {
+    const clusterStart = pos - (pos % C);
+    const { mapping } = await mappingOf(st, clusterStart);
+    for (const piece of pieces(st, mapping, clusterStart)) {
+      const from = Math.max(piece.start, pos);
+      const to = Math.min(piece.start + piece.length, end);
+      if (from >= to) continue;
+      const hostOffset = piece.hostOffset === undefined ? undefined : piece.hostOffset + (from - piece.start);
+      push(out, { ...piece, start: from, length: to - from, ...(hostOffset === undefined ? {} : { hostOffset }) });
+    }
+    pos = Math.min(clusterStart + C, end);
+  }
+  return out;
+}
+
+/** The extents of one whole cluster. */
+function pieces(st: RefState, m: Mapping, clusterStart: number): Extent[] {
+  const C = st.geometry.clusterSize;
+  const file = st.dataFile ? ('data-file' as const) : ('image' as const);
+  switch (m.kind) {
+    case 'unallocated':
+      return [{ start: clusterStart, length: C, kind: 'unallocated' }];
+    case 'compressed':
+      return [{ start: clusterStart, length: C, kind: 'compressed' }];
+    case 'normal':
+      return [{ start: clusterStart, length: C, kind: 'data', hostOffset: m.hostOffset, file }];
+    case 'zero':
+      return [
+        hasHostCluster(st, m)
+          ? { start: clusterStart, length: C, kind: 'zero', hostOffset: m.hostOffset, file }
+          : { start: clusterStart, length: C, kind: 'zero' },
+      ];
+    case 'subclusters': {
+      const S = st.geometry.subclusterSize;
+      const out: Extent[] = [];
+      for (let sc = 0; sc < 32; sc++) {
+        const start = clusterStart + sc * S;
+        const host = hasHostCluster(st, m) ? { hostOffset: m.hostOffset + sc * S, file } : {};
+        if ((m.alloc >>> sc) & 1) out.push({ start, length: S, kind: 'data', ...host });
+        else if ((m.zero >>> sc) & 1) out.push({ start, length: S, kind: 'zero', ...host });
+        else out.push({ start, length: S, kind: 'unallocated', ...host });
+      }
+      return out;
+    }
+    case 'invalid':
+      return [];
+  }
+}
+
+/** Appends, merging with the previous extent when it continues it exactly. */
+function push(out: Extent[], e: Extent): void {
+  const last = out[out.length - 1];
+  const contiguousHost =
+    last !== undefined &&
+    (last.hostOffset === undefined
+      ? e.hostOffset === undefined
+      : e.hostOffset !== undefined && last.hostOffset + last.length === e.hostOffset && last.file === e.file);
+  if (last && last.kind === e.kind && last.start + last.length === e.start && contiguousHost) {
+    last.length += e.length;
+    return;
+  }
+  out.push({ ...e });
+}

@@ -1,0 +1,136 @@
+/**
+ * The reference engine: a qcow2 image with every operation written through, one cluster at a time.
+ * Each public operation checks what it may do, then calls the module that does it.
+ */
+import type { BlockDevice, Extent, Qcow2Device, SnapshotInfo, WriteZeroesOptions } from '../engine/types.js';
+import { unsupported, usage } from '../errors.js';
+import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
+import { writeCompressed } from './compressed-write.js';
+import { mapExtents } from './extents.js';
+import { readGuest } from './read.js';
+import { resize } from './resize.js';
+import { applySnapshot, createSnapshot, deleteSnapshot, readSnapshots, snapshotInfo } from './snapshots.js';
+import { type RefState, writeHeader } from './state.js';
+import { writeGuest } from './write.js';
+import { discard, writeZeroes } from './zero-discard.js';
+
+export class ReferenceImage implements Qcow2Device {
+  private autoclearDone = false;
+
+  constructor(readonly state: RefState) {}
+
+  get virtualSize(): number {
+    return this.state.geometry.virtualSize;
+  }
+
+  get clusterSize(): number {
+    return this.state.geometry.clusterSize;
+  }
+
+  get readOnly(): boolean {
+    return this.state.readOnly;
+  }
+
+  get backing(): BlockDevice | undefined {
+    return this.state.backing;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.checkRange(offset, length);
+    return readGuest(this.state, offset, length);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkRange(offset, data.byteLength);
+    await this.beforeWrite();
+    await writeGuest(this.state, offset, data);
+  }
+
+  async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
+    this.checkRange(offset, length);
+    await this.beforeWrite();
+    await writeZeroes(this.state, offset, length, opts);
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length);
+    await this.beforeWrite();
+    await discard(this.state, offset, length);
+  }
+
+  async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    this.checkRange(offset, data.byteLength);
+    await this.beforeWrite();
+    await writeCompressed(this.state, offset, data);
+  }
+
+  async flush(): Promise<void> {
+    if (this.state.readOnly) return;
+    await this.state.dataFile?.flush();
+    await this.state.file.flush();
+  }
+
+  async resize(newSize: number): Promise<void> {
+    await this.beforeWrite();
+    await resize(this.state, newSize);
+  }
+
+  async mapExtents(offset: number, length: number): Promise<Extent[]> {
+    this.checkRange(offset, length);
+    return mapExtents(this.state, offset, length);
+  }
+
+  async listSnapshots(): Promise<SnapshotInfo[]> {
+    return (await readSnapshots(this.state)).map((e) => snapshotInfo(e, this.virtualSize));
+  }
+
+  async createSnapshot(name: string): Promise<SnapshotInfo> {
+    await this.beforeWrite();
+    return snapshotInfo(await createSnapshot(this.state, name), this.virtualSize);
+  }
+
+  async applySnapshot(idOrName: string): Promise<void> {
+    await this.beforeWrite();
+    await applySnapshot(this.state, idOrName);
+  }
+
+  async deleteSnapshot(idOrName: string): Promise<void> {
+    await this.beforeWrite();
+    await deleteSnapshot(this.state, idOrName);
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.state.backing?.close();
+    await this.state.dataFile?.close();
+    await this.state.file.close();
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw usage(`invalid request: offset ${offset}, length ${length}`);
+    }
+    if (offset + length > this.virtualSize) {
+      throw usage(`request at ${offset} of ${length} bytes is beyond the end of the disk (${this.virtualSize} bytes)`);
+    }
+  }
+
+  /**
+   * Before the first change: refuse on read-only or corrupt images; clear the autoclear bits we do
+   * not maintain (bitmaps become stale; unknown ones must go), as the spec requires.
+   */
+  private async beforeWrite(): Promise<void> {
+    const st = this.state;
+    if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
+    if (st.readOnly) throw usage('the image is open read-only');
+    if (this.autoclearDone) return;
+    const keep = st.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW;
+    if (st.header.autoclearFeatures !== keep) {
+      st.header.autoclearFeatures = keep;
+      st.features.bitmapsConsistent = false;
+      await writeHeader(st);
+      await st.file.flush();
+    }
+    this.autoclearDone = true;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Opening an image with the reference engine: checked metadata, then its external data file and
+ * backing chain (names are resolved against the image's folder; an untrusted-image policy refuses
+ * to follow them), then repair of an image left dirty.
+ */
+import { dirname, isAbsolute, join } from 'node:path';
+import { probeFormat } from '../engine/open.js';
+import { RawDevice } from '../engine/raw.js';
+import type { BlockDevice, OpenOptions } from '../engine/types.js';
+import { corrupt, unsupported } from '../errors.js';
+import { INCOMPAT_DIRTY } from '../format/constants.js';
+import { readMetadata } from '../image/metadata.js';
+import { NodeFile } from '../io/node-file.js';
+import { ReferenceImage } from './image.js';
+import { rebuildRefcounts } from './rebuild.js';
+import { type RefState, writeHeader } from './state.js';
+
+/** Backing chains deeper than this are refused (a loop or a hostile chain). */
+export const MAX_BACKING_DEPTH = 32;
+
+export async function openReference(path: string, opts: OpenOptions = {}, depth = 0): Promise<ReferenceImage> {
+  const readOnly = opts.readOnly ?? false;
+  const file = await NodeFile.open(path, { readOnly });
+  const opened: BlockDevice[] = [];
+  try {
+    const meta = await readMetadata(file);
+    const { features } = meta.layout;
+    if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
+    if (features.corrupt && !readOnly) throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
+    let dataFile: NodeFile | undefined;
+    if (features.externalDataFile) {
+      if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
+      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly });
+    }
+    const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
+    if (backing) opened.push(backing);
+    const state: RefState = {
+      file,
+      dataFile,
+      header: meta.header,
+      extensions: meta.extensions,
+      backingName: meta.backingFile,
+      geometry: meta.layout.geometry,
+      features: { ...features },
+      backing,
+      readOnly,
+      snapshotTableBytes: meta.snapshotTableSize,
+      freeHint: 0,
+    };
+    if (features.dirty && !readOnly) {
+      await rebuildRefcounts(state);
+      state.header.incompatibleFeatures &= ~INCOMPAT_DIRTY;
+      state.features.dirty = false;
+      await writeHeader(state);
+      await file.flush();
+    }
+    return new ReferenceImage(state);
+  } catch (err) {
+    for (const d of opened) await d.close();
+    await file.close();
+    throw err;
+  }
+}
+
+/** A file named by the image, relative to the image's folder; refused under the untrusted policy. */
+function linkedPath(imagePath: string, name: string, what: string, opts: OpenOptions): string {
+  if (opts.followFileNames === false) throw unsupported(`refusing to open the ${what} '${name}' named by an untrusted image`);
+  if (name.length === 0 || name.includes('\0')) throw corrupt(`the ${what} name is empty or holds a NUL byte`);
+  if (/^[a-z][a-z0-9+.-]*:/i.test(name)) throw unsupported(`${what} '${name}' is not a plain file name`);
+  return isAbsolute(name) ? name : join(dirname(imagePath), name);
+}
+
+async function openBacking(
+  imagePath: string,
+  name: string | undefined,
+  format: string | undefined,
+  opts: OpenOptions,
+  depth: number,
+): Promise<BlockDevice | undefined> {
+  if (opts.backingOverride !== undefined) {
+    if (opts.backingOverride === null) return undefined;
+    return openLayer(opts.backingOverride.path, opts.backingOverride.format, opts, depth);
+  }
+  if (name === undefined) return undefined;
+  const path = linkedPath(imagePath, name, 'backing file', opts);
+  const fmt = format ?? (await probeFormat(path));
+  if (fmt !== 'raw' && fmt !== 'qcow2') throw unsupported(`backing file format '${fmt}' is not supported`);
+  return openLayer(path, fmt, opts, depth);
+}
+
+async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OpenOptions, depth: number): Promise<BlockDevice> {
+  if (depth + 1 > MAX_BACKING_DEPTH) throw unsupported(`backing chain deeper than ${MAX_BACKING_DEPTH}`);
+  if (format === 'raw') return RawDevice.open(path, { readOnly: true });
+  const { backingOverride: _ignored, ...rest } = opts;
+  return openReference(path, { ...rest, readOnly: true }, depth + 1);
+}

@@ -1,0 +1,87 @@
+/** The reference read path: one cluster (or subcluster run) at a time. */
+import { decompressCluster } from '../compress/index.js';
+import { corrupt } from '../errors.js';
+import type { Mapping } from './entries.js';
+import { mappingOf } from './lookup.js';
+import type { RefState } from './state.js';
+
+export async function readGuest(st: RefState, offset: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  const C = st.geometry.clusterSize;
+  let pos = offset;
+  const end = offset + length;
+  while (pos < end) {
+    const clusterStart = pos - (pos % C);
+    const n = Math.min(clusterStart + C, end) - pos;
+    const { mapping } = await mappingOf(st, clusterStart);
+    out.set(await readInCluster(st, mapping, clusterStart, pos - clusterStart, n), pos - offset);
+    pos += n;
+  }
+  return out;
+}
+
+/** Reads `n` bytes at `inCluster` of the guest cluster at `clusterStart`, as `mapping` says. */
+export async function readInCluster(st: RefState, mapping: Mapping, clusterStart: number, inCluster: number, n: number): Promise<Uint8Array> {
+  switch (mapping.kind) {
+    case 'unallocated':
+      return readBelow(st, clusterStart + inCluster, n);
+    case 'zero':
+      return new Uint8Array(n);
+    case 'normal':
+      return readHost(st, mapping.hostOffset + inCluster, n);
+    case 'compressed':
+      return (await readCompressed(st, mapping)).subarray(inCluster, inCluster + n);
+    case 'subclusters':
+      return readSubclusters(st, mapping, clusterStart, inCluster, n);
+    case 'invalid':
+      throw corrupt(mapping.reason);
+  }
+}
+
+async function readSubclusters(
+  st: RefState,
+  m: Extract<Mapping, { kind: 'subclusters' }>,
+  clusterStart: number,
+  inCluster: number,
+  n: number,
+): Promise<Uint8Array> {
+  const S = st.geometry.subclusterSize;
+  const out = new Uint8Array(n);
+  let pos = inCluster;
+  while (pos < inCluster + n) {
+    const sc = Math.floor(pos / S);
+    const take = Math.min((sc + 1) * S, inCluster + n) - pos;
+    const bit = 2 ** sc;
+    let piece: Uint8Array;
+    if (Math.floor(m.alloc / bit) % 2 === 1) piece = await readHost(st, m.hostOffset + pos, take);
+    else if (Math.floor(m.zero / bit) % 2 === 1) piece = new Uint8Array(take);
+    else piece = await readBelow(st, clusterStart + pos, take);
+    out.set(piece, pos - inCluster);
+    pos += take;
+  }
+  return out;
+}
+
+/** Bytes of this image's own storage for guest data: the data file, or the image file. */
+export async function readHost(st: RefState, hostOffset: number, n: number): Promise<Uint8Array> {
+  const file = st.dataFile ?? st.file;
+  const got = await file.read(hostOffset, n);
+  if (got.byteLength === n) return got;
+  const out = new Uint8Array(n); // past the end of the file reads as zeros
+  out.set(got);
+  return out;
+}
+
+/** What lies under an unallocated range: the backing file (zeros past its end), or zeros. */
+export async function readBelow(st: RefState, guestOffset: number, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  const backing = st.backing;
+  if (!backing || guestOffset >= backing.virtualSize) return out;
+  out.set(await backing.read(guestOffset, Math.min(n, backing.virtualSize - guestOffset)));
+  return out;
+}
+
+export async function readCompressed(st: RefState, m: Extract<Mapping, { kind: 'compressed' }>): Promise<Uint8Array> {
+  const input = await st.file.read(m.hostOffset, m.length);
+  return decompressCluster(st.header.compressionType === 1 ? 1 : 0, input, st.geometry.clusterSize, m.hostOffset);
+}

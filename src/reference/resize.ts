@@ -1,0 +1,40 @@
+/** Growing the virtual disk, and the L1 table with it. */
+import { unsupported, usage } from '../errors.js';
+import { l1EntriesFor } from '../format/geometry.js';
+import { adjustRange, allocateClusters } from './refcounts.js';
+import { type RefState, writeHeader } from './state.js';
+
+/** Sets the virtual size (growing the L1 table when it needs more entries) and writes the header. */
+export async function setVirtualSize(st: RefState, newSize: number): Promise<void> {
+  const needed = l1EntriesFor(newSize, st.geometry);
+  if (needed > st.header.l1Size) await growL1(st, needed);
+  st.header.size = BigInt(newSize);
+  st.geometry = { ...st.geometry, virtualSize: newSize };
+  await writeHeader(st);
+  if (st.dataFile && (await st.dataFile.size()) < newSize) await st.dataFile.truncate(newSize);
+}
+
+export async function resize(st: RefState, newSize: number): Promise<void> {
+  if (!Number.isSafeInteger(newSize) || newSize < 0 || newSize % 512 !== 0) {
+    throw usage(`new size ${newSize} is not a multiple of 512 bytes`);
+  }
+  if (newSize < st.geometry.virtualSize) throw unsupported('shrinking an image is not supported');
+  await setVirtualSize(st, newSize);
+}
+
+/** Moves the active L1 table to a new place with `entries` entries, the old ones copied. */
+export async function growL1(st: RefState, entries: number): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const oldOffset = Number(st.header.l1TableOffset);
+  const oldBytes = st.header.l1Size * 8;
+  const table = new Uint8Array(Math.ceil((entries * 8) / C) * C);
+  if (oldBytes > 0) table.set(await st.file.read(oldOffset, oldBytes));
+  const offset = await allocateClusters(st, table.byteLength / C);
+  await st.file.write(offset, table, 'l1');
+  await st.file.flush();
+  st.header.l1TableOffset = BigInt(offset);
+  st.header.l1Size = entries;
+  await writeHeader(st);
+  await st.file.flush();
+  if (oldBytes > 0) await adjustRange(st, oldOffset, oldBytes, -1);
+}

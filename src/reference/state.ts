@@ -1,0 +1,63 @@
+/**
+ * The reference engine's state: the open files and the header, which is the root of everything
+ * else and is rewritten whole whenever it changes. Nothing below the header is kept in memory.
+ */
+import { corrupt } from '../errors.js';
+import { encodeString } from '../format/bytes.js';
+import { INCOMPAT_CORRUPT } from '../format/constants.js';
+import { encodeExtensions, type HeaderExtension } from '../format/extensions.js';
+import type { Geometry } from '../format/geometry.js';
+import { encodeHeader, type Header } from '../format/header.js';
+import type { Features } from '../format/validate.js';
+import type { BlockDevice } from '../engine/types.js';
+import type { BlockFile } from '../io/block-file.js';
+
+export interface RefState {
+  file: BlockFile;
+  /** External data file, when the image has one; guest clusters live there at their guest offset. */
+  dataFile: BlockFile | undefined;
+  header: Header;
+  extensions: HeaderExtension[];
+  backingName: string | undefined;
+  geometry: Geometry;
+  features: Features;
+  backing: BlockDevice | undefined;
+  readOnly: boolean;
+  /** Bytes the snapshot table takes (entries and their padding); follows every table rewrite. */
+  snapshotTableBytes: number;
+  /** Lowest cluster index that may be free; only a search hint, never a statement about refcounts. */
+  freeHint: number;
+}
+
+export function clusterSize(st: RefState): number {
+  return st.geometry.clusterSize;
+}
+
+/** Rewrites cluster 0: header, extensions, end marker, then the backing file name. */
+export async function writeHeader(st: RefState): Promise<void> {
+  const name = st.backingName === undefined ? undefined : encodeString(st.backingName);
+  const exts = encodeExtensions(st.extensions);
+  const headerBytes = encodeHeader({ ...st.header, backingFileOffset: 0n, backingFileSize: 0 });
+  const nameOffset = headerBytes.byteLength + exts.byteLength;
+  const total = nameOffset + (name?.byteLength ?? 0);
+  if (total > clusterSize(st)) {
+    throw corrupt(`header, extensions and backing name need ${total} bytes, more than one cluster`, { field: 'header' });
+  }
+  st.header.backingFileOffset = name ? BigInt(nameOffset) : 0n;
+  st.header.backingFileSize = name?.byteLength ?? 0;
+  const out = new Uint8Array(total);
+  out.set(encodeHeader(st.header), 0);
+  out.set(exts, headerBytes.byteLength);
+  if (name) out.set(name, nameOffset);
+  await st.file.write(0, out, 'header');
+}
+
+/** Marks the image corrupt on disk (when writable) so no one writes to it again. */
+export async function markCorrupt(st: RefState): Promise<void> {
+  if (st.readOnly || st.header.version < 3) return;
+  st.header.incompatibleFeatures |= INCOMPAT_CORRUPT;
+  st.features.corrupt = true;
+  await writeHeader(st);
+  await st.file.flush();
+  st.readOnly = true;
+}

@@ -1,0 +1,129 @@
+/**
+ * Write-zeroes and discard, with QEMU's semantics (block/qcow2-cluster.c, zero_in_l2_slice and
+ * discard_in_l2_slice): whole clusters (or subclusters) change their L2 entries; partial pieces of
+ * a zero write become explicit zeros; partial pieces of a discard are ignored.
+ */
+import type { WriteZeroesOptions } from '../engine/types.js';
+import { type Mapping, type NewL2Entry, writeL2Entry } from './entries.js';
+import { l2EntryAt, writableL2 } from './l2-table.js';
+import { mappingOf } from './lookup.js';
+import { hasHostCluster, releaseMapping } from './release.js';
+import type { RefState } from './state.js';
+import { writeGuest, writeHost } from './write.js';
+
+const ALL = 0xffff_ffff;
+
+export async function writeZeroes(st: RefState, offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
+  // v2 has no zero flag, and a raw data file must itself read as zeros: write real zeros.
+  if (st.header.version < 3 || st.features.dataFileRaw) return writeExplicitZeros(st, offset, length);
+  const unit = st.geometry.subclusterSize;
+  const end = offset + length;
+  const alignedStart = Math.ceil(offset / unit) * unit;
+  // A partial unit at the very end of the disk counts as whole, as in QEMU.
+  let alignedEnd = Math.floor(end / unit) * unit;
+  if (end === st.geometry.virtualSize && end > alignedEnd) alignedEnd = end;
+  if (alignedStart >= alignedEnd) return writeExplicitZeros(st, offset, length);
+  if (offset < alignedStart) await writeExplicitZeros(st, offset, alignedStart - offset);
+  const C = st.geometry.clusterSize;
+  for (let pos = alignedStart; pos < alignedEnd; ) {
+    const clusterStart = pos - (pos % C);
+    const to = Math.min(clusterStart + C, alignedEnd);
+    await zeroInCluster(st, clusterStart, pos - clusterStart, to - clusterStart, opts.unmap === true);
+    pos = to;
+  }
+  if (alignedEnd < end) await writeExplicitZeros(st, alignedEnd, end - alignedEnd);
+}
+
+async function writeExplicitZeros(st: RefState, offset: number, length: number): Promise<void> {
+  const chunk = Math.min(length, 1 << 20);
+  for (let pos = offset; pos < offset + length; pos += chunk) {
+    await writeGuest(st, pos, new Uint8Array(Math.min(chunk, offset + length - pos)));
+  }
+}
+
+/** Zeroes bytes [from, to) of one cluster, both (sub)cluster aligned. */
+async function zeroInCluster(st: RefState, clusterStart: number, from: number, to: number, unmap: boolean): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const { mapping } = await mappingOf(st, clusterStart);
+  const l2 = await writableL2(st, clusterStart);
+  const at = l2EntryAt(st, l2, clusterStart);
+  const whole = from === 0 && (to === C || clusterStart + to === st.geometry.virtualSize);
+  if (st.geometry.extendedL2 && !whole) {
+    if (mapping.kind !== 'subclusters') return writeExplicitZeros(st, clusterStart + from, to - from);
+    {
+      // zero_l2_subclusters: the range reads as zero, keeps the host cluster.
+      const mask = rangeMask(st, from, to);
+      await write(st, at, { ...mapping, alloc: (mapping.alloc & ~mask) >>> 0, zero: (mapping.zero | mask) >>> 0 });
+      return;
+    }
+  }
+  const drop = mapping.kind === 'compressed' || (unmap && isAllocated(st, mapping));
+  let next: NewL2Entry;
+  if (st.geometry.extendedL2) {
+    const keep = !drop && mapping.kind === 'subclusters' && hasHostCluster(st, mapping);
+    next = { kind: 'subclusters', hostOffset: keep ? mapping.hostOffset : 0, copied: keep ? mapping.copied : false, alloc: 0, zero: ALL };
+  } else {
+    const keep = !drop && (mapping.kind === 'normal' || mapping.kind === 'zero') && hasHostCluster(st, mapping);
+    next = { kind: 'zero', hostOffset: keep ? mapping.hostOffset : 0, copied: keep ? mapping.copied : false };
+  }
+  await write(st, at, next);
+  if (drop) await releaseMapping(st, mapping);
+}
+
+function rangeMask(st: RefState, from: number, to: number): number {
+  const S = st.geometry.subclusterSize;
+  let mask = 0;
+  for (let sc = from / S; sc < to / S; sc++) mask = (mask | (1 << sc)) >>> 0;
+  return mask;
+}
+
+function isAllocated(st: RefState, m: Mapping): boolean {
+  return m.kind === 'compressed' || hasHostCluster(st, m);
+}
+
+async function write(st: RefState, at: number, entry: NewL2Entry): Promise<void> {
+  await writeL2Entry(st, at, entry);
+}
+
+/**
+ * Discards whole clusters (QEMU ignores partial ones, except a complete last cluster of a disk
+ * whose size is not cluster aligned). Afterwards a v3 cluster reads as zeros; a v2 cluster reads
+ * from the backing file, or zeros without one.
+ */
+export async function discard(st: RefState, offset: number, length: number): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const end = offset + length;
+  const start = Math.ceil(offset / C) * C;
+  let stop = Math.floor(end / C) * C;
+  if (end === st.geometry.virtualSize && end > stop && offset <= stop) stop = end;
+  for (let clusterStart = start; clusterStart < stop; clusterStart += C) await discardCluster(st, clusterStart);
+}
+
+async function discardCluster(st: RefState, clusterStart: number): Promise<void> {
+  const { mapping } = await mappingOf(st, clusterStart);
+  const allocated = isAllocated(st, mapping);
+  if (!st.backing && !allocated) return; // already reads as zeros
+  if (st.features.dataFileRaw) {
+    // The raw data file must keep reading as the guest does: zeros.
+    const n = Math.min(st.geometry.clusterSize, st.geometry.virtualSize - clusterStart);
+    await writeHost(st, clusterStart, new Uint8Array(n));
+  }
+  const next: NewL2Entry = st.geometry.extendedL2
+    ? { kind: 'subclusters', hostOffset: 0, copied: false, alloc: 0, zero: ALL }
+    : st.header.version >= 3
+      ? { kind: 'zero', hostOffset: 0, copied: false }
+      : { kind: 'unallocated' };
+  if (sameEntry(mapping, next)) return;
+  const l2 = await writableL2(st, clusterStart);
+  await write(st, l2EntryAt(st, l2, clusterStart), next);
+  if (allocated) await releaseMapping(st, mapping);
+}
+
+function sameEntry(m: Mapping, next: NewL2Entry): boolean {
+  if (m.kind !== next.kind) return false;
+  if (m.kind === 'zero' && next.kind === 'zero') return m.hostOffset === next.hostOffset && m.copied === next.copied;
+  if (m.kind === 'subclusters' && next.kind === 'subclusters') {
+    return m.hostOffset === next.hostOffset && m.alloc === next.alloc && m.zero === next.zero && m.copied === next.copied;
+  }
+  return m.kind === 'unallocated';
+}
