@@ -3,6 +3,7 @@ import { unsupported, usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
 import { adjustRange, allocateClusters } from './refcounts.js';
 import { type RefState, writeHeader } from './state.js';
+import { writeZeroes } from './zero-discard.js';
 
 /** Sets the virtual size (growing the L1 table when it needs more entries) and writes the header. */
 export async function setVirtualSize(st: RefState, newSize: number): Promise<void> {
@@ -18,8 +19,12 @@ export async function resize(st: RefState, newSize: number): Promise<void> {
   if (!Number.isSafeInteger(newSize) || newSize < 0 || newSize % 512 !== 0) {
     throw usage(`new size ${newSize} is not a multiple of 512 bytes`);
   }
-  if (newSize < st.geometry.virtualSize) throw unsupported('shrinking an image is not supported');
+  const oldSize = st.geometry.virtualSize;
+  if (newSize < oldSize) throw unsupported('shrinking an image is not supported');
   await setVirtualSize(st, newSize);
+  // The new area reads as zeros, never as the backing file's data there (as in QEMU).
+  const backingEnd = Math.min(newSize, st.backing?.virtualSize ?? 0);
+  if (backingEnd > oldSize) await writeZeroes(st, oldSize, backingEnd - oldSize);
 }
 
 /** Moves the active L1 table to a new place with `entries` entries, the old ones copied. */

@@ -7,10 +7,12 @@ import { unsupported, usage } from '../errors.js';
 import { encodeSnapshotExtra, encodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
 import { joinU64, parseSnapshotTable } from '../spec/kaitai.js';
 import type { SnapshotInfo } from '../engine/types.js';
-import { adjustRange, allocateClusters } from './refcounts.js';
+import { maxRefcount } from '../format/refcount.js';
+import { adjustRange, allocateClusters, getRefcount } from './refcounts.js';
+import { hasHostCluster } from './release.js';
 import { growL1, setVirtualSize } from './resize.js';
 import { type RefState, writeHeader } from './state.js';
-import { adjustTree, readL1Table, recomputeCopied } from './walk.js';
+import { adjustTree, readL1Table, readL2Table, recomputeCopied } from './walk.js';
 
 export async function readSnapshots(st: RefState): Promise<SnapshotEntry[]> {
   if (st.header.nbSnapshots === 0) return [];
@@ -81,11 +83,13 @@ export async function createSnapshot(st: RefState, name: string): Promise<Snapsh
   const C = st.geometry.clusterSize;
   const entries = await readSnapshots(st);
   const id = String(entries.reduce((max, e) => Math.max(max, Number.parseInt(e.id, 10) || 0), 0) + 1);
+  const tree = await readL1Table(st, Number(st.header.l1TableOffset), st.header.l1Size);
+  await checkRoomForReference(st, tree);
   const l1Bytes = st.header.l1Size * 8;
   const l1Copy = await allocateClusters(st, Math.max(1, Math.ceil(l1Bytes / C)));
   const l1 = await st.file.read(Number(st.header.l1TableOffset), l1Bytes);
   await st.file.write(l1Copy, l1, 'l1');
-  await adjustTree(st, await readL1Table(st, Number(st.header.l1TableOffset), st.header.l1Size), +1);
+  await adjustTree(st, tree, +1);
   await recomputeCopied(st);
   const now = Date.now();
   const extra = { vmStateSizeLarge: 0n, diskSize: BigInt(st.geometry.virtualSize), icount: -1n };
@@ -103,6 +107,25 @@ export async function createSnapshot(st: RefState, name: string): Promise<Snapsh
   };
   await writeSnapshotTable(st, [...entries, entry]);
   return entry;
+}
+
+/** Refuses, before changing anything, when one more reference would overflow a refcount. */
+async function checkRoomForReference(st: RefState, tree: readonly number[]): Promise<void> {
+  const max = maxRefcount(st.geometry.refcountOrder);
+  const C = st.geometry.clusterSize;
+  const full = async (cluster: number) => BigInt(await getRefcount(st, cluster)) >= max;
+  for (const l2 of tree) {
+    if (l2 === 0) continue;
+    let overflow = await full(l2 / C);
+    for (const { mapping } of overflow ? [] : await readL2Table(st, l2)) {
+      if (mapping.kind === 'compressed') overflow = await full(Math.floor(mapping.hostOffset / C));
+      else if (hasHostCluster(st, mapping)) overflow = await full(mapping.hostOffset / C);
+      if (overflow) break;
+    }
+    if (overflow) {
+      throw unsupported(`a snapshot needs one more reference to clusters whose ${1 << st.geometry.refcountOrder}-bit refcounts are at their maximum`);
+    }
+  }
 }
 
 export async function applySnapshot(st: RefState, idOrName: string): Promise<void> {

@@ -1,0 +1,74 @@
+/** Image-level commands: flush, reopen, snapshots, resize. */
+import type fc from 'fast-check';
+import { expect } from 'vitest';
+import type { Model } from '../model.js';
+import type { System } from '../system.js';
+import { expectRange } from './data.js';
+
+type Cmd = fc.AsyncCommand<Model, System>;
+
+export class FlushCommand implements Cmd {
+  check = () => true;
+  async run(_model: Model, sys: System): Promise<void> {
+    await sys.dev.flush();
+  }
+  toString = () => 'flush()';
+}
+
+export class ReopenCommand implements Cmd {
+  check = () => true;
+  async run(model: Model, sys: System): Promise<void> {
+    await sys.reopen();
+    expect(sys.dev.virtualSize).toBe(model.size);
+    await expectRange(model, sys, 0, model.size);
+  }
+  toString = () => 'reopen()';
+}
+
+export class SnapshotCreateCommand implements Cmd {
+  check = (m: Readonly<Model>) => !m.shape.externalDataFile && m.snapshots.size < 4;
+  async run(model: Model, sys: System): Promise<void> {
+    const name = `snap${model.nextSnapshot++}`;
+    // Narrow refcounts (1 or 2 bits) overflow once clusters are shared: refused up front, nothing changed.
+    if (model.shape.refcountBits <= 2) {
+      const refused = await sys.dev.createSnapshot(name).then(
+        () => false,
+        (err: Error) => /at their maximum/.test(err.message) || Promise.reject(err),
+      );
+      if (refused) return;
+    } else {
+      await sys.dev.createSnapshot(name);
+    }
+    model.snapshot(name);
+    const names = (await sys.dev.listSnapshots()).map((s) => s.name);
+    expect(names).toEqual([...model.snapshots.keys()]);
+  }
+  toString = () => 'snapshot.create()';
+}
+
+export class SnapshotApplyCommand implements Cmd {
+  constructor(readonly pick: number) {}
+  check = (m: Readonly<Model>) => m.snapshots.size > 0;
+  async run(model: Model, sys: System): Promise<void> {
+    const names = [...model.snapshots.keys()];
+    const name = names[this.pick % names.length]!;
+    await sys.dev.applySnapshot(name);
+    model.apply(name);
+    expect(sys.dev.virtualSize).toBe(model.size);
+    await expectRange(model, sys, 0, model.size);
+  }
+  toString = () => `snapshot.apply(#${this.pick})`;
+}
+
+export class ResizeCommand implements Cmd {
+  constructor(readonly grow: number) {}
+  check = (m: Readonly<Model>) => m.size < 4 * 1024 * 1024;
+  async run(model: Model, sys: System): Promise<void> {
+    const newSize = model.size + 512 * (1 + (this.grow % 300));
+    await sys.dev.resize(newSize);
+    model.resize(newSize);
+    expect(sys.dev.virtualSize).toBe(newSize);
+    await expectRange(model, sys, 0, model.size);
+  }
+  toString = () => `resize(+${512 * (1 + (this.grow % 300))})`;
+}

@@ -1,0 +1,114 @@
+/**
+ * Random image shapes, created with qemu-img (and a backing file filled by qemu-io), with the
+ * backing's guest bytes read back through QEMU for the model.
+ */
+import { execa } from 'execa';
+import fc from 'fast-check';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageShape } from './model.js';
+
+export interface CreateChoice {
+  compat: '0.10' | '1.1';
+  clusterBits: number;
+  refcountBits: number;
+  extendedL2: boolean;
+  zstd: boolean;
+  lazyRefcounts: boolean;
+  dataFile: 'none' | 'plain' | 'raw';
+  backing: 'none' | 'qcow2' | 'raw';
+  /** Backing size relative to the overlay: smaller, equal or larger. */
+  backingScale: number;
+  preallocate: boolean;
+  clusters: number;
+  tailSectors: number;
+}
+
+export const createChoiceArb: fc.Arbitrary<CreateChoice> = fc
+  .record({
+    compat: fc.constantFrom('0.10' as const, '1.1' as const),
+    clusterBits: fc.constantFrom(9, 12, 14, 16),
+    refcountBits: fc.constantFrom(1, 2, 4, 8, 16, 32, 64),
+    extendedL2: fc.boolean(),
+    zstd: fc.boolean(),
+    lazyRefcounts: fc.boolean(),
+    dataFile: fc.constantFrom('none' as const, 'none' as const, 'plain' as const, 'raw' as const),
+    backing: fc.constantFrom('none' as const, 'qcow2' as const, 'raw' as const),
+    backingScale: fc.constantFrom(0.5, 1, 1.5),
+    preallocate: fc.boolean(),
+    clusters: fc.integer({ min: 8, max: 96 }),
+    tailSectors: fc.integer({ min: 0, max: 3 }),
+  })
+  .map((c) => {
+    const v3 = c.compat === '1.1';
+    const dataFile = v3 ? c.dataFile : 'none';
+    const backing = dataFile === 'raw' ? ('none' as const) : c.backing;
+    const extendedL2 = v3 && c.extendedL2 && c.clusterBits >= 14;
+    return {
+      ...c,
+      // qemu-img: preallocation with a backing file only with extended L2.
+      preallocate: c.preallocate && (backing === 'none' || extendedL2),
+      refcountBits: v3 ? c.refcountBits : 16,
+      extendedL2,
+      zstd: v3 && c.zstd,
+      lazyRefcounts: v3 && c.lazyRefcounts,
+      dataFile,
+      backing,
+    };
+  });
+
+export function describeChoice(c: CreateChoice): string {
+  return JSON.stringify(c);
+}
+
+export interface Created {
+  image: string;
+  size: number;
+  shape: ImageShape;
+}
+
+export async function createImage(dir: string, c: CreateChoice): Promise<Created> {
+  const clusterSize = 2 ** c.clusterBits;
+  const size = c.clusters * clusterSize + c.tailSectors * 512;
+  const image = join(dir, 'image.qcow2');
+  const opts = [
+    `compat=${c.compat}`,
+    `cluster_size=${clusterSize}`,
+    `refcount_bits=${c.refcountBits}`,
+  ];
+  if (c.extendedL2) opts.push('extended_l2=on');
+  if (c.zstd) opts.push('compression_type=zstd');
+  if (c.lazyRefcounts) opts.push('lazy_refcounts=on');
+  if (c.dataFile !== 'none') opts.push(`data_file=${join(dir, 'data.raw')}`);
+  if (c.dataFile === 'raw') opts.push('data_file_raw=on');
+  if (c.preallocate) opts.push('preallocation=metadata');
+  let backing: Uint8Array | undefined;
+  const args = ['create', '-q', '-f', 'qcow2', '-o', opts.join(',')];
+  if (c.backing !== 'none') {
+    const backingPath = join(dir, `backing.${c.backing}`);
+    const backingSize = Math.max(512, Math.floor((size * c.backingScale) / 512) * 512);
+    await execa('qemu-img', ['create', '-q', '-f', c.backing, backingPath, String(backingSize)]);
+    for (let k = 0; k < 6; k++) {
+      const off = Math.floor((backingSize * k) / 6 / 512) * 512;
+      await execa('qemu-io', ['-f', c.backing, '-c', `write -P ${0x30 + k} ${off} ${Math.min(clusterSize + 700, backingSize - off)}`, backingPath]);
+    }
+    const raw = join(dir, 'backing-content.raw');
+    await execa('qemu-img', ['convert', '-f', c.backing, '-O', 'raw', backingPath, raw]);
+    backing = new Uint8Array(await readFile(raw));
+    args.push('-b', backingPath, '-F', c.backing);
+  }
+  args.push(image, String(size));
+  await execa('qemu-img', args);
+  return {
+    image,
+    size,
+    shape: {
+      version: c.compat === '1.1' ? 3 : 2,
+      clusterSize,
+      backing,
+      dataFileRaw: c.dataFile === 'raw',
+      externalDataFile: c.dataFile !== 'none',
+      refcountBits: c.refcountBits,
+    },
+  };
+}
