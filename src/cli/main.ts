@@ -1,15 +1,19 @@
 /** Entry point of the `qcow2` command: dispatches to one file per subcommand. */
 import { isQcow2Error } from '../errors.js';
 import { type CliContext, processContext, type Subcommand } from './context.js';
+import { compare } from './compare.js';
 import { info } from './info.js';
+import { io } from './io.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { info, verify };
+const COMMANDS: Record<string, Subcommand> = { compare, info, io, verify };
 
 const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 
 Commands:
+  compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
   info [--output=human|json] IMAGE    describe an image, as qemu-img info does
+  io [-f FMT] [-r] -c CMD... IMAGE    run qemu-io commands (read/write/discard/flush)
   verify [--dir DIR] [--filter REGEX] build a corpus with qemu-img and check our reading of it
 `;
 

@@ -4,7 +4,7 @@
  * to follow them), then repair of an image left dirty.
  */
 import { dirname, isAbsolute, join } from 'node:path';
-import { probeFormat } from '../engine/open.js';
+import { probeFormat } from '../engine/probe.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported } from '../errors.js';

@@ -7,6 +7,7 @@ import type { WriteZeroesOptions } from '../engine/types.js';
 import { type Mapping, type NewL2Entry, writeL2Entry } from './entries.js';
 import { l2EntryAt, writableL2 } from './l2-table.js';
 import { mappingOf } from './lookup.js';
+import { readGuest } from './read.js';
 import { hasHostCluster, releaseMapping } from './release.js';
 import type { RefState } from './state.js';
 import { writeGuest, writeHost } from './write.js';
@@ -22,8 +23,8 @@ export async function writeZeroes(st: RefState, offset: number, length: number, 
   // A partial unit at the very end of the disk counts as whole, as in QEMU.
   let alignedEnd = Math.floor(end / unit) * unit;
   if (end === st.geometry.virtualSize && end > alignedEnd) alignedEnd = end;
-  if (alignedStart >= alignedEnd) return writeExplicitZeros(st, offset, length);
-  if (offset < alignedStart) await writeExplicitZeros(st, offset, alignedStart - offset);
+  if (alignedStart >= alignedEnd) return zeroPartial(st, offset, length, opts);
+  if (offset < alignedStart) await zeroPartial(st, offset, alignedStart - offset, opts);
   const C = st.geometry.clusterSize;
   for (let pos = alignedStart; pos < alignedEnd; ) {
     const clusterStart = pos - (pos % C);
@@ -31,7 +32,33 @@ export async function writeZeroes(st: RefState, offset: number, length: number, 
     await zeroInCluster(st, clusterStart, pos - clusterStart, to - clusterStart, opts.unmap === true);
     pos = to;
   }
-  if (alignedEnd < end) await writeExplicitZeros(st, alignedEnd, end - alignedEnd);
+  if (alignedEnd < end) await zeroPartial(st, alignedEnd, end - alignedEnd, opts);
+}
+
+/**
+ * A zero write inside one (sub)cluster. As in QEMU: when the rest of that unit already reads as
+ * zeros and the unit holds no data of this layer, the whole unit becomes a zero (sub)cluster;
+ * otherwise real zeros are written.
+ */
+async function zeroPartial(st: RefState, offset: number, length: number, opts: WriteZeroesOptions): Promise<void> {
+  const unit = st.geometry.subclusterSize;
+  const unitStart = offset - (offset % unit);
+  const unitEnd = Math.min(unitStart + unit, st.geometry.virtualSize);
+  if (offset + length > unitEnd) return writeExplicitZeros(st, offset, length);
+  const C = st.geometry.clusterSize;
+  const clusterStart = unitStart - (unitStart % C);
+  const { mapping } = await mappingOf(st, clusterStart);
+  const sc = (unitStart - clusterStart) / unit;
+  const holdsData =
+    mapping.kind === 'normal' ||
+    mapping.kind === 'compressed' ||
+    (mapping.kind === 'subclusters' && ((mapping.alloc >>> sc) & 1) === 1);
+  const readsZero = async (from: number, to: number) => from >= to || (await readGuest(st, from, to - from)).every((b) => b === 0);
+  if (!holdsData && (await readsZero(unitStart, offset)) && (await readsZero(offset + length, unitEnd))) {
+    await zeroInCluster(st, clusterStart, unitStart - clusterStart, unitEnd - clusterStart, opts.unmap === true);
+    return;
+  }
+  await writeExplicitZeros(st, offset, length);
 }
 
 async function writeExplicitZeros(st: RefState, offset: number, length: number): Promise<void> {

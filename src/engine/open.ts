@@ -1,0 +1,26 @@
+/**
+ * Opens an image file as a BlockDevice, by explicit format or by probing its magic.
+ * qcow2 images open with the reference engine (the CLI's engine until the optimized one lands).
+ */
+import { openReference } from '../reference/open.js';
+import { probeFormat } from './probe.js';
+import { RawDevice } from './raw.js';
+import type { BlockDevice } from './types.js';
+
+import type { ImageFormat } from './probe.js';
+
+export { probeFormat, type ImageFormat } from './probe.js';
+
+export interface OpenImageOptions {
+  /** Without it the format is probed: 'QFI\xfb' at offset 0 means qcow2, anything else raw. */
+  format?: ImageFormat;
+  readOnly?: boolean;
+  /** Do not follow backing / data file names stored in the image. */
+  untrusted?: boolean;
+}
+
+export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
+  const format = opts.format ?? (await probeFormat(path));
+  if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false });
+  return openReference(path, { readOnly: opts.readOnly ?? false, ...(opts.untrusted ? { followFileNames: false } : {}) });
+}

@@ -1,0 +1,127 @@
+/**
+ * A raw image as a BlockDevice: guest offset = file offset. Used for `-f raw` and for raw backing
+ * files.
+ *
+ * Like qemu's raw driver over a file, the virtual size is the file size rounded up to a multiple of
+ * 512 (qemu-img info calls a 1000-byte raw file 1 KiB), and the bytes between the end of the file
+ * and the virtual size read as zeros. Writing data or (non-unmapping) zeroes past the end of the
+ * file extends it; discard and unmapping zero writes never extend it (qemu punches holes with
+ * KEEP_SIZE there; Node has no fallocate, so we write zeros, which reads back the same).
+ */
+import { usage } from '../errors.js';
+import type { BlockFile } from '../io/block-file.js';
+import { NodeFile } from '../io/node-file.js';
+import type { BlockDevice, Extent, WriteZeroesOptions } from './types.js';
+
+const SECTOR = 512;
+/** Largest zero buffer written in one call. */
+const ZERO_CHUNK = 1 << 20;
+
+export class RawDevice implements BlockDevice {
+  private constructor(
+    private readonly file: BlockFile,
+    private fileSize: number,
+  ) {}
+
+  static async open(path: string, opts: { readOnly?: boolean } = {}): Promise<RawDevice> {
+    const file = await NodeFile.open(path, { readOnly: opts.readOnly ?? false });
+    try {
+      return await RawDevice.over(file);
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+  }
+
+  /** A raw device over an already open file (which the device then owns: close() closes it). */
+  static async over(file: BlockFile): Promise<RawDevice> {
+    return new RawDevice(file, await file.size());
+  }
+
+  get virtualSize(): number {
+    return Math.ceil(this.fileSize / SECTOR) * SECTOR;
+  }
+
+  get readOnly(): boolean {
+    return this.file.readOnly;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.checkRange('read', offset, length);
+    if (length === 0) return new Uint8Array(0);
+    const got = offset < this.fileSize ? await this.file.read(offset, Math.min(length, this.fileSize - offset)) : new Uint8Array(0);
+    if (got.byteLength === length) return got;
+    const buf = new Uint8Array(length);
+    buf.set(got);
+    return buf;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkWritable();
+    checkOffsets('write', offset, data.byteLength);
+    if (data.byteLength === 0) return;
+    await this.file.write(offset, data, 'data');
+    this.fileSize = Math.max(this.fileSize, offset + data.byteLength);
+  }
+
+  async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
+    this.checkWritable();
+    checkOffsets('write zeroes', offset, length);
+    // Unmapping zero writes behave like qemu's punch-hole: they never extend the file.
+    const end = opts.unmap ? Math.min(offset + length, this.fileSize) : offset + length;
+    await this.zero(offset, end);
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkWritable();
+    checkOffsets('discard', offset, length);
+    await this.zero(offset, Math.min(offset + length, this.fileSize));
+  }
+
+  async flush(): Promise<void> {
+    await this.file.flush();
+  }
+
+  async resize(newSize: number): Promise<void> {
+    this.checkWritable();
+    if (!Number.isSafeInteger(newSize) || newSize < 0) throw usage(`raw: invalid size ${newSize}`);
+    await this.file.truncate(newSize);
+    this.fileSize = newSize;
+  }
+
+  async mapExtents(offset: number, length: number): Promise<Extent[]> {
+    this.checkRange('map', offset, length);
+    return length === 0 ? [] : [{ start: offset, length, kind: 'data', hostOffset: offset, file: 'image' }];
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+
+  private async zero(start: number, end: number): Promise<void> {
+    if (end <= start) return;
+    const zeros = new Uint8Array(Math.min(end - start, ZERO_CHUNK));
+    for (let at = start; at < end; at += zeros.byteLength) {
+      const n = Math.min(zeros.byteLength, end - at);
+      await this.file.write(at, n === zeros.byteLength ? zeros : zeros.subarray(0, n), 'data');
+    }
+    this.fileSize = Math.max(this.fileSize, end);
+  }
+
+  private checkWritable(): void {
+    if (this.readOnly) throw usage('raw: the image is open read-only');
+  }
+
+  private checkRange(what: string, offset: number, length: number): void {
+    checkOffsets(what, offset, length);
+    if (offset + length > this.virtualSize) {
+      throw usage(`raw: ${what} of ${length} bytes at ${offset} is beyond the virtual size ${this.virtualSize}`, { offset });
+    }
+  }
+}
+
+function checkOffsets(what: string, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(offset + length)) {
+    throw usage(`raw: invalid ${what} request: offset ${offset}, length ${length}`);
+  }
+}
