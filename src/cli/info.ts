@@ -4,7 +4,8 @@ import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import type { CliContext } from './context.js';
-import { pad, sizeToString } from './format-human.js';
+import { sizeToString } from './format-human.js';
+import { snapshotLine as formatSnapshotLine } from './snapshot-table.js';
 
 export async function info(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parse(
@@ -55,14 +56,14 @@ function humanInfo(info: Obj): string {
 }
 
 function snapshotLine(s: Obj): string {
-  const date = new Date((s['date-sec'] as number) * 1000);
-  const two = (n: number) => String(n).padStart(2, '0');
-  const dateText = `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
-  const clockSec = s['vm-clock-sec'] as number;
-  const ms = Math.floor((s['vm-clock-nsec'] as number) / 1e6);
-  const clock = `${two(Math.floor(clockSec / 3600))}:${two(Math.floor(clockSec / 60) % 60)}:${two(clockSec % 60)}.${String(ms).padStart(3, '0')}`;
-  const icount = s['icount'] === undefined ? '' : String(s['icount']);
-  return `${pad(String(s['id']), 9)} ${pad(String(s['name']), 17)} ${pad(sizeToString(s['vm-state-size'] as number), 7, true)} ${dateText} ${clock} ${pad(icount, 10, true)}`;
+  return formatSnapshotLine({
+    id: String(s['id']),
+    name: String(s['name']),
+    vmStateSize: s['vm-state-size'] as number,
+    dateSec: s['date-sec'] as number,
+    vmClockNsec: BigInt(s['vm-clock-sec'] as number) * 1_000_000_000n + BigInt(s['vm-clock-nsec'] as number),
+    icount: s['icount'] === undefined ? -1n : BigInt(s['icount'] as number),
+  });
 }
 
 function nested(value: Obj | Json[], depth: number): string[] {

@@ -4,9 +4,10 @@ import { type CliContext, processContext, type Subcommand } from './context.js';
 import { compare } from './compare.js';
 import { info } from './info.js';
 import { io } from './io.js';
+import { snapshot } from './snapshot.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { compare, info, io, verify };
+const COMMANDS: Record<string, Subcommand> = { compare, info, io, snapshot, verify };
 
 const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 
@@ -14,6 +15,7 @@ Commands:
   compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
   info [--output=human|json] IMAGE    describe an image, as qemu-img info does
   io [-f FMT] [-r] -c CMD... IMAGE    run qemu-io commands (read/write/discard/flush)
+  snapshot [-l|-c|-a|-d NAME] IMAGE    list, create, apply or delete internal snapshots
   verify [--dir DIR] [--filter REGEX] build a corpus with qemu-img and check our reading of it
 `;
 

@@ -90,6 +90,8 @@ export class ReferenceImage implements Qcow2Device {
   }
 
   async applySnapshot(idOrName: string): Promise<void> {
+    // As QEMU: reverting would leave enabled bitmaps describing the wrong data.
+    if (this.state.activeBitmaps) throw unsupported('Device has active dirty bitmaps');
     await this.beforeWrite();
     await applySnapshot(this.state, idOrName);
   }
@@ -128,6 +130,7 @@ export class ReferenceImage implements Qcow2Device {
     if (st.header.autoclearFeatures !== keep) {
       st.header.autoclearFeatures = keep;
       st.features.bitmapsConsistent = false;
+      st.activeBitmaps = false;
       await writeHeader(st);
       await st.file.flush();
     }

@@ -8,7 +8,7 @@ import { probeFormat } from '../engine/probe.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported } from '../errors.js';
-import { INCOMPAT_DIRTY } from '../format/constants.js';
+import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { ReferenceImage } from './image.js';
@@ -44,6 +44,7 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
       features: { ...features },
       backing,
       readOnly,
+      activeBitmaps: features.bitmapsConsistent && meta.bitmaps.some((b) => (b.flags & BITMAP_FLAG_AUTO) !== 0),
       snapshotTableBytes: meta.snapshotTableSize,
       freeHint: 0,
     };

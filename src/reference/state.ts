@@ -23,6 +23,8 @@ export interface RefState {
   features: Features;
   backing: BlockDevice | undefined;
   readOnly: boolean;
+  /** The image has enabled ('auto') persistent bitmaps that are consistent: snapshots cannot be applied. */
+  activeBitmaps: boolean;
   /** Bytes the snapshot table takes (entries and their padding); follows every table rewrite. */
   snapshotTableBytes: number;
   /** Lowest cluster index that may be free; only a search hint, never a statement about refcounts. */
