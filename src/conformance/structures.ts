@@ -62,11 +62,13 @@ export async function collectStructures(file: BlockFile, meta: ImageMetadata): P
   }
 
   if (layout.nbSnapshots > 0) {
-    const size = meta.snapshotTableSize;
+    // The padding after the last entry may lie past the end of the file.
+    const bytes = new Uint8Array(meta.snapshotTableSize);
+    bytes.set(await file.read(layout.snapshotsOffset, meta.snapshotTableSize));
     out.push({
       kind: 'snapshot-table',
       offset: layout.snapshotsOffset,
-      bytes: await file.read(layout.snapshotsOffset, size),
+      bytes,
       entries: layout.nbSnapshots,
     });
   }

@@ -204,30 +204,36 @@ async function growRefcountTable(st: RefState, neededEntries: number): Promise<v
   await adjustRange(st, oldOffset, oldClusters * C, -1);
 }
 
-/** Finds `count` contiguous clusters with refcount 0, from the free hint on. */
-async function findFreeRun(st: RefState, count: number): Promise<number> {
+/**
+ * Finds `count` contiguous clusters with refcount 0, from the free hint on; also returns the first
+ * free cluster seen, the next search's starting point.
+ */
+async function findFreeRun(st: RefState, count: number): Promise<{ start: number; firstFree: number }> {
   let run = 0;
+  let firstFree = -1;
   let c = st.freeHint;
   while (run < count) {
-    if ((await getRefcount(st, c)) === 0) run++;
-    else run = 0;
+    if ((await getRefcount(st, c)) === 0) {
+      run++;
+      if (firstFree < 0) firstFree = c;
+    } else run = 0;
     c++;
   }
-  return c - count;
+  return { start: c - count, firstFree };
 }
 
 /** Allocates `count` contiguous clusters (refcount 1 each) and returns the host offset of the first. */
 export async function allocateClusters(st: RefState, count: number): Promise<number> {
   const E = entriesPerBlock(st);
   for (;;) {
-    const start = await findFreeRun(st, count);
+    const { start, firstFree } = await findFreeRun(st, count);
     let created = false;
     for (let i = Math.floor(start / E); i <= Math.floor((start + count - 1) / E); i++) {
       if (await ensureBlock(st, i)) created = true;
     }
     if (created) continue; // a new block or table may have taken some of these clusters
     for (let c = start; c < start + count; c++) await adjustRefcount(st, c, 1);
-    if (start === st.freeHint) st.freeHint = start + count;
+    st.freeHint = firstFree === start ? start + count : firstFree;
     return start * st.geometry.clusterSize;
   }
 }

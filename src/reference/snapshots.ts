@@ -16,7 +16,9 @@ import { adjustTree, readL1Table, readL2Table, recomputeCopied } from './walk.js
 
 export async function readSnapshots(st: RefState): Promise<SnapshotEntry[]> {
   if (st.header.nbSnapshots === 0) return [];
-  const bytes = await st.file.read(Number(st.header.snapshotsOffset), st.snapshotTableBytes);
+  // The padding after the last entry may lie past the end of the file (QEMU does not write it).
+  const bytes = new Uint8Array(st.snapshotTableBytes);
+  bytes.set(await st.file.read(Number(st.header.snapshotsOffset), st.snapshotTableBytes));
   return parseSnapshotTable(bytes, st.header.nbSnapshots).entries.map((e) => {
     const x = e.extraData;
     const extra = {
