@@ -1,6 +1,6 @@
 /** Guest data commands: write, zero, discard, compressed write, read. */
 import type fc from 'fast-check';
-import { expect } from 'vitest';
+import { ensure, ensureRejects } from '../check.js';
 import type { Model } from '../model.js';
 import { patternBytes, sameBytes, type System } from '../system.js';
 
@@ -16,7 +16,7 @@ function place(model: Model, at: number, len: number, maxLen: number): { offset:
 async function expectRange(model: Model, sys: System, offset: number, length: number): Promise<void> {
   const got = await sys.dev.read(offset, length);
   const at = sameBytes(got, model.bytes.subarray(offset, offset + length));
-  expect(at, `guest byte ${offset + at} differs from the model`).toBe(-1);
+  ensure(at === -1, `guest byte ${offset + at} differs from the model`);
 }
 
 export class WriteCommand implements Cmd {
@@ -69,7 +69,7 @@ export class CompressedWriteCommand implements Cmd {
     const extents = await sys.dev.mapExtents(offset, length);
     const occupied = extents.some((e) => e.kind === 'compressed' || e.hostOffset !== undefined);
     if (occupied) {
-      await expect(sys.dev.writeCompressed(offset, data)).rejects.toThrow(/already allocated/);
+      await ensureRejects(() => sys.dev.writeCompressed(offset, data), /already allocated/, 'a compressed write over allocated storage');
       return;
     }
     await sys.dev.writeCompressed(offset, data);

@@ -2,11 +2,16 @@
  * Random image shapes, created with qemu-img (and a backing file filled by qemu-io), with the
  * backing's guest bytes read back through QEMU for the model.
  */
-import { execa } from 'execa';
 import fc from 'fast-check';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runTool } from '../tools/run.js';
 import type { ImageShape } from './model.js';
+
+async function tool(cmd: string, args: string[]): Promise<void> {
+  const r = await runTool(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim()}`);
+}
 
 export interface CreateChoice {
   compat: '0.10' | '1.1';
@@ -87,18 +92,18 @@ export async function createImage(dir: string, c: CreateChoice): Promise<Created
   if (c.backing !== 'none') {
     const backingPath = join(dir, `backing.${c.backing}`);
     const backingSize = Math.max(512, Math.floor((size * c.backingScale) / 512) * 512);
-    await execa('qemu-img', ['create', '-q', '-f', c.backing, backingPath, String(backingSize)]);
+    await tool('qemu-img', ['create', '-q', '-f', c.backing, backingPath, String(backingSize)]);
     for (let k = 0; k < 6; k++) {
       const off = Math.floor((backingSize * k) / 6 / 512) * 512;
-      await execa('qemu-io', ['-f', c.backing, '-c', `write -P ${0x30 + k} ${off} ${Math.min(clusterSize + 700, backingSize - off)}`, backingPath]);
+      await tool('qemu-io', ['-f', c.backing, '-c', `write -P ${0x30 + k} ${off} ${Math.min(clusterSize + 700, backingSize - off)}`, backingPath]);
     }
     const raw = join(dir, 'backing-content.raw');
-    await execa('qemu-img', ['convert', '-f', c.backing, '-O', 'raw', backingPath, raw]);
+    await tool('qemu-img', ['convert', '-f', c.backing, '-O', 'raw', backingPath, raw]);
     backing = new Uint8Array(await readFile(raw));
     args.push('-b', backingPath, '-F', c.backing);
   }
   args.push(image, String(size));
-  await execa('qemu-img', args);
+  await tool('qemu-img', args);
   return {
     image,
     size,

@@ -1,6 +1,6 @@
 /** Image-level commands: flush, reopen, snapshots, resize. */
 import type fc from 'fast-check';
-import { expect } from 'vitest';
+import { ensure } from '../check.js';
 import type { Model } from '../model.js';
 import type { System } from '../system.js';
 import { expectRange } from './data.js';
@@ -19,7 +19,7 @@ export class ReopenCommand implements Cmd {
   check = () => true;
   async run(model: Model, sys: System): Promise<void> {
     await sys.reopen();
-    expect(sys.dev.virtualSize).toBe(model.size);
+    ensure(sys.dev.virtualSize === model.size, `virtual size ${sys.dev.virtualSize}, model ${model.size}`);
     await expectRange(model, sys, 0, model.size);
   }
   toString = () => 'reopen()';
@@ -41,7 +41,7 @@ export class SnapshotCreateCommand implements Cmd {
     }
     model.snapshot(name);
     const names = (await sys.dev.listSnapshots()).map((s) => s.name);
-    expect(names).toEqual([...model.snapshots.keys()]);
+    ensure(names.join() === [...model.snapshots.keys()].join(), `snapshots [${names.join()}], model [${[...model.snapshots.keys()].join()}]`);
   }
   toString = () => 'snapshot.create()';
 }
@@ -54,7 +54,7 @@ export class SnapshotApplyCommand implements Cmd {
     const name = names[this.pick % names.length]!;
     await sys.dev.applySnapshot(name);
     model.apply(name);
-    expect(sys.dev.virtualSize).toBe(model.size);
+    ensure(sys.dev.virtualSize === model.size, `virtual size ${sys.dev.virtualSize}, model ${model.size}`);
     await expectRange(model, sys, 0, model.size);
   }
   toString = () => `snapshot.apply(#${this.pick})`;
@@ -67,7 +67,7 @@ export class ResizeCommand implements Cmd {
     const newSize = model.size + 512 * (1 + (this.grow % 300));
     await sys.dev.resize(newSize);
     model.resize(newSize);
-    expect(sys.dev.virtualSize).toBe(newSize);
+    ensure(sys.dev.virtualSize === newSize, `virtual size ${sys.dev.virtualSize} after resize to ${newSize}`);
     await expectRange(model, sys, 0, model.size);
   }
   toString = () => `resize(+${512 * (1 + (this.grow % 300))})`;
