@@ -2,17 +2,19 @@
 import { isQcow2Error } from '../errors.js';
 import { type CliContext, processContext, type Subcommand } from './context.js';
 import { compare } from './compare.js';
+import { create } from './create.js';
 import { info } from './info.js';
 import { io } from './io.js';
 import { snapshot } from './snapshot.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { compare, info, io, snapshot, verify };
+const COMMANDS: Record<string, Subcommand> = { compare, create, info, io, snapshot, verify };
 
 const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 
 Commands:
   compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
+  create [-q] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]  create an image as qemu-img create -f qcow2 does
   info [--output=human|json] IMAGE    describe an image, as qemu-img info does
   io [-f FMT] [-r] -c CMD... IMAGE    run qemu-io commands (read/write/discard/flush)
   snapshot [-l|-c|-a|-d NAME] IMAGE    list, create, apply or delete internal snapshots
