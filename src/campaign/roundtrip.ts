@@ -109,7 +109,7 @@ export function scriptArb(img: RoundTripImage): fc.Arbitrary<string[]> {
           break;
       }
     }
-    return script;
+    return script.length > 0 ? script : ['flush'];
   });
 }
 
