@@ -2,21 +2,25 @@
 import { isQcow2Error } from '../errors.js';
 import { type CliContext, processContext, type Subcommand } from './context.js';
 import { compare } from './compare.js';
+import { convert } from './convert.js';
 import { create } from './create.js';
 import { info } from './info.js';
 import { io } from './io.js';
+import { map } from './map.js';
 import { snapshot } from './snapshot.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { compare, create, info, io, snapshot, verify };
+const COMMANDS: Record<string, Subcommand> = { compare, convert, create, info, io, map, snapshot, verify };
 
 const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 
 Commands:
   compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
+  convert [-f FMT] [-O raw|qcow2] [-o OPTS] [-c] [-p] IN OUT  copy guest contents into a new image
   create [-q] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]  create an image as qemu-img create -f qcow2 does
   info [--output=human|json] IMAGE    describe an image, as qemu-img info does
   io [-f FMT] [-r] -c CMD... IMAGE    run qemu-io commands (read/write/discard/flush)
+  map [--output=human|json] [-f FMT] IMAGE  where guest ranges live, as qemu-img map prints it
   snapshot [-l|-c|-a|-d NAME] IMAGE    list, create, apply or delete internal snapshots
   verify [--dir DIR] [--filter REGEX] build a corpus with qemu-img and check our reading of it
 `;

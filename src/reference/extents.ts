@@ -1,7 +1,7 @@
 /** This layer's map of a guest range (what qemu-img map builds on), cluster by cluster. */
 import type { Extent } from '../engine/types.js';
 import type { Mapping } from './entries.js';
-import { mappingOf } from './lookup.js';
+import { mappingOf, spanOf } from './lookup.js';
 import { hasHostCluster } from './release.js';
 import type { RefState } from './state.js';
 
@@ -12,7 +12,14 @@ export async function mapExtents(st: RefState, offset: number, length: number): 
   const end = offset + length;
   while (pos < end) {
     const clusterStart = pos - (pos % C);
-    const { mapping } = await mappingOf(st, clusterStart);
+    const located = await mappingOf(st, clusterStart);
+    if (located.l2 === undefined) {
+      const to = Math.min(clusterStart + spanOf(st, located, clusterStart), end);
+      push(out, { start: pos, length: to - pos, kind: 'unallocated' });
+      pos = to;
+      continue;
+    }
+    const { mapping } = located;
     for (const piece of pieces(st, mapping, clusterStart)) {
       const from = Math.max(piece.start, pos);
       const to = Math.min(piece.start + piece.length, end);

@@ -19,6 +19,17 @@ export async function locate(st: RefState, guestOffset: number): Promise<Located
   return { l1, l2, mapping: l2.mapping };
 }
 
+/**
+ * Bytes from `guestOffset` (a cluster start) that share its answer without more lookups: the rest
+ * of an L1 entry's range when that entry maps no L2 table, else one cluster.
+ */
+export function spanOf(st: RefState, located: Located, guestOffset: number): number {
+  const C = st.geometry.clusterSize;
+  if (located.l2 !== undefined) return C;
+  const l1Span = C * st.geometry.l2Entries;
+  return l1Span - (guestOffset % l1Span);
+}
+
 /** The mapping of a guest cluster, refusing invalid entries with a typed error. */
 export async function mappingOf(st: RefState, guestOffset: number): Promise<Located> {
   const located = await locate(st, guestOffset);

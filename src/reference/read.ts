@@ -2,7 +2,7 @@
 import { decompressCluster } from '../compress/index.js';
 import { corrupt } from '../errors.js';
 import type { Mapping } from './entries.js';
-import { mappingOf } from './lookup.js';
+import { mappingOf, spanOf } from './lookup.js';
 import type { RefState } from './state.js';
 
 export async function readGuest(st: RefState, offset: number, length: number): Promise<Uint8Array> {
@@ -12,9 +12,16 @@ export async function readGuest(st: RefState, offset: number, length: number): P
   const end = offset + length;
   while (pos < end) {
     const clusterStart = pos - (pos % C);
+    const located = await mappingOf(st, clusterStart);
+    if (located.l2 === undefined) {
+      // No L2 table: the whole L1 entry's range reads from below, in one go.
+      const n = Math.min(clusterStart + spanOf(st, located, clusterStart), end) - pos;
+      out.set(await readBelow(st, pos, n), pos - offset);
+      pos += n;
+      continue;
+    }
     const n = Math.min(clusterStart + C, end) - pos;
-    const { mapping } = await mappingOf(st, clusterStart);
-    out.set(await readInCluster(st, mapping, clusterStart, pos - clusterStart, n), pos - offset);
+    out.set(await readInCluster(st, located.mapping, clusterStart, pos - clusterStart, n), pos - offset);
     pos += n;
   }
   return out;

@@ -1,0 +1,79 @@
+/**
+ * Hole oracles over real files: lseek(2) SEEK_DATA / SEEK_HOLE through the tiny native addon in
+ * native/ (Node has no binding for them). Without the addon (not built), outside CI we fall back to
+ * "the whole file is data", which is what QEMU reports on a file system without hole support; under
+ * CI the missing addon is an error, so a broken build cannot hide behind the fallback.
+ */
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { ioError, unsupported } from '../errors.js';
+import type { HoleOracle } from './types.js';
+
+interface SeekAddon {
+  /** -1 for ENXIO; throws (with `code`) on other errors. */
+  seekData(fd: number, offset: number): number;
+  seekHole(fd: number, offset: number): number;
+}
+
+/** Where `node native/build.mjs` (run by `npm ci`) leaves the addon, from src/map/ and dist/map/ alike. */
+const ADDON_PATH = '../../native/build/Release/qcow2_seek.node';
+
+let addon: SeekAddon | null | undefined;
+let addonError = '';
+
+export function loadSeekAddon(): SeekAddon | null {
+  if (addon === undefined) {
+    try {
+      addon = createRequire(import.meta.url)(ADDON_PATH) as SeekAddon;
+    } catch (err) {
+      addon = null;
+      addonError = (err as Error).message;
+    }
+  }
+  return addon;
+}
+
+/** True when holes are detected for real; false when the "all data" fallback is in use. */
+export function holesSupported(): boolean {
+  if (loadSeekAddon()) return true;
+  if (process.env['CI']) {
+    throw unsupported(`the native seek addon is not built (run \`node native/build.mjs\`): ${addonError}`);
+  }
+  return false;
+}
+
+/** An open file's holes; close() when done. */
+export interface FileHoles extends HoleOracle {
+  close(): void;
+}
+
+export function openFileHoles(path: string): FileHoles {
+  const native = holesSupported() ? loadSeekAddon() : null;
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw ioError(`cannot open '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  const size = fstatSync(fd).size;
+  const seek = (f: (fd: number, offset: number) => number, offset: number): number | null => {
+    const r = f(fd, offset);
+    return r < 0 ? null : r;
+  };
+  return {
+    size,
+    seekData: (offset) => (native ? seek(native.seekData, offset) : offset < size ? offset : null),
+    seekHole: (offset) => (native ? seek(native.seekHole, offset) : offset < size ? size : null),
+    close: () => closeSync(fd),
+  };
+}
+
+/** st_blocks * 512: what QEMU calls the allocated size of a file. */
+export function allocatedBytes(path: string): number {
+  const fd = openSync(path, 'r');
+  try {
+    return fstatSync(fd).blocks * 512;
+  } finally {
+    closeSync(fd);
+  }
+}
