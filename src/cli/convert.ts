@@ -61,7 +61,9 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
 
 async function openTarget(path: string, fmt: ImageFormat, size: number, options: string[]): Promise<BlockDevice> {
   if (fmt === 'qcow2') {
-    await createImage(path, { ...typedCreateOptions(parseCreateOptions(options)), size });
+    const set = parseCreateOptions(options);
+    set.set('size', String(size));
+    await createImage(path, typedCreateOptions(set));
     return openReference(path);
   }
   const file = await NodeFile.open(path, { create: true });
