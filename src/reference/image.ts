@@ -5,6 +5,7 @@
 import type { BlockDevice, Extent, Qcow2Device, SnapshotInfo, WriteZeroesOptions } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
+import { dropBitmaps } from './bitmaps.js';
 import { writeCompressed } from './compressed-write.js';
 import { mapExtents } from './extents.js';
 import { readGuest } from './read.js';
@@ -127,12 +128,17 @@ export class ReferenceImage implements Qcow2Device {
     if (st.readOnly) throw usage('the image is open read-only');
     if (this.autoclearDone) return;
     const keep = st.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW;
-    if (st.header.autoclearFeatures !== keep) {
+    const hasBitmaps = st.extensions.some((e) => e.kind === 'bitmaps');
+    if (st.header.autoclearFeatures !== keep || hasBitmaps) {
       st.header.autoclearFeatures = keep;
-      st.features.bitmapsConsistent = false;
       st.activeBitmaps = false;
-      await writeHeader(st);
-      await st.file.flush();
+      if (hasBitmaps) {
+        await dropBitmaps(st); // frees what the bitmaps owned only if they were consistent
+      } else {
+        await writeHeader(st);
+        await st.file.flush();
+      }
+      st.features.bitmapsConsistent = false;
     }
     this.autoclearDone = true;
   }

@@ -7,6 +7,7 @@ import { unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { MAX_REFCOUNT_TABLE_BYTES } from '../format/constants.js';
 import { encodeRefcountTableEntry, maxRefcount, writeRefcount } from '../format/refcount.js';
+import { bitmapRanges } from './bitmaps.js';
 import { readRefcountTableEntry, refcountTableEntries } from './refcounts.js';
 import { readSnapshots } from './snapshots.js';
 import { type RefState, writeHeader } from './state.js';
@@ -58,8 +59,7 @@ export async function countReferences(st: RefState): Promise<Counts> {
   for (const ext of st.extensions) {
     if (ext.kind === 'crypto-header') countRange(st, counts, Number(ext.offset), Number(ext.length));
   }
-  // Bitmaps are dropped before writes (their autoclear bit is cleared), so their clusters are not
-  // counted: a rebuilt image leaks them at worst, never under-counts.
+  for (const r of await bitmapRanges(st)) countRange(st, counts, r.offset, r.length);
   return counts;
 }
 
