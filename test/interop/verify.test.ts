@@ -4,15 +4,20 @@ import { qcow2 } from '../support/cli.js';
 import { CORPUS_DIR } from './corpus.js';
 
 describe('qcow2 verify', () => {
-  it('builds (or reuses) the corpus and reports every image conforming', async () => {
-    const r = await qcow2(['verify', '--dir', CORPUS_DIR, '--filter', '^(v2-c512|v3-c64k-extl2|v3-snapshots|v3-bitmaps|v3-luks)$']);
+  it('checks the corpus, runs a campaign and round trips, and prints what it checked', async () => {
+    const filter = '^(v2-c512|v3-c64k-extl2|v3-snapshots|v3-bitmaps|v3-luks)$';
+    const r = await qcow2(['verify', '--dir', CORPUS_DIR, '--filter', filter, '--runs', '4', '--round-trips', '1', '--seed', '7']);
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
     const rows = r.stdout.split('\n').filter((l) => /^(v2|v3)-/.test(l));
     expect(rows).toHaveLength(5);
     for (const row of rows) expect(row).toMatch(/ ok$/);
-    expect(r.stdout).toMatch(/5 images, \d+ structures, \d+ entries: all conform/);
-  });
+    expect(r.stdout).toMatch(/corpus: both decoders agree.*\s5\s+0\s/);
+    expect(r.stdout).toMatch(/corpus: reference engine reads = qemu-img convert\s+4\s+0\s/);
+    expect(r.stdout).toMatch(/model-based campaign.*\s4\s+0\s/);
+    expect(r.stdout).toMatch(/round trips:.*\s24\s+0\s/);
+    expect(r.stdout).toMatch(/all checks passed in [\d.]+ s \(seed 7\)/);
+  }, 300_000);
 
   it('refuses an unknown option with a usage error', async () => {
     const r = await qcow2(['verify', '--bogus']);
