@@ -1,0 +1,168 @@
+/**
+ * The optimized engine's device. Guest requests take the range lock on their clusters (reads
+ * shared, changes exclusive); metadata changes also take the metadata mutex; image-level operations
+ * lock the whole device and then the mutex. Lock order is always range lock, then mutex.
+ */
+import type { BlockDevice, Extent, Qcow2Device, SnapshotInfo, WriteZeroesOptions } from '../engine/types.js';
+import { unsupported, usage } from '../errors.js';
+import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
+import { dropBitmaps } from './bitmaps.js';
+import { writeCompressed } from './compressed-write.js';
+import { mapExtents } from './extents.js';
+import { writeHeader } from './header.js';
+import { RangeLock } from './range-lock.js';
+import { readGuest } from './read.js';
+import { resize } from './resize.js';
+import { applySnapshot, createSnapshot, deleteSnapshot, readSnapshots, snapshotInfo } from './snapshots.js';
+import type { OptState } from './state.js';
+import { writeGuest } from './write.js';
+import { discard, writeZeroes } from './zero-discard.js';
+
+export class OptimizedImage implements Qcow2Device {
+  private autoclearDone = false;
+  private readonly ranges = new RangeLock();
+
+  constructor(readonly state: OptState) {}
+
+  get virtualSize(): number {
+    return this.state.geometry.virtualSize;
+  }
+  get clusterSize(): number {
+    return this.state.geometry.clusterSize;
+  }
+  get readOnly(): boolean {
+    return this.state.readOnly;
+  }
+  get backing(): BlockDevice | undefined {
+    return this.state.backing;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.checkRange(offset, length);
+    return this.onClusters(offset, length, true, () => readGuest(this.state, offset, length));
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkRange(offset, data.byteLength);
+    await this.beforeWrite();
+    await this.onClusters(offset, data.byteLength, false, () => writeGuest(this.state, offset, data));
+  }
+
+  async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
+    this.checkRange(offset, length);
+    await this.beforeWrite();
+    // A partial unit reads its neighbours; lock one cluster more on each side.
+    await this.onClusters(offset, length, false, () => this.state.meta.run(() => this.trimmed(writeZeroes(this.state, offset, length, opts))), 1);
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkRange(offset, length);
+    await this.beforeWrite();
+    await this.onClusters(offset, length, false, () => this.state.meta.run(() => this.trimmed(discard(this.state, offset, length))));
+  }
+
+  async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    this.checkRange(offset, data.byteLength);
+    await this.beforeWrite();
+    await this.onClusters(offset, data.byteLength, false, () => this.state.meta.run(() => writeCompressed(this.state, offset, data)));
+  }
+
+  async flush(): Promise<void> {
+    if (this.state.readOnly) return;
+    await this.whole(async () => {
+      await this.state.order.flushCaches();
+      await this.state.dataFile?.flush();
+      await this.state.file.flush();
+    });
+  }
+
+  async resize(newSize: number): Promise<void> {
+    await this.beforeWrite();
+    await this.whole(() => resize(this.state, newSize));
+  }
+
+  async mapExtents(offset: number, length: number): Promise<Extent[]> {
+    this.checkRange(offset, length);
+    return this.onClusters(offset, length, true, () => mapExtents(this.state, offset, length));
+  }
+
+  async listSnapshots(): Promise<SnapshotInfo[]> {
+    return this.whole(async () => (await readSnapshots(this.state)).map((e) => snapshotInfo(e, this.virtualSize)));
+  }
+
+  async createSnapshot(name: string): Promise<SnapshotInfo> {
+    await this.beforeWrite();
+    return this.whole(async () => snapshotInfo(await createSnapshot(this.state, name), this.virtualSize));
+  }
+
+  async applySnapshot(idOrName: string): Promise<void> {
+    if (this.state.activeBitmaps) throw unsupported('Device has active dirty bitmaps');
+    await this.beforeWrite();
+    await this.whole(() => applySnapshot(this.state, idOrName));
+  }
+
+  async deleteSnapshot(idOrName: string): Promise<void> {
+    await this.beforeWrite();
+    await this.whole(() => deleteSnapshot(this.state, idOrName));
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.state.backing?.close();
+    await this.state.dataFile?.close();
+    await this.state.file.close();
+  }
+
+  private async trimmed(work: Promise<void>): Promise<void> {
+    await work;
+    await this.state.order.trim();
+  }
+
+  private onClusters<T>(offset: number, length: number, shared: boolean, fn: () => Promise<T>, margin = 0): Promise<T> {
+    const C = this.state.geometry.clusterSize;
+    const first = Math.floor(offset / C) - margin;
+    const last = Math.floor((offset + Math.max(length, 1) - 1) / C) + margin;
+    return this.ranges.run(first, last, shared, fn);
+  }
+
+  /** The whole device and the metadata mutex. */
+  private whole<T>(fn: () => Promise<T>): Promise<T> {
+    return this.ranges.runAll(() =>
+      this.state.meta.run(async () => {
+        const out = await fn();
+        await this.state.order.trim();
+        return out;
+      }),
+    );
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw usage(`invalid request: offset ${offset}, length ${length}`);
+    }
+    if (offset + length > this.virtualSize) {
+      throw usage(`request at ${offset} of ${length} bytes is beyond the end of the disk (${this.virtualSize} bytes)`);
+    }
+  }
+
+  /** As the reference engine: refuse read-only/corrupt images; clear autoclear bits (bitmaps go stale). */
+  private async beforeWrite(): Promise<void> {
+    const st = this.state;
+    if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
+    if (st.readOnly) throw usage('the image is open read-only');
+    if (this.autoclearDone) return;
+    await this.whole(async () => {
+      if (this.autoclearDone) return;
+      const keep = st.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW;
+      const hasBitmaps = st.extensions.some((e) => e.kind === 'bitmaps');
+      if (st.header.autoclearFeatures !== keep || hasBitmaps) {
+        st.header.autoclearFeatures = keep;
+        st.activeBitmaps = false;
+        if (hasBitmaps) await dropBitmaps(st);
+        else await writeHeader(st);
+        st.features.bitmapsConsistent = false;
+      }
+      this.autoclearDone = true;
+    });
+  }
+}

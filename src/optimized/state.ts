@@ -1,0 +1,40 @@
+/**
+ * The optimized engine's state. The header, the active L1 table and the refcount table are held in
+ * memory (bounded by QEMU's limits: L1 at most 32 MiB, refcount table at most 8 MiB; for a 1 TiB
+ * image with 64 KiB clusters that is 16 KiB and a few KiB); L2 tables and refcount blocks live in
+ * the two bounded caches.
+ */
+import type { BlockDevice } from '../engine/types.js';
+import type { HeaderExtension } from '../format/extensions.js';
+import type { Geometry } from '../format/geometry.js';
+import type { Header } from '../format/header.js';
+import type { Features } from '../format/validate.js';
+import type { BlockFile } from '../io/block-file.js';
+import type { FlushOrder } from './flush-order.js';
+import type { Mutex } from './mutex.js';
+import type { TableCache } from './table-cache.js';
+
+export interface OptState {
+  file: BlockFile;
+  dataFile: BlockFile | undefined;
+  header: Header;
+  extensions: HeaderExtension[];
+  backingName: string | undefined;
+  geometry: Geometry;
+  features: Features;
+  backing: BlockDevice | undefined;
+  readOnly: boolean;
+  activeBitmaps: boolean;
+  snapshotTableBytes: number;
+  /** Active L1: L2 table offsets (0 = none) and COPIED flags. */
+  l1Offsets: number[];
+  l1Copied: boolean[];
+  /** Refcount table: block offsets (0 = none). */
+  refcountTable: number[];
+  l2Cache: TableCache;
+  refcountCache: TableCache;
+  order: FlushOrder;
+  /** Serialises every metadata change (allocation, L2/refcount updates, write-backs). */
+  meta: Mutex;
+  freeHint: number;
+}

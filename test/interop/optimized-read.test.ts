@@ -1,0 +1,48 @@
+/**
+ * QEMU -> us: the optimized engine reads every corpus image exactly as `qemu-img convert -O raw`
+ * does (the LUKS image aside). The 1 TiB sparse image is compared on the ranges QEMU maps.
+ */
+import { execa } from 'execa';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RECIPES } from '../../src/corpus/recipes.js';
+import { openOptimized } from '../../src/optimized/open.js';
+import { firstDifference } from '../support/raw-compare.js';
+import { getCorpusImage } from './corpus.js';
+
+let work = '';
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'qcow2-opt-read-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('the optimized engine reads what qemu-img reads', () => {
+  for (const recipe of RECIPES.filter((r) => !r.features.includes('encryption=luks'))) {
+    it(recipe.name, async () => {
+      const image = await getCorpusImage(recipe.name);
+      const raw = join(work, `${recipe.name}.raw`);
+      await execa('qemu-img', ['convert', '-O', 'raw', ...image.openArgs, raw], { cwd: image.dir });
+      const device = await openOptimized(image.image, { readOnly: true });
+      try {
+        let ranges: { start: number; length: number }[] | undefined;
+        if (device.virtualSize > 8 * 1024 ** 3) {
+          const map = JSON.parse((await execa('qemu-img', ['map', '--output=json', ...image.openArgs], { cwd: image.dir })).stdout) as {
+            start: number;
+            length: number;
+            data: boolean;
+          }[];
+          ranges = map.filter((m) => m.data).map((m) => ({ start: m.start, length: m.length }));
+          ranges.push({ start: 4 * 1024 ** 3 - 65536, length: 3 * 65536 }, { start: device.virtualSize - 65536, length: 65536 });
+        }
+        expect(await firstDifference(device, raw, ranges)).toBe(-1);
+      } finally {
+        await device.close();
+        await rm(raw, { force: true });
+      }
+    });
+  }
+});
