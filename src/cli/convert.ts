@@ -6,12 +6,11 @@
 import { createImage } from '../create/create.js';
 import { parseCreateOptions, typedCreateOptions } from '../create/options.js';
 import { contentExtents } from '../engine/chain.js';
-import { openImage, type ImageFormat } from '../engine/open.js';
+import { openImage, openQcow2, type ImageFormat } from '../engine/open.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, Qcow2Device } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { NodeFile } from '../io/node-file.js';
-import { openReference } from '../reference/open.js';
 import { parse } from './args.js';
 import type { CliContext } from './context.js';
 import { Progress } from './progress.js';
@@ -64,7 +63,7 @@ async function openTarget(path: string, fmt: ImageFormat, size: number, options:
     const set = parseCreateOptions(options);
     set.set('size', String(size));
     await createImage(path, typedCreateOptions(set));
-    return openReference(path);
+    return openQcow2(path);
   }
   const file = await NodeFile.open(path, { create: true });
   await file.truncate(size);

@@ -2,7 +2,7 @@
  * `qcow2 snapshot [-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE`, as `qemu-img snapshot`: list,
  * create, apply (revert to) or delete internal snapshots.
  */
-import { openReference } from '../reference/open.js';
+import { openQcow2 } from '../engine/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { parse } from './args.js';
 import type { CliContext } from './context.js';
@@ -27,7 +27,7 @@ export async function snapshot(args: string[], ctx: CliContext): Promise<number>
   if (actions.length > 1) throw usage('snapshot: only one of -l, -c, -a, -d can be given');
   if (values.format !== undefined && values.format !== 'qcow2') throw usage(`snapshot: format '${values.format}' has no snapshots`);
   const list = actions.length === 0 || values.list === true;
-  const image = await openReference(positionals[0]!, { readOnly: list });
+  const image = await openQcow2(positionals[0]!, { readOnly: list });
   try {
     if (list) {
       ctx.stdout(snapshotTable(await image.listSnapshots()));

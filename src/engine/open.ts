@@ -1,11 +1,12 @@
 /**
  * Opens an image file as a BlockDevice, by explicit format or by probing its magic.
- * qcow2 images open with the reference engine (the CLI's engine until the optimized one lands).
+ * qcow2 images open with the optimized engine: it is what every user-facing path runs on. The
+ * reference engine (src/reference) is the specification it is checked against.
  */
-import { openReference } from '../reference/open.js';
+import { openOptimized } from '../optimized/open.js';
 import { probeFormat } from './probe.js';
 import { RawDevice } from './raw.js';
-import type { BlockDevice } from './types.js';
+import type { BlockDevice, Qcow2Device } from './types.js';
 
 import type { ImageFormat } from './probe.js';
 
@@ -22,5 +23,10 @@ export interface OpenImageOptions {
 export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
   const format = opts.format ?? (await probeFormat(path));
   if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false });
-  return openReference(path, { readOnly: opts.readOnly ?? false, ...(opts.untrusted ? { followFileNames: false } : {}) });
+  return openQcow2(path, opts);
+}
+
+/** A qcow2 image for the CLI: the optimized engine. */
+export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'format'> = {}): Promise<Qcow2Device> {
+  return openOptimized(path, { readOnly: opts.readOnly ?? false, ...(opts.untrusted ? { followFileNames: false } : {}) });
 }

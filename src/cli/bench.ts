@@ -1,0 +1,169 @@
+/**
+ * `qcow2 bench [-c COUNT] [-d DEPTH] [-f FMT] [--flush-interval=N] [-i AIO] [-n] [--no-drain]
+ * [-o OFFSET] [--pattern=N] [-q] [-s SIZE] [-S STEP] [-t CACHE] [-w] [-U] FILENAME`:
+ * `qemu-img bench` on our engines, with its options, defaults, request order and output lines
+ * (the request loop is src/bench/runner.ts).
+ *
+ * Where we differ, on purpose:
+ * - `-t none|off|directsync` (O_DIRECT), `-i native|io_uring`, `-n` and `--image-opts` are refused
+ *   with a typed 'unsupported' error: our engines do their I/O through the page cache with Node's
+ *   fs, so accepting them would measure something else under their name.
+ * - `-t writeback` (QEMU's default) is how we always run; `-t writethrough` flushes after every
+ *   write; `-t unsafe` drops flushes. `-i threads` (QEMU's default) is accepted and changes
+ *   nothing: Node's fs already runs on a thread pool. `-U` is accepted: we take no image locks.
+ * - `-d 0` makes QEMU loop forever without submitting anything; we refuse it.
+ * - An empty image with requests to send makes QEMU divide by zero; we refuse it.
+ * - A failed request is reported through the usual Qcow2Error line instead of
+ *   `Failed request: <strerror>`; the exit status is 1 either way.
+ */
+import { openImage, type ImageFormat } from '../engine/open.js';
+import { ioError, isQcow2Error, unsupported, usage } from '../errors.js';
+import { intOption, INT_MAX } from '../bench/numbers.js';
+import { completedLine, flushLine, sendingLine } from '../bench/report.js';
+import { runBench, type BenchCache, type BenchPlan } from '../bench/runner.js';
+import { parse } from './args.js';
+import type { CliContext } from './context.js';
+import { parseSizeValue } from './io/parse.js';
+
+const HELP = `usage: qcow2 bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] [-t cache] [-w] [-U] filename
+
+Runs qemu-img bench's request loop on our engines: COUNT requests of SIZE bytes (default 75000 of
+4096), DEPTH in flight (default 64), at OFFSET, OFFSET+STEP, ... wrapping at the image size; reads
+unless -w (writes of the --pattern byte, default 0). -t writeback|writethrough|unsafe, -i threads.
+`;
+
+export interface BenchCommand extends BenchPlan {
+  filename: string;
+  format: ImageFormat | undefined;
+}
+
+/** Reads the arguments as qemu-img bench does; every check happens before the image is opened. */
+export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
+  const { values, positionals } = parse(
+    args,
+    {
+      help: { type: 'boolean', short: 'h' },
+      count: { type: 'string', short: 'c' },
+      depth: { type: 'string', short: 'd' },
+      format: { type: 'string', short: 'f' },
+      native: { type: 'boolean', short: 'n' },
+      aio: { type: 'string', short: 'i' },
+      offset: { type: 'string', short: 'o' },
+      quiet: { type: 'boolean', short: 'q' },
+      size: { type: 'string', short: 's' },
+      step: { type: 'string', short: 'S' },
+      cache: { type: 'string', short: 't' },
+      write: { type: 'boolean', short: 'w' },
+      'force-share': { type: 'boolean', short: 'U' },
+      pattern: { type: 'string' },
+      'flush-interval': { type: 'string' },
+      'no-drain': { type: 'boolean' },
+      'image-opts': { type: 'boolean' },
+    },
+    'bench',
+  );
+  if (values.help) return 'help';
+
+  const count = values.count === undefined ? 75000 : intOption(values.count);
+  if (count === undefined) throw usage('bench: Invalid request count specified');
+  // QEMU takes 0 and then waits forever for requests it never sends.
+  const depth = values.depth === undefined ? 64 : intOption(values.depth, 1);
+  if (depth === undefined) throw usage('bench: Invalid queue depth specified (1 to 2147483647)');
+  const format = imageFormat(values.format);
+  if (values.native) throw unsupported('bench: -n (aio=native) needs O_DIRECT, which our engines do not use');
+  if (values.aio !== undefined) aioMode(values.aio);
+  const offset = values.offset === undefined ? 0 : sizeOption(values.offset, 'offset', Number.MAX_SAFE_INTEGER);
+  const bufferSize = values.size === undefined ? 4096 : sizeOption(values.size, 'buffer size', INT_MAX);
+  const step = values.step === undefined ? 0 : sizeOption(values.step, 'step_size', INT_MAX);
+  const cache = values.cache === undefined ? 'writeback' : cacheMode(values.cache);
+  const pattern = values.pattern === undefined ? 0 : intOption(values.pattern, 0, 0xff);
+  if (pattern === undefined) throw usage('bench: Invalid pattern byte specified');
+  const flushInterval = values['flush-interval'] === undefined ? 0 : intOption(values['flush-interval']);
+  if (flushInterval === undefined) throw usage('bench: Invalid flush interval specified');
+  if (values['image-opts']) throw unsupported('bench: --image-opts is not supported; give a file name');
+
+  if (positionals.length !== 1 || positionals[0] === undefined) throw usage('bench: Expecting one image file name');
+  const write = values.write === true;
+  if (!write && flushInterval) throw usage('bench: --flush-interval is only available in write tests');
+  if (flushInterval && flushInterval < depth) throw usage("bench: Flush interval can't be smaller than depth");
+
+  return {
+    filename: positionals[0],
+    format,
+    write,
+    count,
+    depth,
+    bufferSize,
+    step: step || bufferSize,
+    offset,
+    pattern,
+    flushInterval,
+    drainOnFlush: values['no-drain'] !== true,
+    cache,
+  };
+}
+
+export async function bench(args: string[], ctx: CliContext): Promise<number> {
+  const command = parseBenchArgs(args);
+  if (command === 'help') {
+    ctx.stdout(HELP);
+    return 0;
+  }
+  const device = await openImage(command.filename, { format: command.format, readOnly: !command.write });
+  try {
+    if (command.count > 0 && device.virtualSize <= 0) throw usage('bench: the image is empty, there is nowhere to send requests');
+    ctx.stdout(sendingLine(command));
+    if (command.flushInterval) ctx.stdout(flushLine(command.flushInterval));
+    let result;
+    try {
+      result = await runBench(device, command);
+    } catch (err) {
+      if (isQcow2Error(err)) throw err;
+      throw ioError(`Failed request: ${(err as Error).message}`, { cause: err });
+    }
+    ctx.stdout(completedLine(result.seconds));
+    return 0;
+  } finally {
+    await device.close();
+  }
+}
+
+function imageFormat(value: string | undefined): ImageFormat | undefined {
+  if (value === undefined || value === 'raw' || value === 'qcow2') return value;
+  throw unsupported(`bench: format '${value}' is not supported (raw and qcow2 are)`);
+}
+
+/** qemu's cvtnum_full(name, text, 0, max), with its messages. */
+function sizeOption(text: string, name: string, max: number): number {
+  const value = parseSizeValue(text);
+  if (value === 'invalid') {
+    throw usage(`bench: Invalid ${name} specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.`);
+  }
+  if (value === 'too-large' || value > max) throw usage(`bench: Invalid ${name} specified. Must be between 0 and ${max}.`);
+  return value;
+}
+
+/** bdrv_parse_cache_mode's names; the O_DIRECT ones are refused (see the file comment). */
+function cacheMode(value: string): BenchCache {
+  switch (value) {
+    case 'writeback':
+    case 'writethrough':
+    case 'unsafe':
+      return value;
+    case 'none':
+    case 'off':
+    case 'directsync':
+      throw unsupported(`bench: cache mode '${value}' needs O_DIRECT; our engines do their I/O through the page cache (use writeback, writethrough or unsafe)`);
+    default:
+      throw usage('bench: Invalid cache mode');
+  }
+}
+
+/** bdrv_parse_aio's names: 'threads' is what we do anyway; the others are refused. */
+function aioMode(value: string): void {
+  if (value === 'threads') return;
+  if (value === 'native' || value === 'io_uring') {
+    throw unsupported(`bench: aio mode '${value}' is not supported; our engines use Node's fs (a thread pool, like -i threads)`);
+  }
+  throw usage(`bench: Invalid aio option: ${value}`);
+}
