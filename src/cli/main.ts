@@ -1,6 +1,7 @@
 /** Entry point of the `qcow2` command: dispatches to one file per subcommand. */
 import { isQcow2Error } from '../errors.js';
 import { type CliContext, processContext, type Subcommand } from './context.js';
+import { bench } from './bench.js';
 import { compare } from './compare.js';
 import { convert } from './convert.js';
 import { create } from './create.js';
@@ -10,11 +11,12 @@ import { map } from './map.js';
 import { snapshot } from './snapshot.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { compare, convert, create, info, io, map, snapshot, verify };
+const COMMANDS: Record<string, Subcommand> = { bench, compare, convert, create, info, io, map, snapshot, verify };
 
 const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 
 Commands:
+  bench [-c N] [-d N] [-s SIZE] [-S STEP] [-o OFF] [-w] [-t CACHE] [-f FMT] IMAGE  qemu-img bench's request loop on our engine
   compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
   convert [-f FMT] [-O raw|qcow2] [-o OPTS] [-c] [-p] IN OUT  copy guest contents into a new image
   create [-q] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]  create an image as qemu-img create -f qcow2 does
