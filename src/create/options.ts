@@ -424,7 +424,7 @@ export interface CreateOptions {
   /** Stored as given (not made absolute). */
   backingFile?: string;
   backingFormat?: string;
-  /** Encryption is not implemented: any value is refused. */
+  /** Encryption is not supported: any value is refused. */
   encrypt?: unknown;
 }
 

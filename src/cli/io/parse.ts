@@ -115,7 +115,7 @@ const COMMANDS: CommandSpec[] = [
   { name: 'flush', alias: 'f', argmin: 0, argmax: 0, args: '', oneline: 'flush all in-core file state to disk' },
 ];
 
-/** The other commands of qemu-io 7.2: valid there, not implemented here. */
+/** The other commands of qemu-io 7.2: valid there, refused here with a typed unsupported error. */
 const OTHER_QEMU_IO_COMMANDS = new Set([
   'abort', 'aio_flush', 'aio_read', 'aio_write', 'alloc', 'break', 'close', 'help', 'info', 'length', 'l', 'map',
   'open', 'o', 'quit', 'q', 'readv', 'remove_break', 'reopen', 'resume', 'sigraise', 'sleep', 'truncate', 't',
