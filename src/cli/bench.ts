@@ -9,8 +9,9 @@
  *   with a typed 'unsupported' error: our engines do their I/O through the page cache with Node's
  *   fs, so accepting them would measure something else under their name.
  * - `-t writeback` (QEMU's default) is how we always run; `-t writethrough` flushes after every
- *   write; `-t unsafe` drops flushes. `-i threads` (QEMU's default) is accepted and changes
- *   nothing: Node's fs already runs on a thread pool. `-U` is accepted: we take no image locks.
+ *   write; `-t unsafe` drops flushes. Our default I/O is synchronous pread/pwrite (see
+ *   src/io/node-file.ts); `-i threads` (QEMU's default) does it on libuv's thread pool instead.
+ *   `-U` is accepted: we take no image locks.
  * - `-d 0` makes QEMU loop forever without submitting anything; we refuse it.
  * - An empty image with requests to send makes QEMU divide by zero; we refuse it.
  * - A failed request is reported through the usual Qcow2Error line instead of
@@ -33,6 +34,8 @@ unless -w (writes of the --pattern byte, default 0). -t writeback|writethrough|u
 `;
 
 export interface BenchCommand extends BenchPlan {
+  /** 'threads' with -i threads; otherwise our default (synchronous pread/pwrite). */
+  io?: 'threads';
   filename: string;
   format: ImageFormat | undefined;
 }
@@ -71,7 +74,7 @@ export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
   if (depth === undefined) throw usage('bench: Invalid queue depth specified (1 to 2147483647)');
   const format = imageFormat(values.format);
   if (values.native) throw unsupported('bench: -n (aio=native) needs O_DIRECT, which our engines do not use');
-  if (values.aio !== undefined) aioMode(values.aio);
+  const io = values.aio === undefined ? undefined : aioMode(values.aio);
   const offset = values.offset === undefined ? 0 : sizeOption(values.offset, 'offset', Number.MAX_SAFE_INTEGER);
   const bufferSize = values.size === undefined ? 4096 : sizeOption(values.size, 'buffer size', INT_MAX);
   const step = values.step === undefined ? 0 : sizeOption(values.step, 'step_size', INT_MAX);
@@ -90,6 +93,7 @@ export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
   return {
     filename: positionals[0],
     format,
+    ...(io ? { io } : {}),
     write,
     count,
     depth,
@@ -109,7 +113,7 @@ export async function bench(args: string[], ctx: CliContext): Promise<number> {
     ctx.stdout(HELP);
     return 0;
   }
-  const device = await openImage(command.filename, { format: command.format, readOnly: !command.write });
+  const device = await openImage(command.filename, { format: command.format, readOnly: !command.write, ...(command.io ? { io: command.io } : {}) });
   try {
     if (command.count > 0 && device.virtualSize <= 0) throw usage('bench: the image is empty, there is nowhere to send requests');
     ctx.stdout(sendingLine(command));
@@ -159,11 +163,11 @@ function cacheMode(value: string): BenchCache {
   }
 }
 
-/** bdrv_parse_aio's names: 'threads' is what we do anyway; the others are refused. */
-function aioMode(value: string): void {
-  if (value === 'threads') return;
+/** bdrv_parse_aio's names: 'threads' selects libuv's thread pool; native and io_uring are refused. */
+function aioMode(value: string): 'threads' {
+  if (value === 'threads') return 'threads';
   if (value === 'native' || value === 'io_uring') {
-    throw unsupported(`bench: aio mode '${value}' is not supported; our engines use Node's fs (a thread pool, like -i threads)`);
+    throw unsupported(`bench: aio mode '${value}' is not supported; our engines use synchronous pread/pwrite, or a thread pool with -i threads`);
   }
   throw usage(`bench: Invalid aio option: ${value}`);
 }

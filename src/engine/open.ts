@@ -18,15 +18,21 @@ export interface OpenImageOptions {
   readOnly?: boolean;
   /** Do not follow backing / data file names stored in the image. */
   untrusted?: boolean;
+  /** Synchronous pread/pwrite (default) or libuv's thread pool. */
+  io?: 'sync' | 'threads';
 }
 
 export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
   const format = opts.format ?? (await probeFormat(path));
-  if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false });
+  if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false, ...(opts.io ? { io: opts.io } : {}) });
   return openQcow2(path, opts);
 }
 
 /** A qcow2 image for the CLI: the optimized engine. */
 export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'format'> = {}): Promise<Qcow2Device> {
-  return openOptimized(path, { readOnly: opts.readOnly ?? false, ...(opts.untrusted ? { followFileNames: false } : {}) });
+  return openOptimized(path, {
+    readOnly: opts.readOnly ?? false,
+    ...(opts.untrusted ? { followFileNames: false } : {}),
+    ...(opts.io ? { io: opts.io } : {}),
+  });
 }

@@ -10,7 +10,7 @@
  */
 import { usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
-import { NodeFile } from '../io/node-file.js';
+import { type IoMode, NodeFile } from '../io/node-file.js';
 import type { BlockDevice, Extent, WriteZeroesOptions } from './types.js';
 
 const SECTOR = 512;
@@ -23,8 +23,8 @@ export class RawDevice implements BlockDevice {
     private fileSize: number,
   ) {}
 
-  static async open(path: string, opts: { readOnly?: boolean } = {}): Promise<RawDevice> {
-    const file = await NodeFile.open(path, { readOnly: opts.readOnly ?? false });
+  static async open(path: string, opts: { readOnly?: boolean; io?: IoMode } = {}): Promise<RawDevice> {
+    const file = await NodeFile.open(path, { readOnly: opts.readOnly ?? false, ...(opts.io ? { io: opts.io } : {}) });
     try {
       return await RawDevice.over(file);
     } catch (err) {

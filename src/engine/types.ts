@@ -78,6 +78,8 @@ export interface OpenOptions {
    * never opened (an image that needs one fails to open with a typed 'unsupported' error).
    */
   followFileNames?: boolean;
+  /** How file I/O is done: synchronous pread/pwrite (default) or libuv's thread pool. */
+  io?: 'sync' | 'threads';
   /** Open this backing instead of the one the image names (qemu's `-b` at open time). */
   backingOverride?: { path: string; format: 'raw' | 'qcow2' } | null;
 }

@@ -1,20 +1,30 @@
-/** BlockFile over a real file, through node:fs promises. */
+/**
+ * BlockFile over a real file. Two ways to do the I/O:
+ * - 'sync' (the default): pread/pwrite on the calling thread. On data in the page cache this is
+ *   several times faster than a thread-pool round trip (4 KiB random reads at depth 16: 140k/s
+ *   against 52k/s here), at the price of blocking the event loop for the duration of each call.
+ * - 'threads': node:fs promises, on libuv's thread pool (like QEMU's aio=threads).
+ */
+import { fdatasyncSync, readSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ioError, usage } from '../errors.js';
 import type { BlockFile } from './block-file.js';
+
+export type IoMode = 'sync' | 'threads';
 
 export class NodeFile implements BlockFile {
   private constructor(
     private readonly handle: FileHandle,
     readonly path: string,
     readonly readOnly: boolean,
+    readonly io: IoMode,
   ) {}
 
-  static async open(path: string, opts: { readOnly?: boolean; create?: boolean } = {}): Promise<NodeFile> {
+  static async open(path: string, opts: { readOnly?: boolean; create?: boolean; io?: IoMode } = {}): Promise<NodeFile> {
     const readOnly = opts.readOnly ?? false;
     const flags = readOnly ? 'r' : opts.create ? 'w+' : 'r+';
     try {
-      return new NodeFile(await open(path, flags), path, readOnly);
+      return new NodeFile(await open(path, flags), path, readOnly, opts.io ?? 'sync');
     } catch (err) {
       throw ioError(`cannot open '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
     }
@@ -25,7 +35,10 @@ export class NodeFile implements BlockFile {
     let done = 0;
     try {
       while (done < length) {
-        const { bytesRead } = await this.handle.read(buf, done, length - done, offset + done);
+        const bytesRead =
+          this.io === 'sync'
+            ? readSync(this.handle.fd, buf, done, length - done, offset + done)
+            : (await this.handle.read(buf, done, length - done, offset + done)).bytesRead;
         if (bytesRead === 0) break;
         done += bytesRead;
       }
@@ -40,7 +53,10 @@ export class NodeFile implements BlockFile {
     let done = 0;
     try {
       while (done < data.byteLength) {
-        const { bytesWritten } = await this.handle.write(data, done, data.byteLength - done, offset + done);
+        const bytesWritten =
+          this.io === 'sync'
+            ? writeSync(this.handle.fd, data, done, data.byteLength - done, offset + done)
+            : (await this.handle.write(data, done, data.byteLength - done, offset + done)).bytesWritten;
         done += bytesWritten;
       }
     } catch (err) {
@@ -64,7 +80,8 @@ export class NodeFile implements BlockFile {
   async flush(): Promise<void> {
     if (this.readOnly) return;
     try {
-      await this.handle.datasync();
+      if (this.io === 'sync') fdatasyncSync(this.handle.fd);
+      else await this.handle.datasync();
     } catch (err) {
       throw ioError(`flush failed: ${describe(err)}`, { cause: err });
     }

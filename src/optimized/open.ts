@@ -34,7 +34,7 @@ export interface OptimizedOpenOptions extends OpenOptions {
 
 export async function openOptimized(path: string, opts: OptimizedOpenOptions = {}, depth = 0): Promise<OptimizedImage> {
   const readOnly = opts.readOnly ?? false;
-  const file = await NodeFile.open(path, { readOnly });
+  const file = await NodeFile.open(path, { readOnly, ...(opts.io ? { io: opts.io } : {}) });
   const opened: BlockDevice[] = [];
   try {
     let dataFile: NodeFile | undefined;
@@ -45,7 +45,7 @@ export async function openOptimized(path: string, opts: OptimizedOpenOptions = {
     }
     if (meta.layout.features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
-      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly });
+      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...(opts.io ? { io: opts.io } : {}) });
     }
     const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
     if (backing) opened.push(backing);
@@ -137,7 +137,7 @@ async function openBacking(
 
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OptimizedOpenOptions, depth: number): Promise<BlockDevice> {
   if (depth + 1 > MAX_BACKING_DEPTH) throw unsupported(`backing chain deeper than ${MAX_BACKING_DEPTH}`);
-  if (format === 'raw') return RawDevice.open(path, { readOnly: true });
+  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...(opts.io ? { io: opts.io } : {}) });
   const { backingOverride: _ignored, ...rest } = opts;
   return openOptimized(path, { ...rest, readOnly: true }, depth + 1);
 }

@@ -20,7 +20,7 @@ export const MAX_BACKING_DEPTH = 32;
 
 export async function openReference(path: string, opts: OpenOptions = {}, depth = 0): Promise<ReferenceImage> {
   const readOnly = opts.readOnly ?? false;
-  const file = await NodeFile.open(path, { readOnly });
+  const file = await NodeFile.open(path, { readOnly, ...(opts.io ? { io: opts.io } : {}) });
   const opened: BlockDevice[] = [];
   try {
     const meta = await readMetadata(file);
@@ -30,7 +30,7 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
     let dataFile: NodeFile | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
-      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly });
+      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...(opts.io ? { io: opts.io } : {}) });
     }
     const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
     if (backing) opened.push(backing);
@@ -91,7 +91,7 @@ async function openBacking(
 
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OpenOptions, depth: number): Promise<BlockDevice> {
   if (depth + 1 > MAX_BACKING_DEPTH) throw unsupported(`backing chain deeper than ${MAX_BACKING_DEPTH}`);
-  if (format === 'raw') return RawDevice.open(path, { readOnly: true });
+  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...(opts.io ? { io: opts.io } : {}) });
   const { backingOverride: _ignored, ...rest } = opts;
   return openReference(path, { ...rest, readOnly: true }, depth + 1);
 }
