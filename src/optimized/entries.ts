@@ -2,20 +2,13 @@
  * L2 entries of the optimized engine, decoded with the hand-written codecs straight from cached
  * tables into a union that includes `invalid`, and encoded back into a table.
  */
+import type { Mapping, NewL2Entry } from '../engine/mapping.js';
 import { view } from '../format/bytes.js';
 import { decodeCompressedDescriptor, encodeCompressedDescriptor } from '../format/compressed.js';
 import { decodeL2Entry, decodeStandardDescriptor, encodeL2Entry, encodeStandardDescriptor } from '../format/l2.js';
 import type { OptState } from './state.js';
 
-export type Mapping =
-  | { kind: 'unallocated' }
-  | { kind: 'normal'; hostOffset: number; copied: boolean }
-  | { kind: 'zero'; hostOffset: number; copied: boolean }
-  | { kind: 'compressed'; hostOffset: number; length: number }
-  | { kind: 'subclusters'; hostOffset: number; copied: boolean; alloc: number; zero: number }
-  | { kind: 'invalid'; reason: string };
-
-export type NewL2Entry = Exclude<Mapping, { kind: 'invalid' }>;
+export type { Mapping, NewL2Entry } from '../engine/mapping.js';
 
 /** Decodes entry `index` of an L2 table held in `table`. */
 export function decodeMapping(st: OptState, table: Uint8Array, index: number, tableOffset: number): Mapping {

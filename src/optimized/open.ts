@@ -3,7 +3,7 @@
  * refcount tables into memory, the two caches, then the external data file, the backing chain (same
  * policy as the reference engine) and repair of an image left dirty.
  */
-import { dirname, isAbsolute, join } from 'node:path';
+import { checkBackingDepth, linkedPath } from '../engine/linked-path.js';
 import { probeFormat } from '../engine/probe.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
@@ -22,7 +22,6 @@ import { rebuildRefcounts } from './rebuild.js';
 import type { OptState } from './state.js';
 import { TableCache } from './table-cache.js';
 
-export const MAX_BACKING_DEPTH = 32;
 /** Enough L2 to map 8 GiB of an image with 64 KiB clusters. */
 export const DEFAULT_L2_CACHE_BYTES = 1 << 20;
 export const DEFAULT_REFCOUNT_CACHE_BYTES = 256 << 10;
@@ -110,13 +109,6 @@ export async function openOnFiles(
   return new OptimizedImage(state);
 }
 
-function linkedPath(imagePath: string, name: string, what: string, opts: OpenOptions): string {
-  if (opts.followFileNames === false) throw unsupported(`refusing to open the ${what} '${name}' named by an untrusted image`);
-  if (name.length === 0 || name.includes('\0')) throw corrupt(`the ${what} name is empty or holds a NUL byte`);
-  if (/^[a-z][a-z0-9+.-]*:/i.test(name)) throw unsupported(`${what} '${name}' is not a plain file name`);
-  return isAbsolute(name) ? name : join(dirname(imagePath), name);
-}
-
 async function openBacking(
   imagePath: string,
   name: string | undefined,
@@ -136,7 +128,7 @@ async function openBacking(
 }
 
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OptimizedOpenOptions, depth: number): Promise<BlockDevice> {
-  if (depth + 1 > MAX_BACKING_DEPTH) throw unsupported(`backing chain deeper than ${MAX_BACKING_DEPTH}`);
+  checkBackingDepth(depth);
   if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...(opts.io ? { io: opts.io } : {}) });
   const { backingOverride: _ignored, ...rest } = opts;
   return openOptimized(path, { ...rest, readOnly: true }, depth + 1);

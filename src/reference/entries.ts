@@ -8,21 +8,11 @@ import { view } from '../format/bytes.js';
 import { encodeCompressedDescriptor } from '../format/compressed.js';
 import { encodeL1Entry } from '../format/l1.js';
 import { encodeL2Entry, encodeStandardDescriptor } from '../format/l2.js';
+import type { Mapping, NewL2Entry } from '../engine/mapping.js';
 import { parseL1Table, parseL2Table } from '../spec/kaitai.js';
 import type { RefState } from './state.js';
 
-/** What one L2 entry says about its guest cluster. */
-export type Mapping =
-  | { kind: 'unallocated' }
-  /** Data at hostOffset (in the data file when the image has one). */
-  | { kind: 'normal'; hostOffset: number; copied: boolean }
-  /** Reads as zeros; hostOffset 0 = no preallocated cluster. */
-  | { kind: 'zero'; hostOffset: number; copied: boolean }
-  /** Compressed data: `length` bytes from hostOffset to the end of the last sector. */
-  | { kind: 'compressed'; hostOffset: number; length: number }
-  /** Extended L2: per-subcluster allocated / zero masks; hostOffset 0 = no cluster yet. */
-  | { kind: 'subclusters'; hostOffset: number; copied: boolean; alloc: number; zero: number }
-  | { kind: 'invalid'; reason: string };
+export type { Mapping, NewL2Entry } from '../engine/mapping.js';
 
 export interface L1Slot {
   /** File offset of the L1 entry. */
@@ -94,14 +84,6 @@ export function classify(st: RefState, bytes: Uint8Array, at: number): Mapping {
   if (!hasOffset) return { kind: 'unallocated' };
   return { kind: 'normal', hostOffset: offset, copied: e.copied };
 }
-
-/** The raw fields of an L2 entry to write. */
-export type NewL2Entry =
-  | { kind: 'unallocated' }
-  | { kind: 'normal'; hostOffset: number; copied: boolean }
-  | { kind: 'zero'; hostOffset: number; copied: boolean }
-  | { kind: 'compressed'; hostOffset: number; length: number }
-  | { kind: 'subclusters'; hostOffset: number; copied: boolean; alloc: number; zero: number };
 
 export async function writeL2Entry(st: RefState, at: number, entry: NewL2Entry): Promise<void> {
   const g = st.geometry;

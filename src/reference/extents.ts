@@ -1,6 +1,6 @@
 /** This layer's map of a guest range (what qemu-img map builds on), cluster by cluster. */
+import { appendClipped, appendExtent, type ClusterShape, clusterExtents } from '../engine/cluster-extents.js';
 import type { Extent } from '../engine/types.js';
-import type { Mapping } from './entries.js';
 import { mappingOf, spanOf } from './lookup.js';
 import { hasHostCluster } from './release.js';
 import type { RefState } from './state.js';
@@ -8,6 +8,7 @@ import type { RefState } from './state.js';
 export async function mapExtents(st: RefState, offset: number, length: number): Promise<Extent[]> {
   const C = st.geometry.clusterSize;
   const out: Extent[] = [];
+  const shape = shapeOf(st);
   let pos = offset;
   const end = offset + length;
   while (pos < end) {
@@ -15,68 +16,22 @@ export async function mapExtents(st: RefState, offset: number, length: number): 
     const located = await mappingOf(st, clusterStart);
     if (located.l2 === undefined) {
       const to = Math.min(clusterStart + spanOf(st, located, clusterStart), end);
-      push(out, { start: pos, length: to - pos, kind: 'unallocated' });
+      appendExtent(out, { start: pos, length: to - pos, kind: 'unallocated' });
       pos = to;
       continue;
     }
     const { mapping } = located;
-    for (const piece of pieces(st, mapping, clusterStart)) {
-      const from = Math.max(piece.start, pos);
-      const to = Math.min(piece.start + piece.length, end);
-      if (from >= to) continue;
-      const hostOffset = piece.hostOffset === undefined ? undefined : piece.hostOffset + (from - piece.start);
-      push(out, { ...piece, start: from, length: to - from, ...(hostOffset === undefined ? {} : { hostOffset }) });
-    }
+    appendClipped(out, clusterExtents(mapping, clusterStart, shape), pos, end);
     pos = Math.min(clusterStart + C, end);
   }
   return out;
 }
 
-/** The extents of one whole cluster. */
-function pieces(st: RefState, m: Mapping, clusterStart: number): Extent[] {
-  const C = st.geometry.clusterSize;
-  const file = st.dataFile ? ('data-file' as const) : ('image' as const);
-  switch (m.kind) {
-    case 'unallocated':
-      return [{ start: clusterStart, length: C, kind: 'unallocated' }];
-    case 'compressed':
-      return [{ start: clusterStart, length: C, kind: 'compressed' }];
-    case 'normal':
-      return [{ start: clusterStart, length: C, kind: 'data', hostOffset: m.hostOffset, file }];
-    case 'zero':
-      return [
-        hasHostCluster(st, m)
-          ? { start: clusterStart, length: C, kind: 'zero', hostOffset: m.hostOffset, file }
-          : { start: clusterStart, length: C, kind: 'zero' },
-      ];
-    case 'subclusters': {
-      const S = st.geometry.subclusterSize;
-      const out: Extent[] = [];
-      for (let sc = 0; sc < 32; sc++) {
-        const start = clusterStart + sc * S;
-        const host = hasHostCluster(st, m) ? { hostOffset: m.hostOffset + sc * S, file } : {};
-        if ((m.alloc >>> sc) & 1) out.push({ start, length: S, kind: 'data', ...host });
-        else if ((m.zero >>> sc) & 1) out.push({ start, length: S, kind: 'zero', ...host });
-        else out.push({ start, length: S, kind: 'unallocated', ...host });
-      }
-      return out;
-    }
-    case 'invalid':
-      return [];
-  }
-}
-
-/** Appends, merging with the previous extent when it continues it exactly. */
-function push(out: Extent[], e: Extent): void {
-  const last = out[out.length - 1];
-  const contiguousHost =
-    last !== undefined &&
-    (last.hostOffset === undefined
-      ? e.hostOffset === undefined
-      : e.hostOffset !== undefined && last.hostOffset + last.length === e.hostOffset && last.file === e.file);
-  if (last && last.kind === e.kind && last.start + last.length === e.start && contiguousHost) {
-    last.length += e.length;
-    return;
-  }
-  out.push({ ...e });
+function shapeOf(st: RefState): ClusterShape {
+  return {
+    clusterSize: st.geometry.clusterSize,
+    subclusterSize: st.geometry.subclusterSize,
+    file: st.dataFile ? 'data-file' : 'image',
+    hasHost: (m) => hasHostCluster(st, m),
+  };
 }

@@ -3,7 +3,7 @@
  * backing chain (names are resolved against the image's folder; an untrusted-image policy refuses
  * to follow them), then repair of an image left dirty.
  */
-import { dirname, isAbsolute, join } from 'node:path';
+import { checkBackingDepth, linkedPath } from '../engine/linked-path.js';
 import { probeFormat } from '../engine/probe.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
@@ -14,9 +14,6 @@ import { NodeFile } from '../io/node-file.js';
 import { ReferenceImage } from './image.js';
 import { rebuildRefcounts } from './rebuild.js';
 import { type RefState, writeHeader } from './state.js';
-
-/** Backing chains deeper than this are refused (a loop or a hostile chain). */
-export const MAX_BACKING_DEPTH = 32;
 
 export async function openReference(path: string, opts: OpenOptions = {}, depth = 0): Promise<ReferenceImage> {
   const readOnly = opts.readOnly ?? false;
@@ -63,14 +60,6 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
   }
 }
 
-/** A file named by the image, relative to the image's folder; refused under the untrusted policy. */
-function linkedPath(imagePath: string, name: string, what: string, opts: OpenOptions): string {
-  if (opts.followFileNames === false) throw unsupported(`refusing to open the ${what} '${name}' named by an untrusted image`);
-  if (name.length === 0 || name.includes('\0')) throw corrupt(`the ${what} name is empty or holds a NUL byte`);
-  if (/^[a-z][a-z0-9+.-]*:/i.test(name)) throw unsupported(`${what} '${name}' is not a plain file name`);
-  return isAbsolute(name) ? name : join(dirname(imagePath), name);
-}
-
 async function openBacking(
   imagePath: string,
   name: string | undefined,
@@ -90,7 +79,7 @@ async function openBacking(
 }
 
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OpenOptions, depth: number): Promise<BlockDevice> {
-  if (depth + 1 > MAX_BACKING_DEPTH) throw unsupported(`backing chain deeper than ${MAX_BACKING_DEPTH}`);
+  checkBackingDepth(depth);
   if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...(opts.io ? { io: opts.io } : {}) });
   const { backingOverride: _ignored, ...rest } = opts;
   return openReference(path, { ...rest, readOnly: true }, depth + 1);
