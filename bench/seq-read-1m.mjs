@@ -1,11 +1,11 @@
-// Sequential 1 MiB reads of a fully allocated qcow2 image (ours, 4 in flight) against Node's own
+// Sequential 1 MiB reads of a fully allocated qcow2 image (ours, one at a time as the peer) against Node's own
 // fs.readSync reading the equivalent raw file sequentially, both over the whole image twice.
 import { join } from 'node:path';
 import { allocatedImage, allocatedRaw, alternate, benchSeconds, ours, REPO, warm } from './lib.mjs';
 import { isMain, main } from './table.mjs';
 
 const MiB = 1 << 20;
-const DEPTH = 4;
+const DEPTH = 1;
 
 export default {
   name: 'seq-read-1m',

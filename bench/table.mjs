@@ -1,4 +1,4 @@
-// Runs benchmark definitions and prints the table: benchmark, ours (median), qemu (median), ratio,
+// Runs benchmark definitions and prints the table: benchmark, ours (median), peer (median), ratio,
 // goal, met?. Shared by run.mjs and by each benchmark script run on its own.
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,7 +17,7 @@ function formatValue(value, unit) {
 
 /** Rows for the results; ratio is always "ours / peer" in throughput (higher is better). */
 export function tableText(results) {
-  const header = ['benchmark', 'ours (median)', 'qemu (median)', 'ratio', 'goal', 'met?'];
+  const header = ['benchmark', 'ours (median)', 'peer (median)', 'ratio', 'goal', 'met?'];
   const rows = results.map((r) => [
     r.name,
     formatValue(r.ours, r.unit),

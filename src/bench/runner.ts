@@ -20,7 +20,7 @@ import { nextOffset } from './requests.js';
 /** What the runner needs from an engine (a BlockDevice has all of it). */
 export interface BenchTarget {
   readonly virtualSize: number;
-  read(offset: number, length: number): Promise<unknown>;
+  readInto(offset: number, target: Uint8Array): Promise<unknown>;
   write(offset: number, data: Uint8Array): Promise<void>;
   flush(): Promise<void>;
 }
@@ -120,7 +120,7 @@ export function runBench(target: BenchTarget, plan: BenchPlan, clock: Clock = de
       let request: Promise<unknown>;
       try {
         if (!plan.write) {
-          request = target.read(requestOffset, plan.bufferSize);
+          request = target.readInto(requestOffset, buffers[slot] as Uint8Array);
         } else {
           const data = buffers[slot] as Uint8Array;
           request = target.write(requestOffset, data);

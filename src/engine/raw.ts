@@ -47,13 +47,18 @@ export class RawDevice implements BlockDevice {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    this.checkRange('read', offset, length);
-    if (length === 0) return new Uint8Array(0);
-    const got = offset < this.fileSize ? await this.file.read(offset, Math.min(length, this.fileSize - offset)) : new Uint8Array(0);
-    if (got.byteLength === length) return got;
     const buf = new Uint8Array(length);
-    buf.set(got);
+    await this.readInto(offset, buf);
     return buf;
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    const length = target.byteLength;
+    this.checkRange('read', offset, length);
+    if (length === 0) return;
+    const inFile = offset < this.fileSize ? Math.min(length, this.fileSize - offset) : 0;
+    const got = inFile > 0 ? await this.file.readInto(offset, target.subarray(0, inFile)) : 0;
+    if (got < length) target.fill(0, got);
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {

@@ -34,6 +34,8 @@ export interface BlockDevice {
   readonly virtualSize: number;
   readonly readOnly: boolean;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Reads [offset, offset + target.byteLength) into `target`, without allocating a result. */
+  readInto(offset: number, target: Uint8Array): Promise<void>;
   write(offset: number, data: Uint8Array): Promise<void>;
   writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>;
   discard(offset: number, length: number): Promise<void>;

@@ -18,6 +18,11 @@ export type WriteTag =
 export interface BlockFile {
   /** Reads up to `length` bytes at `offset`; the result is shorter only at end of file. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Reads into `target` (all of it, or up to end of file) and returns the number of bytes read;
+   * bytes of `target` past that count are left as they were. No buffer is allocated.
+   */
+  readInto(offset: number, target: Uint8Array): Promise<number>;
   write(offset: number, data: Uint8Array, tag?: WriteTag): Promise<void>;
   size(): Promise<number>;
   truncate(length: number): Promise<void>;

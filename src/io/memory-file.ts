@@ -14,9 +14,18 @@ export class MemoryFile implements BlockFile {
     this.length = initial.byteLength;
   }
 
+  /** Goes through readInto, so a subclass that watches or delays reads overrides that one only. */
   async read(offset: number, length: number): Promise<Uint8Array> {
-    const end = Math.min(this.length, offset + length);
-    return offset >= end ? new Uint8Array(0) : this.data.slice(offset, end);
+    const out = new Uint8Array(length);
+    const n = await this.readInto(offset, out);
+    return n === length ? out : out.subarray(0, n);
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<number> {
+    const end = Math.min(this.length, offset + target.byteLength);
+    if (offset >= end) return 0;
+    target.set(this.data.subarray(offset, end));
+    return end - offset;
   }
 
   async write(offset: number, bytes: Uint8Array): Promise<void> {

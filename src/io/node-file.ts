@@ -32,20 +32,26 @@ export class NodeFile implements BlockFile {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     const buf = new Uint8Array(length);
+    const done = await this.readInto(offset, buf);
+    return done === length ? buf : buf.subarray(0, done);
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<number> {
+    const length = target.byteLength;
     let done = 0;
     try {
       while (done < length) {
         const bytesRead =
           this.io === 'sync'
-            ? readSync(this.handle.fd, buf, done, length - done, offset + done)
-            : (await this.handle.read(buf, done, length - done, offset + done)).bytesRead;
+            ? readSync(this.handle.fd, target, done, length - done, offset + done)
+            : (await this.handle.read(target, done, length - done, offset + done)).bytesRead;
         if (bytesRead === 0) break;
         done += bytesRead;
       }
     } catch (err) {
       throw ioError(`read of ${length} bytes at 0x${offset.toString(16)} failed: ${describe(err)}`, { offset, cause: err });
     }
-    return done === length ? buf : buf.subarray(0, done);
+    return done;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {

@@ -161,8 +161,14 @@ class PageCache implements BlockFile {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    const P = PageCache.PAGE;
     const out = new Uint8Array(length);
+    const done = await this.readInto(offset, out);
+    return done === length ? out : out.subarray(0, done);
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<number> {
+    const P = PageCache.PAGE;
+    const length = target.byteLength;
     let done = 0;
     while (done < length) {
       const at = offset + done;
@@ -171,10 +177,10 @@ class PageCache implements BlockFile {
       const from = at - index * P;
       const n = Math.min(length - done, page.byteLength - from);
       if (n <= 0) break;
-      out.set(page.subarray(from, from + n), done);
+      target.set(page.subarray(from, from + n), done);
       done += n;
     }
-    return done === length ? out : out.subarray(0, done);
+    return done;
   }
 
   private async page(index: number): Promise<Uint8Array> {

@@ -11,7 +11,7 @@ import { writeCompressed } from './compressed-write.js';
 import { mapExtents } from './extents.js';
 import { writeHeader } from './header.js';
 import { RangeLock } from './range-lock.js';
-import { readGuest } from './read.js';
+import { readGuestInto } from './read.js';
 import { resize } from './resize.js';
 import { applySnapshot, createSnapshot, deleteSnapshot, readSnapshots, snapshotInfo } from './snapshots.js';
 import type { OptState } from './state.js';
@@ -38,8 +38,14 @@ export class OptimizedImage implements Qcow2Device {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    this.checkRange(offset, length);
-    return this.onClusters(offset, length, true, () => readGuest(this.state, offset, length));
+    const out = new Uint8Array(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.checkRange(offset, target.byteLength);
+    return this.onClusters(offset, target.byteLength, true, () => readGuestInto(this.state, offset, target));
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {

@@ -93,17 +93,35 @@ function l1IndexOfSafe(st: OptState, guestOffset: number): boolean {
 
 export async function readGuest(st: OptState, offset: number, length: number): Promise<Uint8Array> {
   const out = new Uint8Array(length);
-  const pieces = await planRead(st, offset, length);
-  await Promise.all(
-    pieces.map(async (p) => {
-      let bytes: Uint8Array;
-      if (p.kind === 'host') bytes = await readHost(st, p.host, p.len);
-      else if (p.kind === 'below') bytes = await readBelow(st, p.pos, p.len);
-      else bytes = (await readCompressed(st, p.mapping)).subarray(p.inCluster, p.inCluster + p.len);
-      out.set(bytes, p.pos - offset);
-    }),
-  );
+  await readGuestInto(st, offset, out);
   return out;
+}
+
+/**
+ * Reads guest [offset, offset + target.byteLength) straight into `target`: host runs are read by
+ * the file into their place, so a large request costs no allocation and no extra copy.
+ */
+export async function readGuestInto(st: OptState, offset: number, target: Uint8Array): Promise<void> {
+  const pieces = await planRead(st, offset, target.byteLength);
+  fillGaps(pieces, offset, target);
+  await Promise.all(pieces.map((p) => readPiece(st, p, target.subarray(p.pos - offset, p.pos - offset + p.len))));
+}
+
+/** Zeros where no piece will write (zero clusters and subclusters need no I/O). */
+function fillGaps(pieces: Piece[], base: number, target: Uint8Array): void {
+  let at = 0;
+  for (const p of pieces) {
+    const from = p.pos - base;
+    if (from > at) target.fill(0, at, from);
+    at = from + p.len;
+  }
+  if (at < target.byteLength) target.fill(0, at);
+}
+
+async function readPiece(st: OptState, p: Piece, into: Uint8Array): Promise<void> {
+  if (p.kind === 'host') return readHostInto(st, p.host, into);
+  if (p.kind === 'below') return readBelowInto(st, p.pos, into);
+  into.set((await readCompressed(st, p.mapping)).subarray(p.inCluster, p.inCluster + p.len));
 }
 
 /** Reads `n` bytes at `inCluster` of one guest cluster as `m` says (copy-on-write sources). */
@@ -112,29 +130,27 @@ export async function readInCluster(st: OptState, m: Mapping, clusterStart: numb
   clusterPieces(st, pieces, m, clusterStart, inCluster, n);
   const out = new Uint8Array(n);
   const base = clusterStart + inCluster;
-  for (const p of pieces) {
-    let bytes: Uint8Array;
-    if (p.kind === 'host') bytes = await readHost(st, p.host, p.len);
-    else if (p.kind === 'below') bytes = await readBelow(st, p.pos, p.len);
-    else bytes = (await readCompressed(st, p.mapping)).subarray(p.inCluster, p.inCluster + p.len);
-    out.set(bytes, p.pos - base);
-  }
+  for (const p of pieces) await readPiece(st, p, out.subarray(p.pos - base, p.pos - base + p.len));
   return out;
 }
 
-export async function readHost(st: OptState, hostOffset: number, n: number): Promise<Uint8Array> {
-  const got = await (st.dataFile ?? st.file).read(hostOffset, n);
-  if (got.byteLength === n) return got;
-  const out = new Uint8Array(n);
-  out.set(got);
-  return out;
+/** Host bytes into `into`; past the end of the file they read as zeros. */
+async function readHostInto(st: OptState, hostOffset: number, into: Uint8Array): Promise<void> {
+  const got = await (st.dataFile ?? st.file).readInto(hostOffset, into);
+  if (got < into.byteLength) into.fill(0, got);
+}
+
+/** The layer below (the backing file, zeros past its end or without one) into `into`. */
+async function readBelowInto(st: OptState, guestOffset: number, into: Uint8Array): Promise<void> {
+  const backing = st.backing;
+  const n = !backing || guestOffset >= backing.virtualSize ? 0 : Math.min(into.byteLength, backing.virtualSize - guestOffset);
+  if (n > 0) await (backing as NonNullable<typeof backing>).readInto(guestOffset, into.subarray(0, n));
+  if (n < into.byteLength) into.fill(0, n);
 }
 
 export async function readBelow(st: OptState, guestOffset: number, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);
-  const backing = st.backing;
-  if (!backing || guestOffset >= backing.virtualSize) return out;
-  out.set(await backing.read(guestOffset, Math.min(n, backing.virtualSize - guestOffset)));
+  await readBelowInto(st, guestOffset, out);
   return out;
 }
 

@@ -41,6 +41,10 @@ export class ReferenceImage implements Qcow2Device {
     return readGuest(this.state, offset, length);
   }
 
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    target.set(await this.read(offset, target.byteLength));
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.checkRange(offset, data.byteLength);
     await this.beforeWrite();

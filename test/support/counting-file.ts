@@ -6,9 +6,9 @@ export class CountingFile extends MemoryFile implements BlockFile {
   largestRead = 0;
   totalRead = 0;
 
-  override async read(offset: number, length: number): Promise<Uint8Array> {
-    this.largestRead = Math.max(this.largestRead, length);
-    this.totalRead += length;
-    return super.read(offset, length);
+  override async readInto(offset: number, target: Uint8Array): Promise<number> {
+    this.largestRead = Math.max(this.largestRead, target.byteLength);
+    this.totalRead += target.byteLength;
+    return super.readInto(offset, target);
   }
 }

@@ -32,10 +32,9 @@ class FakeTarget implements BenchTarget {
     await this.delay();
     this.inFlight--;
   }
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  async readInto(offset: number, _target: Uint8Array): Promise<void> {
     await this.request({ kind: 'read', offset, inFlight: 0 });
     if (offset === this.failAt) throw new Error('injected read failure');
-    return new Uint8Array(length);
   }
   async write(offset: number, data: Uint8Array): Promise<void> {
     await this.request({ kind: 'write', offset, inFlight: 0, data: data.slice() });

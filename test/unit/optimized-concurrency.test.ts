@@ -17,10 +17,10 @@ import { openOnFiles } from '../../src/optimized/open.js';
 class SlowFile extends MemoryFile {
   reads: { offset: number; length: number }[] = [];
   writes: { offset: number; length: number; tag: WriteTag | undefined }[] = [];
-  override async read(offset: number, length: number): Promise<Uint8Array> {
-    this.reads.push({ offset, length });
+  override async readInto(offset: number, target: Uint8Array): Promise<number> {
+    this.reads.push({ offset, length: target.byteLength });
     await new Promise((r) => setTimeout(r, 1));
-    return super.read(offset, length);
+    return super.readInto(offset, target);
   }
   override async write(offset: number, data: Uint8Array, tag?: WriteTag): Promise<void> {
     this.writes.push({ offset, length: data.byteLength, tag });
