@@ -23,6 +23,7 @@ import { intOption, INT_MAX } from '../bench/numbers.js';
 import { completedLine, flushLine, sendingLine } from '../bench/report.js';
 import { runBench, type BenchCache, type BenchPlan } from '../bench/runner.js';
 import { parse } from './args.js';
+import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { parseSizeValue } from './io/parse.js';
 
@@ -78,7 +79,7 @@ export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
   const offset = values.offset === undefined ? 0 : sizeOption(values.offset, 'offset', Number.MAX_SAFE_INTEGER);
   const bufferSize = values.size === undefined ? 4096 : sizeOption(values.size, 'buffer size', INT_MAX);
   const step = values.step === undefined ? 0 : sizeOption(values.step, 'step_size', INT_MAX);
-  const cache = values.cache === undefined ? 'writeback' : cacheMode(values.cache);
+  const cache = values.cache === undefined ? 'writeback' : cacheMode('bench', values.cache);
   const pattern = values.pattern === undefined ? 0 : intOption(values.pattern, 0, 0xff);
   if (pattern === undefined) throw usage('bench: Invalid pattern byte specified');
   const flushInterval = values['flush-interval'] === undefined ? 0 : intOption(values['flush-interval']);
@@ -145,22 +146,6 @@ function sizeOption(text: string, name: string, max: number): number {
   }
   if (value === 'too-large' || value > max) throw usage(`bench: Invalid ${name} specified. Must be between 0 and ${max}.`);
   return value;
-}
-
-/** bdrv_parse_cache_mode's names; the O_DIRECT ones are refused (see the file comment). */
-function cacheMode(value: string): BenchCache {
-  switch (value) {
-    case 'writeback':
-    case 'writethrough':
-    case 'unsafe':
-      return value;
-    case 'none':
-    case 'off':
-    case 'directsync':
-      throw unsupported(`bench: cache mode '${value}' needs O_DIRECT; our engines do their I/O through the page cache (use writeback, writethrough or unsafe)`);
-    default:
-      throw usage('bench: Invalid cache mode');
-  }
 }
 
 /** bdrv_parse_aio's names: 'threads' selects libuv's thread pool; native and io_uring are refused. */

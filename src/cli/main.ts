@@ -18,7 +18,7 @@ const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 Commands:
   bench [-c N] [-d N] [-s SIZE] [-S STEP] [-o OFF] [-w] [-t CACHE] [-f FMT] IMAGE  qemu-img bench's request loop on our engine
   compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
-  convert [-f FMT] [-O raw|qcow2] [-o OPTS] [-c] [-p] IN OUT  copy guest contents into a new image
+  convert [-f FMT] [-O raw|qcow2] [-o OPTS] [-c] [-p] [-t CACHE] IN OUT  copy guest contents into a new image
   create [-q] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]  create an image as qemu-img create -f qcow2 does
   info [--output=human|json] IMAGE    describe an image, as qemu-img info does
   io [-f FMT] [-r] -c CMD... IMAGE    run qemu-io commands (read/write/discard/flush)

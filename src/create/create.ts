@@ -4,6 +4,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { isZero } from '../format/bytes.js';
 import type { BlockFile } from '../io/block-file.js';
 import { NodeFile } from '../io/node-file.js';
 import { planImage, type ImagePlan } from './layout.js';
@@ -86,7 +87,3 @@ export async function writePlan(file: BlockFile, plan: ImagePlan): Promise<void>
   await file.truncate(plan.fileLength);
 }
 
-function isZero(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.byteLength; i++) if (bytes[i] !== 0) return false;
-  return true;
-}

@@ -5,6 +5,7 @@
  */
 import { openOptimized } from '../optimized/open.js';
 import { probeFormat } from './probe.js';
+import { driving, type FileDriving } from '../io/node-file.js';
 import { RawDevice } from './raw.js';
 import type { BlockDevice, Qcow2Device } from './types.js';
 
@@ -12,19 +13,17 @@ import type { ImageFormat } from './probe.js';
 
 export { probeFormat, type ImageFormat } from './probe.js';
 
-export interface OpenImageOptions {
+export interface OpenImageOptions extends FileDriving {
   /** Without it the format is probed: 'QFI\xfb' at offset 0 means qcow2, anything else raw. */
   format?: ImageFormat;
   readOnly?: boolean;
   /** Do not follow backing / data file names stored in the image. */
   untrusted?: boolean;
-  /** Synchronous pread/pwrite (default) or libuv's thread pool. */
-  io?: 'sync' | 'threads';
 }
 
 export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
   const format = opts.format ?? (await probeFormat(path));
-  if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false, ...(opts.io ? { io: opts.io } : {}) });
+  if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false, ...driving(opts) });
   return openQcow2(path, opts);
 }
 
@@ -33,6 +32,6 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
   return openOptimized(path, {
     readOnly: opts.readOnly ?? false,
     ...(opts.untrusted ? { followFileNames: false } : {}),
-    ...(opts.io ? { io: opts.io } : {}),
+    ...driving(opts),
   });
 }

@@ -10,7 +10,7 @@
  */
 import { usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
-import { type IoMode, NodeFile } from '../io/node-file.js';
+import { driving, type FileDriving, NodeFile } from '../io/node-file.js';
 import type { BlockDevice, Extent, WriteZeroesOptions } from './types.js';
 
 const SECTOR = 512;
@@ -23,8 +23,8 @@ export class RawDevice implements BlockDevice {
     private fileSize: number,
   ) {}
 
-  static async open(path: string, opts: { readOnly?: boolean; io?: IoMode } = {}): Promise<RawDevice> {
-    const file = await NodeFile.open(path, { readOnly: opts.readOnly ?? false, ...(opts.io ? { io: opts.io } : {}) });
+  static async open(path: string, opts: { readOnly?: boolean } & FileDriving = {}): Promise<RawDevice> {
+    const file = await NodeFile.open(path, { readOnly: opts.readOnly ?? false, ...driving(opts) });
     try {
       return await RawDevice.over(file);
     } catch (err) {

@@ -82,6 +82,13 @@ export interface OpenOptions {
   followFileNames?: boolean;
   /** How file I/O is done: synchronous pread/pwrite (default) or libuv's thread pool. */
   io?: 'sync' | 'threads';
+  /** Flushes do nothing (QEMU's cache.no-flush: `-t unsafe`, qemu-img convert's default). */
+  noFlush?: boolean;
+  /**
+   * Worker threads for compressed clusters (optimized engine): undefined uses the process-wide
+   * pool (one per core, at most 4); 0 (de)compresses on the calling thread.
+   */
+  compressionThreads?: number;
   /** Open this backing instead of the one the image names (qemu's `-b` at open time). */
   backingOverride?: { path: string; format: 'raw' | 'qcow2' } | null;
 }

@@ -54,3 +54,15 @@ export function align8(n: number): number {
 export function alignUp(n: number, unit: number): number {
   return Math.ceil(n / unit) * unit;
 }
+
+const ZEROS = new Uint8Array(64 * 1024);
+
+/** Whether every byte is zero (compared 64 KiB at a time with memcmp, not byte by byte in JS). */
+export function isZero(bytes: Uint8Array): boolean {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 0; at < b.byteLength; at += ZEROS.byteLength) {
+    const n = Math.min(ZEROS.byteLength, b.byteLength - at);
+    if (Buffer.compare(b.subarray(at, at + n), ZEROS.subarray(0, n)) !== 0) return false;
+  }
+  return true;
+}

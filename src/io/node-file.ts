@@ -12,19 +12,32 @@ import type { BlockFile } from './block-file.js';
 
 export type IoMode = 'sync' | 'threads';
 
+/** How an engine's files are driven (the parts of OpenOptions that reach the file). */
+export interface FileDriving {
+  io?: IoMode;
+  /** Flushes do nothing (QEMU's cache.no-flush, `-t unsafe`). */
+  noFlush?: boolean;
+}
+
+/** The FileDriving part of a larger options object, without undefined members. */
+export function driving(o: FileDriving): FileDriving {
+  return { ...(o.io ? { io: o.io } : {}), ...(o.noFlush ? { noFlush: true } : {}) };
+}
+
 export class NodeFile implements BlockFile {
   private constructor(
     private readonly handle: FileHandle,
     readonly path: string,
     readonly readOnly: boolean,
     readonly io: IoMode,
+    private readonly noFlush: boolean,
   ) {}
 
-  static async open(path: string, opts: { readOnly?: boolean; create?: boolean; io?: IoMode } = {}): Promise<NodeFile> {
+  static async open(path: string, opts: { readOnly?: boolean; create?: boolean } & FileDriving = {}): Promise<NodeFile> {
     const readOnly = opts.readOnly ?? false;
     const flags = readOnly ? 'r' : opts.create ? 'w+' : 'r+';
     try {
-      return new NodeFile(await open(path, flags), path, readOnly, opts.io ?? 'sync');
+      return new NodeFile(await open(path, flags), path, readOnly, opts.io ?? 'sync', opts.noFlush ?? false);
     } catch (err) {
       throw ioError(`cannot open '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
     }
@@ -84,7 +97,7 @@ export class NodeFile implements BlockFile {
   }
 
   async flush(): Promise<void> {
-    if (this.readOnly) return;
+    if (this.readOnly || this.noFlush) return;
     try {
       if (this.io === 'sync') fdatasyncSync(this.handle.fd);
       else await this.handle.datasync();

@@ -1,41 +1,67 @@
-/** Compressed writes (qemu-io `write -c`), as the reference engine: whole clusters, never over storage. */
-import { compressCluster } from '../compress/index.js';
+/**
+ * Compressed writes (qemu-io `write -c`, convert -c), as the reference engine: whole clusters,
+ * never over storage. The work is split in two so the expensive part runs outside every lock:
+ * prepareCompressed() deflates through the codec (worker threads), then writeCompressedClusters()
+ * allocates (packed, as QEMU does) and links them under the range lock and the metadata mutex.
+ */
+import { compressClusters } from '../compress/codec.js';
 import { unsupported, usage } from '../errors.js';
 import { hasHostCluster } from './entries.js';
 import { l2IndexOf, mappingOf, setEntry, writableL2 } from './l2.js';
-import { allocateClusters } from './refcounts.js';
+import { allocateBytes } from './refcounts.js';
 import type { OptState } from './state.js';
 import { writeGuest } from './write.js';
 
-/** The metadata mutex and the range lock are held. */
-export async function writeCompressed(st: OptState, offset: number, data: Uint8Array): Promise<void> {
+export interface PreparedCluster {
+  /** Guest offset of the cluster. */
+  pos: number;
+  /** The whole cluster, zero-padded past the end of the disk. */
+  cluster: Uint8Array;
+  /** Guest bytes of it inside the disk. */
+  guestBytes: number;
+  /** Its compressed form, or undefined when QEMU would store it as a normal cluster. */
+  packed: Uint8Array | undefined;
+}
+
+/** Checks the request and compresses its clusters (no lock needed: it reads only `data`). */
+export async function prepareCompressed(st: OptState, offset: number, data: Uint8Array): Promise<PreparedCluster[]> {
   const C = st.geometry.clusterSize;
   if (st.features.externalDataFile) throw unsupported('compressed writes are not possible with an external data file');
   const end = offset + data.byteLength;
   if (offset % C !== 0 || (data.byteLength % C !== 0 && end !== st.geometry.virtualSize)) {
     throw usage('compressed writes must cover whole clusters (or end at the end of the disk)');
   }
-  for (let pos = offset; pos < end; pos += C) {
-    const cluster = new Uint8Array(C);
-    cluster.set(data.subarray(pos - offset, Math.min(pos - offset + C, data.byteLength)));
-    await writeOne(st, pos, cluster, Math.min(C, end - pos));
+  let whole = data;
+  if (data.byteLength % C !== 0) {
+    whole = new Uint8Array(Math.ceil(data.byteLength / C) * C);
+    whole.set(data);
   }
+  const packed = await compressClusters(st.codec, st.header.compressionType === 1 ? 1 : 0, C, whole);
+  return packed.map((p, i) => ({
+    pos: offset + i * C,
+    cluster: whole.subarray(i * C, (i + 1) * C),
+    guestBytes: Math.min(C, end - (offset + i * C)),
+    packed: p,
+  }));
+}
+
+/** The metadata mutex and the range lock are held. */
+export async function writeCompressedClusters(st: OptState, clusters: PreparedCluster[]): Promise<void> {
+  for (const c of clusters) await writeOne(st, c);
   await st.order.trim();
 }
 
-async function writeOne(st: OptState, clusterStart: number, cluster: Uint8Array, guestBytes: number): Promise<void> {
-  const C = st.geometry.clusterSize;
-  const l2 = await writableL2(st, clusterStart);
-  const { mapping } = await mappingOf(st, clusterStart);
+async function writeOne(st: OptState, c: PreparedCluster): Promise<void> {
+  const l2 = await writableL2(st, c.pos);
+  const { mapping } = await mappingOf(st, c.pos);
   if (mapping.kind === 'compressed' || hasHostCluster(st, mapping)) {
-    throw unsupported(`guest cluster 0x${clusterStart.toString(16)} is already allocated: compressed writes cannot overwrite it`);
+    throw unsupported(`guest cluster 0x${c.pos.toString(16)} is already allocated: compressed writes cannot overwrite it`);
   }
-  const packed = compressCluster(st.header.compressionType === 1 ? 1 : 0, cluster);
-  if (!packed) {
-    await writeGuest(st, clusterStart, cluster.subarray(0, guestBytes), true);
+  if (!c.packed) {
+    await writeGuest(st, c.pos, c.cluster.subarray(0, c.guestBytes), true);
     return;
   }
-  const host = await allocateClusters(st, Math.ceil(packed.byteLength / C));
-  await st.file.write(host, packed, 'data');
-  await setEntry(st, l2, l2IndexOf(st, clusterStart), { kind: 'compressed', hostOffset: host, length: packed.byteLength });
+  const host = await allocateBytes(st, c.packed.byteLength);
+  await st.file.write(host, c.packed, 'data');
+  await setEntry(st, l2, l2IndexOf(st, c.pos), { kind: 'compressed', hostOffset: host, length: c.packed.byteLength });
 }

@@ -3,11 +3,12 @@
  * shared, changes exclusive); metadata changes also take the metadata mutex; image-level operations
  * lock the whole device and then the mutex. Lock order is always range lock, then mutex.
  */
+import { sharedPool, WorkerPool } from '../compress/pool.js';
 import type { BlockDevice, Extent, Qcow2Device, SnapshotInfo, WriteZeroesOptions } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
 import { dropBitmaps } from './bitmaps.js';
-import { writeCompressed } from './compressed-write.js';
+import { prepareCompressed, writeCompressedClusters } from './compressed-write.js';
 import { mapExtents } from './extents.js';
 import { writeHeader } from './header.js';
 import { RangeLock } from './range-lock.js';
@@ -21,6 +22,8 @@ import { discard, writeZeroes } from './zero-discard.js';
 export class OptimizedImage implements Qcow2Device {
   private autoclearDone = false;
   private readonly ranges = new RangeLock();
+  /** The last compressed write's turn: the next one stores its clusters after it. */
+  private compressedTail: Promise<void> = Promise.resolve();
 
   constructor(readonly state: OptState) {}
 
@@ -67,10 +70,23 @@ export class OptimizedImage implements Qcow2Device {
     await this.onClusters(offset, length, false, () => this.state.meta.run(() => this.trimmed(discard(this.state, offset, length))));
   }
 
+  /**
+   * Compression runs as soon as the call is made, outside every lock, so that calls made one after
+   * another compress in parallel on the codec's workers; the clusters are then stored in the order
+   * of the calls (QEMU packs compressed clusters in the order written, and so do we, whatever
+   * order the workers finish in).
+   */
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     this.checkRange(offset, data.byteLength);
-    await this.beforeWrite();
-    await this.onClusters(offset, data.byteLength, false, () => this.state.meta.run(() => writeCompressed(this.state, offset, data)));
+    const prepared = prepareCompressed(this.state, offset, data);
+    prepared.catch(() => {}); // awaited below, in turn
+    const turn = this.compressedTail.then(async () => {
+      const clusters = await prepared;
+      await this.beforeWrite();
+      await this.onClusters(offset, data.byteLength, false, () => this.state.meta.run(() => writeCompressedClusters(this.state, clusters)));
+    });
+    this.compressedTail = turn.catch(() => {});
+    return turn;
   }
 
   async flush(): Promise<void> {
@@ -117,6 +133,7 @@ export class OptimizedImage implements Qcow2Device {
     await this.state.backing?.close();
     await this.state.dataFile?.close();
     await this.state.file.close();
+    if (this.state.codec instanceof WorkerPool && this.state.codec !== sharedPool()) await this.state.codec.close();
   }
 
   private async trimmed(work: Promise<void>): Promise<void> {

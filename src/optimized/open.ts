@@ -3,17 +3,19 @@
  * refcount tables into memory, the two caches, then the external data file, the backing chain (same
  * policy as the reference engine) and repair of an image left dirty.
  */
+import { type Codec, inlineCodec } from '../compress/codec.js';
+import { sharedPool, WorkerPool } from '../compress/pool.js';
 import { checkBackingDepth, linkedPath } from '../engine/linked-path.js';
 import { probeFormat } from '../engine/probe.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
-import { corrupt, unsupported } from '../errors.js';
+import { corrupt, unsupported, usage } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { decodeL1Table } from '../format/l1.js';
 import { decodeRefcountTable } from '../format/refcount.js';
 import { readMetadata } from '../image/metadata.js';
 import type { BlockFile } from '../io/block-file.js';
-import { NodeFile } from '../io/node-file.js';
+import { driving, NodeFile } from '../io/node-file.js';
 import { FlushOrder } from './flush-order.js';
 import { writeHeader } from './header.js';
 import { OptimizedImage } from './image.js';
@@ -33,7 +35,7 @@ export interface OptimizedOpenOptions extends OpenOptions {
 
 export async function openOptimized(path: string, opts: OptimizedOpenOptions = {}, depth = 0): Promise<OptimizedImage> {
   const readOnly = opts.readOnly ?? false;
-  const file = await NodeFile.open(path, { readOnly, ...(opts.io ? { io: opts.io } : {}) });
+  const file = await NodeFile.open(path, { readOnly, ...driving(opts) });
   const opened: BlockDevice[] = [];
   try {
     let dataFile: NodeFile | undefined;
@@ -44,7 +46,7 @@ export async function openOptimized(path: string, opts: OptimizedOpenOptions = {
     }
     if (meta.layout.features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
-      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...(opts.io ? { io: opts.io } : {}) });
+      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) });
     }
     const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
     if (backing) opened.push(backing);
@@ -99,6 +101,8 @@ export async function openOnFiles(
     order: new FlushOrder(file, l2Cache, refcountCache),
     meta: new Mutex(),
     freeHint: 0,
+    compressedCursor: 0,
+    codec: codecFor(opts.compressionThreads),
   };
   if (features.dirty && !readOnly) {
     await rebuildRefcounts(state);
@@ -107,6 +111,12 @@ export async function openOnFiles(
     await writeHeader(state);
   }
   return new OptimizedImage(state);
+}
+
+function codecFor(threads: number | undefined): Codec {
+  if (threads === undefined) return sharedPool();
+  if (!Number.isInteger(threads) || threads < 0) throw usage(`compression threads must be a whole number, not ${threads}`);
+  return threads === 0 ? inlineCodec : new WorkerPool(threads);
 }
 
 async function openBacking(
@@ -129,7 +139,7 @@ async function openBacking(
 
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OptimizedOpenOptions, depth: number): Promise<BlockDevice> {
   checkBackingDepth(depth);
-  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...(opts.io ? { io: opts.io } : {}) });
+  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...driving(opts) });
   const { backingOverride: _ignored, ...rest } = opts;
   return openOptimized(path, { ...rest, readOnly: true }, depth + 1);
 }

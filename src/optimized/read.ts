@@ -4,7 +4,8 @@
  * Host pieces that continue each other in both guest and host space are merged, so a run of
  * contiguous clusters costs ONE BlockFile read; then all pieces are read concurrently.
  */
-import { decompressCluster } from '../compress/index.js';
+import { decompressItems } from '../compress/codec.js';
+import type { CompressionType } from '../compress/index.js';
 import { corrupt } from '../errors.js';
 import { decodeMapping, type Mapping } from './entries.js';
 import { l2IndexOf, l2TableOf } from './l2.js';
@@ -104,7 +105,68 @@ export async function readGuest(st: OptState, offset: number, length: number): P
 export async function readGuestInto(st: OptState, offset: number, target: Uint8Array): Promise<void> {
   const pieces = await planRead(st, offset, target.byteLength);
   fillGaps(pieces, offset, target);
-  await Promise.all(pieces.map((p) => readPiece(st, p, target.subarray(p.pos - offset, p.pos - offset + p.len))));
+  const work: Promise<void>[] = [];
+  const compressed: CompressedPiece[] = [];
+  for (const p of pieces) {
+    if (p.kind === 'compressed') compressed.push(p);
+    else work.push(readPiece(st, p, target.subarray(p.pos - offset, p.pos - offset + p.len)));
+  }
+  if (compressed.length === 1) work.push(readPiece(st, compressed[0] as CompressedPiece, target.subarray((compressed[0] as CompressedPiece).pos - offset)));
+  else if (compressed.length > 1) for (const batch of batchesOf(st, compressed)) work.push(readBatch(st, batch, offset, target));
+  await Promise.all(work);
+}
+
+type CompressedPiece = Extract<Piece, { kind: 'compressed' }>;
+
+/** Host bytes between two packed compressed clusters still read as one run (rather than two reads). */
+const MAX_BATCH_GAP = 64 * 1024;
+
+/**
+ * Splits a request's compressed clusters into batches for the codec: about one per worker, each
+ * a run whose host data can be read with one call (packed clusters follow each other on disk).
+ */
+function batchesOf(st: OptState, pieces: CompressedPiece[]): CompressedPiece[][] {
+  const per = Math.max(1, Math.ceil(pieces.length / st.codec.parallelism));
+  const out: CompressedPiece[][] = [];
+  let cur: CompressedPiece[] = [];
+  let start = 0;
+  let end = 0;
+  for (const p of pieces) {
+    const h = p.mapping.hostOffset;
+    const fits = cur.length > 0 && cur.length < per && h >= start && h <= end + MAX_BATCH_GAP;
+    if (!fits && cur.length > 0) {
+      out.push(cur);
+      cur = [];
+    }
+    if (cur.length === 0) start = end = h;
+    cur.push(p);
+    end = Math.max(end, h + p.mapping.length);
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** One read of the batch's host span, one codec call, then each cluster's part into place. */
+async function readBatch(st: OptState, batch: CompressedPiece[], base: number, target: Uint8Array): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const start = Math.min(...batch.map((p) => p.mapping.hostOffset));
+  const end = Math.max(...batch.map((p) => p.mapping.hostOffset + p.mapping.length));
+  const input = st.codec.buffer(end - start);
+  const got = await st.file.readInto(start, input);
+  // Past the end of the file an item is shorter, exactly as a read of it alone would be.
+  const items = batch.map((p) => {
+    const at = p.mapping.hostOffset - start;
+    return { at, length: Math.max(0, Math.min(p.mapping.length, got - at)), hostOffset: p.mapping.hostOffset };
+  });
+  const clusters = await decompressItems(st.codec, compressionOf(st), C, input, items);
+  batch.forEach((p, i) => {
+    target.set(clusters.subarray(i * C + p.inCluster, i * C + p.inCluster + p.len), p.pos - base);
+  });
+  st.codec.recycle(clusters);
+}
+
+function compressionOf(st: OptState): CompressionType {
+  return st.header.compressionType === 1 ? 1 : 0;
 }
 
 /** Zeros where no piece will write (zero clusters and subclusters need no I/O). */
@@ -121,7 +183,8 @@ function fillGaps(pieces: Piece[], base: number, target: Uint8Array): void {
 async function readPiece(st: OptState, p: Piece, into: Uint8Array): Promise<void> {
   if (p.kind === 'host') return readHostInto(st, p.host, into);
   if (p.kind === 'below') return readBelowInto(st, p.pos, into);
-  into.set((await readCompressed(st, p.mapping)).subarray(p.inCluster, p.inCluster + p.len));
+  const cluster = await readCompressed(st, p.mapping);
+  into.set(cluster.subarray(p.inCluster, p.inCluster + p.len));
 }
 
 /** Reads `n` bytes at `inCluster` of one guest cluster as `m` says (copy-on-write sources). */
@@ -154,7 +217,9 @@ export async function readBelow(st: OptState, guestOffset: number, n: number): P
   return out;
 }
 
+/** One compressed cluster, whole (through the codec, so off this thread when it is a pool). */
 export async function readCompressed(st: OptState, m: Extract<Mapping, { kind: 'compressed' }>): Promise<Uint8Array> {
   const input = await st.file.read(m.hostOffset, m.length);
-  return decompressCluster(st.header.compressionType === 1 ? 1 : 0, input, st.geometry.clusterSize, m.hostOffset);
+  const item = { at: 0, length: input.byteLength, hostOffset: m.hostOffset };
+  return decompressItems(st.codec, compressionOf(st), st.geometry.clusterSize, input, [item]);
 }

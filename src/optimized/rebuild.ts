@@ -138,5 +138,6 @@ export async function rebuildRefcounts(st: OptState): Promise<void> {
     await writeHeader(st);
   }
   st.freeHint = 0;
+  st.compressedCursor = 0;
   await recomputeCopied(st);
 }

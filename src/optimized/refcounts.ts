@@ -43,6 +43,8 @@ export async function adjustRefcount(st: OptState, cluster: number, delta: numbe
     // A freed cluster may have been an L2 table: its cached copy must never be written back.
     st.l2Cache.forget(cluster * st.geometry.clusterSize);
     if (cluster < st.freeHint) st.freeHint = cluster;
+    // Compressed data may no longer be appended to it: it can be reused for anything now.
+    if (Math.floor(st.compressedCursor / st.geometry.clusterSize) === cluster) st.compressedCursor = 0;
   }
   return value;
 }
@@ -187,6 +189,43 @@ export async function allocateClusters(st: OptState, count: number): Promise<num
     st.freeHint = firstFree === start ? start + count : firstFree;
     return start * st.geometry.clusterSize;
   }
+}
+
+/** Allocates the `count` clusters from `first` on if all of them are free; false if one is not. */
+async function allocateAt(st: OptState, first: number, count: number): Promise<boolean> {
+  const E = st.geometry.refcountBlockEntries;
+  for (;;) {
+    for (let c = first; c < first + count; c++) if ((await getRefcount(st, c)) !== 0) return false;
+    let created = false;
+    for (let i = Math.floor(first / E); i <= Math.floor((first + count - 1) / E); i++) {
+      if (await ensureBlock(st, i)) created = true;
+    }
+    if (created) continue; // a new block may describe (and occupy) one of them: look again
+    for (let c = first; c < first + count; c++) await adjustRefcount(st, c, 1);
+    return true;
+  }
+}
+
+/**
+ * Host bytes for one compressed cluster, packed as QEMU packs them (qcow2_alloc_bytes): right
+ * after the previous compressed cluster when its host cluster has room, running on into the
+ * following host clusters when they are free, else from the start of fresh clusters. Every host
+ * cluster the bytes touch gains one reference.
+ */
+export async function allocateBytes(st: OptState, n: number): Promise<number> {
+  const C = st.geometry.clusterSize;
+  let offset = st.compressedCursor;
+  if (offset !== 0) {
+    const cluster = Math.floor(offset / C);
+    const rc = await getRefcount(st, cluster);
+    const extra = Math.ceil(Math.max(0, n - (C - (offset % C))) / C);
+    const appendable = rc > 0 && BigInt(rc) < maxRefcount(st.geometry.refcountOrder);
+    if (appendable && (extra === 0 || (await allocateAt(st, cluster + 1, extra)))) await adjustRefcount(st, cluster, 1);
+    else offset = 0;
+  }
+  if (offset === 0) offset = await allocateClusters(st, Math.ceil(n / C));
+  st.compressedCursor = (offset + n) % C === 0 ? 0 : offset + n;
+  return offset;
 }
 
 /** Host cluster for new guest data: allocated, or the guest offset in an external data file. */

@@ -4,6 +4,7 @@
  * image with 64 KiB clusters that is 16 KiB and a few KiB); L2 tables and refcount blocks live in
  * the two bounded caches.
  */
+import type { Codec } from '../compress/codec.js';
 import type { BlockDevice } from '../engine/types.js';
 import type { HeaderExtension } from '../format/extensions.js';
 import type { Geometry } from '../format/geometry.js';
@@ -37,4 +38,8 @@ export interface OptState {
   /** Serialises every metadata change (allocation, L2/refcount updates, write-backs). */
   meta: Mutex;
   freeHint: number;
+  /** Where the next compressed cluster may be packed (0: start a fresh host cluster). */
+  compressedCursor: number;
+  /** Where compressed clusters are inflated and deflated (a worker pool, or inline). */
+  codec: Codec;
 }

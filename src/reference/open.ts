@@ -10,14 +10,14 @@ import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { readMetadata } from '../image/metadata.js';
-import { NodeFile } from '../io/node-file.js';
+import { driving, NodeFile } from '../io/node-file.js';
 import { ReferenceImage } from './image.js';
 import { rebuildRefcounts } from './rebuild.js';
 import { type RefState, writeHeader } from './state.js';
 
 export async function openReference(path: string, opts: OpenOptions = {}, depth = 0): Promise<ReferenceImage> {
   const readOnly = opts.readOnly ?? false;
-  const file = await NodeFile.open(path, { readOnly, ...(opts.io ? { io: opts.io } : {}) });
+  const file = await NodeFile.open(path, { readOnly, ...driving(opts) });
   const opened: BlockDevice[] = [];
   try {
     const meta = await readMetadata(file);
@@ -27,7 +27,7 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
     let dataFile: NodeFile | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
-      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...(opts.io ? { io: opts.io } : {}) });
+      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) });
     }
     const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
     if (backing) opened.push(backing);
@@ -80,7 +80,7 @@ async function openBacking(
 
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OpenOptions, depth: number): Promise<BlockDevice> {
   checkBackingDepth(depth);
-  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...(opts.io ? { io: opts.io } : {}) });
+  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...driving(opts) });
   const { backingOverride: _ignored, ...rest } = opts;
   return openReference(path, { ...rest, readOnly: true }, depth + 1);
 }

@@ -4,7 +4,7 @@
  * image the files are compared on the ranges QEMU's map reports as data, plus their lengths.
  */
 import { execa } from 'execa';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,52 @@ describe('qcow2 convert -O qcow2 [-c] makes images QEMU finds clean and equal to
       const cmp = await execa('qemu-img', ['compare', ...image.openArgs, out], { cwd: image.dir, reject: false });
       expect(cmp.stdout).toContain('Images are identical.');
       await rm(out, { force: true });
+    });
+  }
+});
+
+/** Text-like bytes (compress 3-4x), random bytes (do not compress) and zeros, by 48 KiB runs. */
+function mixedRaw(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let s = seed;
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0);
+  const words = ['cluster ', 'refcount ', 'table ', 'the ', 'guest ', 'host ', 'of ', 'and ', 'image '];
+  for (let at = 0; at < size; at += 49152) {
+    const kind = next() % 3;
+    const end = Math.min(size, at + 49152);
+    for (let i = at; i < end; ) {
+      if (kind === 0) for (const ch of words[next() % words.length]!) out[i < end ? i++ : i] = ch.charCodeAt(0);
+      else if (kind === 1) out[i++] = next() >>> 24;
+      else i = end;
+    }
+  }
+  return out;
+}
+
+describe('convert -c packs compressed clusters as qemu-img does', () => {
+  for (const [type, clusterSize] of [['zlib', 65536], ['zstd', 65536], ['zlib', 4096], ['zstd', 16384]] as const) {
+    it(`${type}, ${clusterSize / 1024} KiB clusters: an image about the size of qemu-img's, clean, same contents`, async () => {
+      const raw = join(work, `packed-${type}-${clusterSize}.raw`);
+      await writeFile(raw, mixedRaw(6 * 1024 * 1024 + 12345, clusterSize + type.length));
+      const opts = ['-o', `cluster_size=${clusterSize},compression_type=${type}`];
+      const ours = join(work, `packed-${type}-${clusterSize}.ours.qcow2`);
+      const theirs = join(work, `packed-${type}-${clusterSize}.qemu.qcow2`);
+      const r = await qcow2(['convert', '-c', '-f', 'raw', '-O', 'qcow2', ...opts, raw, ours]);
+      expect(r.stderr).toBe('');
+      await execa('qemu-img', ['convert', '-c', '-f', 'raw', '-O', 'qcow2', ...opts, raw, theirs]);
+      const check = await execa('qemu-img', ['check', '--output=json', ours], { reject: false });
+      expect(check.exitCode, check.stdout).toBe(0);
+      const theirCheck = JSON.parse((await execa('qemu-img', ['check', '--output=json', theirs])).stdout) as Record<string, number>;
+      const ourCheck = JSON.parse(check.stdout) as Record<string, number>;
+      expect(ourCheck['compressed-clusters']).toBe(theirCheck['compressed-clusters']);
+      // Unpacked, every compressed cluster would take a host cluster of its own: about 1.5x here.
+      const ourEnd = ourCheck['image-end-offset']!;
+      const theirEnd = theirCheck['image-end-offset']!;
+      expect(ourEnd / theirEnd).toBeLessThan(1.03);
+      expect(ourEnd / theirEnd).toBeGreaterThan(0.9);
+      const cmp = await execa('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', raw, ours], { reject: false });
+      expect(cmp.stdout).toContain('Images are identical.');
+      await Promise.all([raw, ours, theirs].map((p) => rm(p, { force: true })));
     });
   }
 });
