@@ -1,11 +1,11 @@
 /**
- * The model-based campaign: random op sequences on images created with random options, run on an
- * engine and on the byte-array model side by side; after each sequence QEMU judges the image
+ * The model-based campaign: random op sequences on images created with random options, run on one
+ * or more engines and on the byte-array model side by side; after each sequence QEMU judges the image
  * (qemu-img check clean, and its raw conversion equal to the model). Used by test/property and by
  * `qcow2 verify`.
  */
 import fc from 'fast-check';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Qcow2Device } from '../engine/types.js';
@@ -13,40 +13,62 @@ import { runTool } from '../tools/run.js';
 import { ensure } from './check.js';
 import { commandArbs } from './commands/index.js';
 import { Model } from './model.js';
-import { createChoiceArb, createImage, describeChoice, type CreateChoice } from './setup.js';
-import { sameBytes, type System } from './system.js';
+import { createChoiceArb, createImage, type CreateChoice, type Created } from './setup.js';
+import { type Engine, type Lane, sameBytes, type System } from './system.js';
 
-export type Opener = (path: string) => Promise<Qcow2Device>;
-
-export async function runSequence(open: Opener, choice: CreateChoice, cmds: Iterable<fc.AsyncCommand<Model, System>>): Promise<void> {
+/**
+ * One sequence of commands on a fresh image per engine (created with the same options), each
+ * checked against the model as it runs; then QEMU judges every image: qemu-img check clean, and
+ * its raw conversion equal to the model.
+ */
+export async function runSequence(engines: Engine[], choice: CreateChoice, cmds: Iterable<fc.AsyncCommand<Model, System>>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qcow2-campaign-'));
   try {
-    const created = await createImage(dir, choice);
-    const sys: System = {
-      dev: await open(created.image),
-      path: created.image,
-      async reopen() {
-        await this.dev.close();
-        this.dev = await open(created.image);
-      },
-    };
-    const model = new Model(created.shape, created.size);
-    try {
-      await fc.asyncModelRun(() => ({ model, real: sys }), cmds);
-    } finally {
-      await sys.dev.close();
+    const lanes: Lane[] = [];
+    let shape: Created['shape'] | undefined;
+    let size = 0;
+    for (const engine of engines) {
+      const laneDir = join(dir, engine.name);
+      await mkdir(laneDir);
+      const created = await createImage(laneDir, choice);
+      shape = created.shape;
+      size = created.size;
+      lanes.push({ engine, path: created.image, dev: undefined as unknown as Qcow2Device });
     }
-    const qemuImg = process.env['QEMU_IMG'] ?? 'qemu-img';
-    const check = await runTool(qemuImg, ['check', created.image]);
-    ensure(check.code === 0, `qemu-img check exit ${check.code} on ${describeChoice(choice)}:\n${check.stdout}${check.stderr}`);
-    const raw = join(dir, 'final.raw');
-    const convert = await runTool(qemuImg, ['convert', '-O', 'raw', created.image, raw]);
-    ensure(convert.code === 0, `qemu-img convert failed: ${convert.stderr}`);
-    const at = sameBytes(new Uint8Array(await readFile(raw)), model.bytes);
-    ensure(at === -1, `qemu-img reads guest byte ${at} differently from the model`);
+    try {
+      for (const lane of lanes) lane.dev = await lane.engine.open(lane.path);
+      const sys: System = {
+        lanes,
+        async reopen() {
+          for (const lane of lanes) {
+            await lane.dev.close();
+            lane.dev = await lane.engine.open(lane.path);
+          }
+        },
+      };
+      const model = new Model(shape as Created['shape'], size);
+      await fc.asyncModelRun(() => ({ model, real: sys }), cmds);
+      for (const lane of lanes) await judge(lane, model, dir);
+    } finally {
+      for (const lane of lanes) await lane.dev?.close().catch(() => {});
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+async function judge(lane: Lane, model: Model, dir: string): Promise<void> {
+  await lane.dev.close();
+  const qemuImg = process.env['QEMU_IMG'] ?? 'qemu-img';
+  const check = await runTool(qemuImg, ['check', lane.path]);
+  ensure(check.code === 0, `${lane.engine.name} engine: qemu-img check exit ${check.code}:\n${check.stdout}${check.stderr}`);
+  const raw = join(dir, `${lane.engine.name}.raw`);
+  const convert = await runTool(qemuImg, ['convert', '-O', 'raw', lane.path, raw]);
+  ensure(convert.code === 0, `${lane.engine.name} engine: qemu-img convert failed: ${convert.stderr}`);
+  const at = sameBytes(new Uint8Array(await readFile(raw)), model.bytes);
+  ensure(at === -1, `${lane.engine.name} engine: qemu-img reads guest byte ${at} differently from the model`);
+  await rm(raw, { force: true });
+  lane.dev = await lane.engine.open(lane.path); // closed again by the caller
 }
 
 export interface CampaignOptions {
@@ -58,15 +80,15 @@ export interface CampaignOptions {
   endOnFailure?: boolean;
 }
 
-export function campaignProperty(open: Opener, maxCommands = 30) {
+export function campaignProperty(engines: Engine[], maxCommands = 30) {
   return fc.asyncProperty(createChoiceArb, fc.commands(commandArbs, { maxCommands }), (choice, cmds) =>
-    runSequence(open, choice, cmds),
+    runSequence(engines, choice, cmds),
   );
 }
 
 /** Runs the campaign and returns fast-check's details (seed, path and counterexample on failure). */
-export async function runCampaign(open: Opener, opts: CampaignOptions) {
-  return fc.check(campaignProperty(open, opts.maxCommands), {
+export async function runCampaign(engines: Engine[], opts: CampaignOptions) {
+  return fc.check(campaignProperty(engines, opts.maxCommands), {
     numRuns: opts.runs,
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     ...(opts.path !== undefined ? { path: opts.path } : {}),
@@ -74,4 +96,4 @@ export async function runCampaign(open: Opener, opts: CampaignOptions) {
   });
 }
 
-export type { CreateChoice };
+export type { CreateChoice, Engine };

@@ -1,10 +1,61 @@
-/** The system under test: an engine-opened image that commands act on, reopenable. */
-import type { Qcow2Device } from '../../src/engine/types.js';
+/**
+ * The system under test: one lane per engine, each an image of its own created with the same
+ * options, all driven by the same commands. Every result is compared with the byte-array model,
+ * and the lanes must agree with each other on every success and failure: with the reference and
+ * the optimized engine as lanes, the campaign is a differential test of the two as well.
+ */
+import type { Qcow2Device } from '../engine/types.js';
+import { CampaignFailure, ensure } from './check.js';
 
-export interface System {
+export type Opener = (path: string) => Promise<Qcow2Device>;
+
+export interface Engine {
+  name: string;
+  open: Opener;
+  /** Whether the engine takes overlapping requests at once (batches run with Promise.all on it). */
+  concurrent: boolean;
+}
+
+export interface Lane {
+  engine: Engine;
   dev: Qcow2Device;
   path: string;
+}
+
+export interface System {
+  lanes: Lane[];
+  /** Closes and reopens every lane's image. */
   reopen(): Promise<void>;
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Runs `fn` on every lane in turn. When all succeed, their values; when all fail, the first
+ * lane's error is thrown; when they disagree, that is the failure.
+ */
+export async function onAll<T>(sys: System, what: string, fn: (dev: Qcow2Device, lane: Lane) => Promise<T>): Promise<T[]> {
+  const outcomes: Outcome<T>[] = [];
+  for (const lane of sys.lanes) {
+    try {
+      outcomes.push({ ok: true, value: await fn(lane.dev, lane) });
+    } catch (error) {
+      if (error instanceof CampaignFailure) throw error;
+      outcomes.push({ ok: false, error });
+    }
+  }
+  const failed = outcomes.filter((o) => !o.ok);
+  if (failed.length === 0) return outcomes.map((o) => (o as { value: T }).value);
+  const first = failed[0] as { error: unknown };
+  ensure(
+    failed.length === outcomes.length,
+    `engines disagree on ${what}: ${outcomes.map((o, i) => `${sys.lanes[i]!.engine.name} ${o.ok ? 'succeeded' : `failed (${messageOf(o.error)})`}`).join(', ')}`,
+  );
+  throw first.error;
 }
 
 /** Bytes filled from a small seed: a repeated byte, or a pattern varied enough to defeat compression. */

@@ -31,11 +31,14 @@ export const DEFAULT_REFCOUNT_CACHE_BYTES = 256 << 10;
 export interface OptimizedOpenOptions extends OpenOptions {
   l2CacheBytes?: number;
   refcountCacheBytes?: number;
+  /** Puts a layer between the engine and its image file (tests: delays, fault injection). */
+  wrapFile?: (file: BlockFile) => BlockFile;
 }
 
 export async function openOptimized(path: string, opts: OptimizedOpenOptions = {}, depth = 0): Promise<OptimizedImage> {
   const readOnly = opts.readOnly ?? false;
-  const file = await NodeFile.open(path, { readOnly, ...driving(opts) });
+  const nodeFile = await NodeFile.open(path, { readOnly, ...driving(opts) });
+  const file = opts.wrapFile ? opts.wrapFile(nodeFile) : nodeFile;
   const opened: BlockDevice[] = [];
   try {
     let dataFile: NodeFile | undefined;

@@ -11,6 +11,7 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { OPTIMIZED, REFERENCE } from '../../src/campaign/engines.js';
 import { campaignProperty } from '../../src/campaign/run.js';
 import { createChoiceArb, createImage, type CreateChoice } from '../../src/campaign/setup.js';
 import { patternBytes } from '../../src/campaign/system.js';
@@ -29,9 +30,9 @@ const params = {
   endOnFailure: process.env['CI'] === 'true',
 };
 
-describe('optimized engine against the byte-array model', () => {
-  it('random op sequences on random images', async () => {
-    await fc.assert(campaignProperty((p) => openOptimized(p, { l2CacheBytes: 4096, refcountCacheBytes: 2048 })), params);
+describe('model, reference engine and optimized engine side by side', () => {
+  it('random op sequences (concurrent batches included) on random images', async () => {
+    await fc.assert(campaignProperty([REFERENCE, OPTIMIZED]), params);
   }, 900_000);
 });
 

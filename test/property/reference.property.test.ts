@@ -6,6 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
+import { REFERENCE } from '../../src/campaign/engines.js';
 import { campaignProperty } from '../../src/campaign/run.js';
 import { openReference } from '../../src/reference/open.js';
 
@@ -15,7 +16,7 @@ describe('reference engine against the byte-array model', () => {
   it('random op sequences on random images', async () => {
     const seed = process.env['QCOW2_PROPERTY_SEED'];
     const path = process.env['QCOW2_PROPERTY_PATH'];
-    await fc.assert(campaignProperty((p) => openReference(p)), {
+    await fc.assert(campaignProperty([REFERENCE]), {
       numRuns: RUNS,
       ...(seed ? { seed: Number(seed) } : {}),
       ...(path ? { path } : {}),

@@ -2,7 +2,7 @@
 import type fc from 'fast-check';
 import { ensure, ensureRejects } from '../check.js';
 import type { Model } from '../model.js';
-import { patternBytes, sameBytes, type System } from '../system.js';
+import { onAll, patternBytes, sameBytes, type System } from '../system.js';
 
 type Cmd = fc.AsyncCommand<Model, System>;
 
@@ -13,10 +13,13 @@ function place(model: Model, at: number, len: number, maxLen: number): { offset:
   return { offset, length };
 }
 
+/** Every lane reads [offset, offset + length) as the model has it. */
 async function expectRange(model: Model, sys: System, offset: number, length: number): Promise<void> {
-  const got = await sys.dev.read(offset, length);
-  const at = sameBytes(got, model.bytes.subarray(offset, offset + length));
-  ensure(at === -1, `guest byte ${offset + at} differs from the model`);
+  for (const lane of sys.lanes) {
+    const got = await lane.dev.read(offset, length);
+    const at = sameBytes(got, model.bytes.subarray(offset, offset + length));
+    ensure(at === -1, `${lane.engine.name} engine: guest byte ${offset + at} differs from the model`);
+  }
 }
 
 export class WriteCommand implements Cmd {
@@ -25,7 +28,7 @@ export class WriteCommand implements Cmd {
   async run(model: Model, sys: System): Promise<void> {
     const { offset, length } = place(model, this.at, this.len, model.shape.clusterSize * 3);
     const data = patternBytes(length, this.seed, this.compressible);
-    await sys.dev.write(offset, data);
+    await onAll(sys, 'a write', (d) => d.write(offset, data));
     model.write(offset, data);
     await expectRange(model, sys, offset, length);
   }
@@ -37,7 +40,7 @@ export class ZeroCommand implements Cmd {
   check = () => true;
   async run(model: Model, sys: System): Promise<void> {
     const { offset, length } = place(model, this.at, this.len, model.shape.clusterSize * 4);
-    await sys.dev.writeZeroes(offset, length, { unmap: this.unmap });
+    await onAll(sys, 'a zero write', (d) => d.writeZeroes(offset, length, { unmap: this.unmap }));
     model.zero(offset, length);
     await expectRange(model, sys, offset, length);
   }
@@ -49,7 +52,7 @@ export class DiscardCommand implements Cmd {
   check = () => true;
   async run(model: Model, sys: System): Promise<void> {
     const { offset, length } = place(model, this.at, this.len, model.shape.clusterSize * 4);
-    await sys.dev.discard(offset, length);
+    await onAll(sys, 'a discard', (d) => d.discard(offset, length));
     model.discard(offset, length);
     await expectRange(model, sys, offset, length);
   }
@@ -66,13 +69,17 @@ export class CompressedWriteCommand implements Cmd {
     const length = Math.min(C, model.size - offset);
     const data = patternBytes(length, this.seed, this.compressible);
     // QEMU refuses compressed writes over clusters that have host storage; ask the image which.
-    const extents = await sys.dev.mapExtents(offset, length);
-    const occupied = extents.some((e) => e.kind === 'compressed' || e.hostOffset !== undefined);
-    if (occupied) {
-      await ensureRejects(() => sys.dev.writeCompressed(offset, data), /already allocated/, 'a compressed write over allocated storage');
+    const occupied = await onAll(sys, 'mapping', async (d) =>
+      (await d.mapExtents(offset, length)).some((e) => e.kind === 'compressed' || e.hostOffset !== undefined),
+    );
+    ensure(new Set(occupied).size === 1, `engines disagree on whether cluster 0x${offset.toString(16)} has storage: ${occupied.join(', ')}`);
+    if (occupied[0]) {
+      for (const lane of sys.lanes) {
+        await ensureRejects(() => lane.dev.writeCompressed(offset, data), /already allocated/, `a compressed write over allocated storage (${lane.engine.name})`);
+      }
       return;
     }
-    await sys.dev.writeCompressed(offset, data);
+    await onAll(sys, 'a compressed write', (d) => d.writeCompressed(offset, data));
     model.write(offset, data);
     await expectRange(model, sys, offset, length);
   }

@@ -2,7 +2,7 @@
 import type fc from 'fast-check';
 import { ensure } from '../check.js';
 import type { Model } from '../model.js';
-import type { System } from '../system.js';
+import { onAll, type System } from '../system.js';
 import { expectRange } from './data.js';
 
 type Cmd = fc.AsyncCommand<Model, System>;
@@ -10,7 +10,7 @@ type Cmd = fc.AsyncCommand<Model, System>;
 export class FlushCommand implements Cmd {
   check = () => true;
   async run(_model: Model, sys: System): Promise<void> {
-    await sys.dev.flush();
+    await onAll(sys, 'a flush', (d) => d.flush());
   }
   toString = () => 'flush()';
 }
@@ -19,7 +19,7 @@ export class ReopenCommand implements Cmd {
   check = () => true;
   async run(model: Model, sys: System): Promise<void> {
     await sys.reopen();
-    ensure(sys.dev.virtualSize === model.size, `virtual size ${sys.dev.virtualSize}, model ${model.size}`);
+    for (const l of sys.lanes) ensure(l.dev.virtualSize === model.size, `${l.engine.name}: virtual size ${l.dev.virtualSize}, model ${model.size}`);
     await expectRange(model, sys, 0, model.size);
   }
   toString = () => 'reopen()';
@@ -31,17 +31,22 @@ export class SnapshotCreateCommand implements Cmd {
     const name = `snap${model.nextSnapshot++}`;
     // Narrow refcounts (1 or 2 bits) overflow once clusters are shared: refused up front, nothing changed.
     if (model.shape.refcountBits <= 2) {
-      const refused = await sys.dev.createSnapshot(name).then(
-        () => false,
-        (err: Error) => /at their maximum/.test(err.message) || Promise.reject(err),
+      const refused = await onAll(sys, 'a snapshot', (d) =>
+        d.createSnapshot(name).then(
+          () => false,
+          (err: Error) => /at their maximum/.test(err.message) || Promise.reject(err),
+        ),
       );
-      if (refused) return;
+      ensure(new Set(refused).size === 1, `engines disagree on refusing a snapshot: ${refused.join(', ')}`);
+      if (refused[0]) return;
     } else {
-      await sys.dev.createSnapshot(name);
+      await onAll(sys, 'a snapshot', (d) => d.createSnapshot(name));
     }
     model.snapshot(name);
-    const names = (await sys.dev.listSnapshots()).map((s) => s.name);
-    ensure(names.join() === [...model.snapshots.keys()].join(), `snapshots [${names.join()}], model [${[...model.snapshots.keys()].join()}]`);
+    for (const l of sys.lanes) {
+      const names = (await l.dev.listSnapshots()).map((s) => s.name);
+      ensure(names.join() === [...model.snapshots.keys()].join(), `${l.engine.name}: snapshots [${names.join()}], model [${[...model.snapshots.keys()].join()}]`);
+    }
   }
   toString = () => 'snapshot.create()';
 }
@@ -52,9 +57,9 @@ export class SnapshotApplyCommand implements Cmd {
   async run(model: Model, sys: System): Promise<void> {
     const names = [...model.snapshots.keys()];
     const name = names[this.pick % names.length]!;
-    await sys.dev.applySnapshot(name);
+    await onAll(sys, 'applying a snapshot', (d) => d.applySnapshot(name));
     model.apply(name);
-    ensure(sys.dev.virtualSize === model.size, `virtual size ${sys.dev.virtualSize}, model ${model.size}`);
+    for (const l of sys.lanes) ensure(l.dev.virtualSize === model.size, `${l.engine.name}: virtual size ${l.dev.virtualSize}, model ${model.size}`);
     await expectRange(model, sys, 0, model.size);
   }
   toString = () => `snapshot.apply(#${this.pick})`;
@@ -65,9 +70,9 @@ export class ResizeCommand implements Cmd {
   check = (m: Readonly<Model>) => m.size < 4 * 1024 * 1024;
   async run(model: Model, sys: System): Promise<void> {
     const newSize = model.size + 512 * (1 + (this.grow % 300));
-    await sys.dev.resize(newSize);
+    await onAll(sys, 'a resize', (d) => d.resize(newSize));
     model.resize(newSize);
-    ensure(sys.dev.virtualSize === newSize, `virtual size ${sys.dev.virtualSize} after resize to ${newSize}`);
+    for (const l of sys.lanes) ensure(l.dev.virtualSize === newSize, `${l.engine.name}: virtual size ${l.dev.virtualSize} after resize to ${newSize}`);
     await expectRange(model, sys, 0, model.size);
   }
   toString = () => `resize(+${512 * (1 + (this.grow % 300))})`;
