@@ -35,12 +35,14 @@ function run(cmd, args, opts = {}) {
 }
 
 /**
- * Drops FILE from the page cache (GNU dd's iflag=nocache, POSIX_FADV_DONTNEED) and reads it back
+ * Syncs, drops FILE from the page cache (GNU dd's iflag=nocache, POSIX_FADV_DONTNEED) and reads it back
  * with `cat FILE > /dev/null`. Dropping first matters: how a file's pages were first cached (one
  * qemu-io write, or readahead) decides the size of the page-cache folios, and a copy out of small
  * folios costs up to 40% more here, so two files holding the same bytes could time differently.
  */
 export function warm(path) {
+  // Write back what earlier runs left dirty first, so that no run pays for another's writeback.
+  execFileSync('sync', [], { stdio: 'inherit' });
   execFileSync('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none'], { stdio: ['ignore', 'ignore', 'inherit'] });
   execFileSync('cat', [path], { stdio: ['ignore', 'ignore', 'inherit'] });
 }

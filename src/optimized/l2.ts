@@ -31,7 +31,7 @@ export async function mappingOf(st: OptState, clusterStart: number): Promise<{ l
   const l2 = l2TableOf(st, clusterStart);
   if (l2 === 0) return { l2, mapping: { kind: 'unallocated' } };
   const index = l2IndexOf(st, clusterStart);
-  const mapping = decodeMapping(st, await st.l2Cache.get(l2), index, l2);
+  const mapping = await entryAt(st, l2, index);
   if (mapping.kind === 'invalid') {
     throw corrupt(`L2 entry for guest offset 0x${clusterStart.toString(16)}: ${mapping.reason}`, {
       offset: l2 + index * st.geometry.l2EntryBytes,
@@ -40,11 +40,19 @@ export async function mappingOf(st: OptState, clusterStart: number): Promise<{ l
   return { l2, mapping };
 }
 
+/** Entry `index` of the L2 table at `l2`, decoded (through the cache's slices). */
+export async function entryAt(st: OptState, l2: number, index: number): Promise<Mapping> {
+  const E = st.geometry.l2EntryBytes;
+  return st.l2Cache.useSlice(l2, index * E, (bytes, at, key) => decodeMapping(st, bytes, at / E, key));
+}
+
 /** Sets entry `index` of the L2 table at `l2` (cached; written back in order later). */
 export async function setEntry(st: OptState, l2: number, index: number, entry: NewL2Entry): Promise<void> {
-  const table = await st.l2Cache.get(l2);
-  encodeMapping(st, table, index, entry);
-  st.l2Cache.markDirty(l2, table);
+  const E = st.geometry.l2EntryBytes;
+  await st.l2Cache.useSlice(l2, index * E, (bytes, at, key) => {
+    encodeMapping(st, bytes, at / E, entry);
+    st.l2Cache.markDirty(key, bytes);
+  });
 }
 
 export async function writeL1Entry(st: OptState, index: number, l2Offset: number, copied: boolean): Promise<void> {
@@ -73,10 +81,9 @@ export async function writableL2(st: OptState, guestOffset: number): Promise<num
   const old = l2TableOf(st, guestOffset);
   if (old !== 0 && st.l1Copied[index]) return old;
   const fresh = await allocateClusters(st, 1);
-  const table = new Uint8Array(C);
-  if (old !== 0) table.set(await st.l2Cache.get(old));
+  const table = old !== 0 ? await st.l2Cache.readTable(old) : new Uint8Array(C);
   await st.order.writeThrough(fresh, table, 'l2');
-  st.l2Cache.putClean(fresh, table);
+  st.l2Cache.putCleanTable(fresh, table);
   await writeL1Entry(st, index, fresh, true);
   if (old !== 0) await adjustRefcount(st, old / C, -1);
   return fresh;

@@ -76,13 +76,22 @@ export async function planRead(st: OptState, offset: number, length: number): Pr
       pos = spanEnd;
       continue;
     }
-    const table = await st.l2Cache.get(l2);
+    const E = g.l2EntryBytes;
+    const perSlice = st.l2Cache.sliceBytes / E;
     while (pos < spanEnd) {
-      const clusterStart = pos - (pos % C);
-      const n = Math.min(clusterStart + C, spanEnd) - pos;
-      const m = decodeMapping(st, table, l2IndexOf(st, clusterStart), l2);
-      clusterPieces(st, out, m, clusterStart, pos - clusterStart, n);
-      pos += n;
+      // The entries of one slice, decoded while the cache lends it.
+      const index = l2IndexOf(st, pos - (pos % C));
+      const sliceEnd = Math.min(spanEnd, pos - (pos % l1Span) + (index - (index % perSlice) + perSlice) * C);
+      await st.l2Cache.useSlice(l2, index * E, (bytes, at, key) => {
+        const first = index - at / E;
+        while (pos < sliceEnd) {
+          const clusterStart = pos - (pos % C);
+          const n = Math.min(clusterStart + C, sliceEnd) - pos;
+          const m = decodeMapping(st, bytes, l2IndexOf(st, clusterStart) - first, key);
+          clusterPieces(st, out, m, clusterStart, pos - clusterStart, n);
+          pos += n;
+        }
+      });
     }
   }
   return out;

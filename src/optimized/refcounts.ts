@@ -16,14 +16,23 @@ export async function getRefcount(st: OptState, cluster: number): Promise<number
   const block = st.refcountTable[Math.floor(cluster / E)] ?? 0;
   if (block === 0) return 0;
   if (block < 0) throw corrupt(`refcount block ${Math.floor(cluster / E)} has an invalid offset`, { offset: Number(st.header.refcountTableOffset) });
-  const bytes = await st.refcountCache.get(block);
-  return readRefcount(bytes, cluster % E, st.geometry.refcountOrder);
+  return onRefcount(st, block, cluster, (bytes, index) => readRefcount(bytes, index, st.geometry.refcountOrder));
+}
+
+/** Runs `fn` on the cached slice of a refcount block holding a cluster's refcount, with its index there. */
+function onRefcount<T>(st: OptState, block: number, cluster: number, fn: (bytes: Uint8Array, index: number, key: number) => T): Promise<T> {
+  const order = st.geometry.refcountOrder;
+  const perSlice = (st.refcountCache.sliceBytes * 8) >> order;
+  const inBlock = cluster % st.geometry.refcountBlockEntries;
+  const first = inBlock - (inBlock % perSlice);
+  return st.refcountCache.useSlice(block, (first << order) / 8, (bytes, _at, key) => fn(bytes, inBlock - first, key));
 }
 
 async function putRefcount(st: OptState, block: number, cluster: number, value: number): Promise<void> {
-  const bytes = await st.refcountCache.get(block);
-  writeRefcount(bytes, cluster % st.geometry.refcountBlockEntries, st.geometry.refcountOrder, value);
-  st.refcountCache.markDirty(block, bytes);
+  await onRefcount(st, block, cluster, (bytes, index, key) => {
+    writeRefcount(bytes, index, st.geometry.refcountOrder, value);
+    st.refcountCache.markDirty(key, bytes);
+  });
 }
 
 /** Adds `delta` to a cluster's refcount, creating its refcount block if needed. */
@@ -41,7 +50,7 @@ export async function adjustRefcount(st: OptState, cluster: number, delta: numbe
   await putRefcount(st, st.refcountTable[Math.floor(cluster / E)]!, cluster, value);
   if (value === 0) {
     // A freed cluster may have been an L2 table: its cached copy must never be written back.
-    st.l2Cache.forget(cluster * st.geometry.clusterSize);
+    st.l2Cache.forgetTable(cluster * st.geometry.clusterSize);
     if (cluster < st.freeHint) st.freeHint = cluster;
     // Compressed data may no longer be appended to it: it can be reused for anything now.
     if (Math.floor(st.compressedCursor / st.geometry.clusterSize) === cluster) st.compressedCursor = 0;
@@ -76,7 +85,7 @@ async function ensureBlock(st: OptState, index: number): Promise<boolean> {
   const block = new Uint8Array(C);
   writeRefcount(block, 0, st.geometry.refcountOrder, 1);
   await st.order.writeThrough(blockOffset, block, 'refcount-block');
-  st.refcountCache.putClean(blockOffset, block);
+  st.refcountCache.putCleanTable(blockOffset, block);
   await writeTableEntry(st, index, blockOffset);
   return true;
 }
@@ -89,7 +98,7 @@ async function endOfUse(st: OptState): Promise<number> {
     const block = st.refcountTable[i] ?? 0;
     if (block === 0) continue;
     if (block < 0) throw corrupt(`refcount block ${i} has an invalid offset`);
-    const bytes = await st.refcountCache.get(block);
+    const bytes = await st.refcountCache.readTable(block);
     for (let j = E - 1; j >= 0; j--) {
       if (readRefcount(bytes, j, st.geometry.refcountOrder) !== 0) return Math.max(end, i * E + j + 1);
     }
@@ -145,7 +154,7 @@ async function growRefcountTable(st: OptState, neededEntries: number): Promise<v
     const block = new Uint8Array(C);
     for (let c = Math.max(start, index * E); c < Math.min(areaEnd, (index + 1) * E); c++) writeRefcount(block, c - index * E, order, 1);
     await st.order.writeThrough((start + k) * C, block, 'refcount-block');
-    st.refcountCache.putClean((start + k) * C, block);
+    st.refcountCache.putCleanTable((start + k) * C, block);
   }
   for (let c = start; c < areaEnd; c++) {
     const index = Math.floor(c / E);

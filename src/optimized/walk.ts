@@ -15,7 +15,7 @@ export async function readL1Table(st: OptState, offset: number, entries: number)
 
 /** Every entry of an L2 table (through the cache). */
 export async function readL2Table(st: OptState, l2: number): Promise<Mapping[]> {
-  const table = await st.l2Cache.get(l2);
+  const table = await st.l2Cache.readTable(l2);
   const out: Mapping[] = [];
   for (let i = 0; i < st.geometry.l2Entries; i++) out.push(decodeMapping(st, table, i, l2));
   return out;

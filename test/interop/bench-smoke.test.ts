@@ -129,7 +129,7 @@ describe('bench/run.mjs', () => {
     });
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toMatch(/^\| benchmark +\| ours \(median\) +\| qemu \(median\) +\| ratio +\| goal +\| met\? \|$/m);
+    expect(r.stdout).toMatch(/^\| benchmark +\| ours \(median\) +\| peer \(median\) +\| ratio +\| goal +\| met\? \|$/m);
     expect(r.stdout).toMatch(/^\| read-4k-d16 +\| [0-9.]+k? req\/s +\| [0-9.]+[kM]? req\/s +\| [0-9.]+x +\| >= [0-9.]+x +\| (yes|no) +\|$/m);
   }, 300_000);
 
