@@ -8,7 +8,12 @@ import fc from 'fast-check';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { compareDecoders } from '../conformance/agree.js';
+import { checkInvariants } from '../conformance/invariants.js';
+import { collectStructures } from '../conformance/structures.js';
 import type { Qcow2Device } from '../engine/types.js';
+import { readMetadata } from '../image/metadata.js';
+import { NodeFile } from '../io/node-file.js';
 import { runTool } from '../tools/run.js';
 import { ensure } from './check.js';
 import { commandArbs } from './commands/index.js';
@@ -18,8 +23,9 @@ import { type Engine, type Lane, sameBytes, type System } from './system.js';
 
 /**
  * One sequence of commands on a fresh image per engine (created with the same options), each
- * checked against the model as it runs; then QEMU judges every image: qemu-img check clean, and
- * its raw conversion equal to the model.
+ * checked against the model as it runs; then every image is judged: our structural check (both
+ * decoders agree on every structure, the spec's rules hold), qemu-img check clean, and its raw
+ * conversion by qemu-img equal to the model.
  */
 export async function runSequence(engines: Engine[], choice: CreateChoice, cmds: Iterable<fc.AsyncCommand<Model, System>>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'qcow2-campaign-'));
@@ -57,8 +63,26 @@ export async function runSequence(engines: Engine[], choice: CreateChoice, cmds:
   }
 }
 
+/** Our structural check of an image: both decoders agree on every structure, and the spec's rules hold. */
+async function structuralProblems(path: string): Promise<string[]> {
+  const file = await NodeFile.open(path, { readOnly: true });
+  try {
+    const meta = await readMetadata(file);
+    const problems: string[] = [];
+    for (const s of await collectStructures(file, meta)) {
+      for (const d of compareDecoders(s)) problems.push(`decoders differ in ${d.structure} at 0x${d.offset.toString(16)}: ${d.path}`);
+      for (const v of checkInvariants(s, meta)) problems.push(`${v.structure} entry at 0x${v.offset.toString(16)}: ${v.message}`);
+    }
+    return problems;
+  } finally {
+    await file.close();
+  }
+}
+
 async function judge(lane: Lane, model: Model, dir: string): Promise<void> {
   await lane.dev.close();
+  const problems = await structuralProblems(lane.path);
+  ensure(problems.length === 0, `${lane.engine.name} engine: our structural check: ${problems.slice(0, 5).join('; ')}`);
   const qemuImg = process.env['QEMU_IMG'] ?? 'qemu-img';
   const check = await runTool(qemuImg, ['check', lane.path]);
   ensure(check.code === 0, `${lane.engine.name} engine: qemu-img check exit ${check.code}:\n${check.stdout}${check.stderr}`);

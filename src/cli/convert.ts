@@ -152,7 +152,13 @@ function issueWrites(target: BlockDevice, pos: number, data: Uint8Array, unit: n
   for (let at = 0; at < data.byteLength; at += unit) {
     const end = Math.min(at + unit, data.byteLength);
     if (isZero(data.subarray(at, end))) flushRun(at);
-    else if (runStart < 0) runStart = at;
+    else {
+      // Uncompressed data goes out one 64 KiB unit per write, as qemu-img writes it: on this
+      // machine's ext4, 1 MiB pwrites into a new file spent every other run twice as long in the
+      // kernel's page-cache copy (2.7 s against 1.2 s for a 1 GiB convert); 64 KiB ones never did.
+      if (!compress && runStart >= 0) flushRun(at);
+      if (runStart < 0) runStart = at;
+    }
   }
   flushRun(data.byteLength);
   return { done: Promise.all(writes) };
