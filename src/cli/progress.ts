@@ -13,7 +13,8 @@ export class Progress {
     if (!this.enabled || !this.ctx.isTTY) return;
     const percent = total === 0 ? 100 : Math.min(100, (done / total) * 100);
     const shown = Math.floor(percent * 100) / 100;
-    if (shown === this.last) return;
+    // Chunks finish out of order; the line only ever moves forward.
+    if (shown <= this.last) return;
     this.last = shown;
     this.ctx.stdout(`    (${shown.toFixed(2)}/100%)\r`);
   }
