@@ -2,6 +2,7 @@
  * What every engine offers (the reference engine, the optimized engine, and the raw-file adapter
  * used for raw backing files and `-f raw`). Offsets and lengths are guest bytes.
  */
+import type { BlockFile } from '../io/block-file.js';
 
 /** How one layer (this image only, not its backing chain) maps a guest range. */
 export type ExtentKind =
@@ -91,4 +92,9 @@ export interface OpenOptions {
   compressionThreads?: number;
   /** Open this backing instead of the one the image names (qemu's `-b` at open time). */
   backingOverride?: { path: string; format: 'raw' | 'qcow2' } | null;
+  /**
+   * Puts a layer between the engine and the image file (tests: delays, recording, fault
+   * injection). Not applied to backing files.
+   */
+  wrapFile?: (file: BlockFile) => BlockFile;
 }

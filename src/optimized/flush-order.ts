@@ -1,28 +1,45 @@
 /**
  * All write ordering of the optimized engine, in one place.
  *
- *  1. Guest data is written (awaited) before the L2 entry that points to it is changed in the cache.
+ *  0. "Before" means durable before: ordered writes are separated by a flush (a barrier, which
+ *     flushes only when some other write completed since the last flush), because a disk may
+ *     persist the writes between two flushes in any order.
+ *  1. Guest data is written (awaited) before the L2 entry that points to it is changed in the
+ *     cache, and every L2 write-back waits for a barrier (copy-on-write data and everything else
+ *     written before it lands first; QEMU's depends_on_flush).
  *  2. Refcount increments for clusters a new L2 entry will point at: the L2 cache then depends on
  *     the refcount cache (refcount blocks reach the disk first).
  *  3. Refcount decrements after a reference was dropped: the refcount cache then depends on the L2
  *     cache (the L2 tables without the reference reach the disk first). When a dependency would
  *     point the other way than an existing one, the existing one is flushed first (as QEMU's
  *     qcow2_cache_set_dependency), so there is never a cycle.
- *  4. Writes that change the L1 table, the refcount table or the header write through, after both
- *     caches are flushed (so everything they point to is on disk), followed by a file flush for
- *     the header.
+ *  4. Writes that change the L1 table, the refcount table, the snapshot table or the header write
+ *     through: both caches are flushed, a barrier, the write, a barrier (nothing issued later may
+ *     land before it).
  *  5. New L2 tables and new refcount blocks are written through when created, before the L1 or
  *     refcount table entry that points at them.
  */
-import type { BlockFile, WriteTag } from '../io/block-file.js';
+import type { BarrierFile } from '../io/barrier-file.js';
+import type { WriteTag } from '../io/block-file.js';
 import type { TableCache } from './table-cache.js';
 
 export class FlushOrder {
   constructor(
-    private readonly file: BlockFile,
+    private readonly file: BarrierFile,
+    private readonly dataFile: BarrierFile | undefined,
     private readonly l2: TableCache,
     private readonly refcounts: TableCache,
-  ) {}
+  ) {
+    l2.barrier = () => this.barrier('l2');
+    l2.beforeWriteBack = l2.barrier;
+    refcounts.barrier = () => this.barrier('refcount-block');
+  }
+
+  /** Everything written so far (but writes tagged `except`) is made durable. */
+  async barrier(except?: WriteTag): Promise<void> {
+    await this.dataFile?.barrier(except);
+    await this.file.barrier(except);
+  }
 
   /** Rule 2: L2 tables changed from now on reach the disk after the refcount blocks. */
   async afterIncrement(): Promise<void> {
@@ -39,7 +56,7 @@ export class FlushOrder {
     if (on.dependsOn === cache) {
       // The opposite order is pending: settle it before reversing.
       await cache.flushDirty();
-      await this.file.flush();
+      await this.barrier();
       on.dependsOn = undefined;
     }
     cache.dependsOn = on;
@@ -61,7 +78,9 @@ export class FlushOrder {
   /** Rule 4/5: a write-through of L1, refcount table, new tables or the header. */
   async writeThrough(offset: number, bytes: Uint8Array, tag: WriteTag): Promise<void> {
     await this.flushCaches();
+    await this.barrier();
     await this.file.write(offset, bytes, tag);
+    await this.barrier();
   }
 
   /** Keeps both caches within their budgets (dirty tables written back in order). */

@@ -1,7 +1,7 @@
 /** Rewriting cluster 0 (header, extensions, backing name), after everything it points to. */
 import { corrupt } from '../errors.js';
 import { encodeString } from '../format/bytes.js';
-import { INCOMPAT_CORRUPT } from '../format/constants.js';
+import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from '../format/constants.js';
 import { encodeExtensions } from '../format/extensions.js';
 import { encodeHeader } from '../format/header.js';
 import type { OptState } from './state.js';
@@ -22,7 +22,6 @@ export async function writeHeader(st: OptState): Promise<void> {
   out.set(exts, headerBytes.byteLength);
   if (name) out.set(name, nameOffset);
   await st.order.writeThrough(0, out, 'header');
-  await st.file.flush();
 }
 
 /** Marks the image corrupt on disk (when writable) so no one writes to it again. */
@@ -32,4 +31,37 @@ export async function markCorrupt(st: OptState): Promise<void> {
   st.features.corrupt = true;
   await writeHeader(st);
   st.readOnly = true;
+}
+
+/** Sets or clears the dirty bit (incompatible bit 0) on disk. */
+export async function setDirtyBit(st: OptState, dirty: boolean): Promise<void> {
+  if (dirty) st.header.incompatibleFeatures |= INCOMPAT_DIRTY;
+  else st.header.incompatibleFeatures &= ~INCOMPAT_DIRTY;
+  st.features.dirty = dirty;
+  await writeHeader(st);
+}
+
+/**
+ * Lazy refcounts (compatible bit 0, v3): before the first refcount increase the image is marked
+ * dirty; from then on refcount blocks need not reach the disk before the L2 entries that count
+ * on them (a crash leaves stale refcounts, rebuilt on the next open). Close clears the bit.
+ */
+export async function beforeLazyIncrement(st: OptState): Promise<boolean> {
+  if (!st.features.lazyRefcounts || st.header.version < 3 || st.readOnly) return false;
+  if (!st.features.dirty) await setDirtyBit(st, true);
+  return true;
+}
+
+/**
+ * Runs an update whose steps cannot all land at once (snapshot create, apply, delete: refcounts
+ * and COPIED flags change together) with the dirty bit set, so that a crash in between leaves an
+ * image whose refcounts are rebuilt on the next open. v2 images have no dirty bit.
+ */
+export async function underDirtyBit<T>(st: OptState, fn: () => Promise<T>): Promise<T> {
+  if (st.header.version < 3 || st.features.dirty) return fn();
+  await setDirtyBit(st, true);
+  const out = await fn();
+  // Left set if fn failed (the next open repairs), and while lazy refcounts keep it set.
+  if (!st.features.lazyRefcounts) await setDirtyBit(st, false);
+  return out;
 }

@@ -10,7 +10,7 @@ import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
 import { dropBitmaps } from './bitmaps.js';
 import { prepareCompressed, writeCompressedClusters } from './compressed-write.js';
 import { mapExtents } from './extents.js';
-import { writeHeader } from './header.js';
+import { setDirtyBit, underDirtyBit, writeHeader } from './header.js';
 import { RangeLock } from './range-lock.js';
 import { readGuestInto } from './read.js';
 import { resize } from './resize.js';
@@ -114,22 +114,24 @@ export class OptimizedImage implements Qcow2Device {
 
   async createSnapshot(name: string): Promise<SnapshotInfo> {
     await this.beforeWrite();
-    return this.whole(async () => snapshotInfo(await createSnapshot(this.state, name), this.virtualSize));
+    return this.whole(async () => snapshotInfo(await underDirtyBit(this.state, () => createSnapshot(this.state, name)), this.virtualSize));
   }
 
   async applySnapshot(idOrName: string): Promise<void> {
     if (this.state.activeBitmaps) throw unsupported('Device has active dirty bitmaps');
     await this.beforeWrite();
-    await this.whole(() => applySnapshot(this.state, idOrName));
+    await this.whole(() => underDirtyBit(this.state, () => applySnapshot(this.state, idOrName)));
   }
 
   async deleteSnapshot(idOrName: string): Promise<void> {
     await this.beforeWrite();
-    await this.whole(() => deleteSnapshot(this.state, idOrName));
+    await this.whole(() => underDirtyBit(this.state, () => deleteSnapshot(this.state, idOrName)));
   }
 
   async close(): Promise<void> {
     await this.flush();
+    // Lazy refcounts left the image dirty: everything is on disk now, refcounts included.
+    if (this.state.features.dirty && !this.state.readOnly) await this.whole(() => setDirtyBit(this.state, false));
     await this.state.backing?.close();
     await this.state.dataFile?.close();
     await this.state.file.close();

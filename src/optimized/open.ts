@@ -15,6 +15,7 @@ import { decodeL1Table } from '../format/l1.js';
 import { decodeRefcountTable } from '../format/refcount.js';
 import { readMetadata } from '../image/metadata.js';
 import type { BlockFile } from '../io/block-file.js';
+import { BarrierFile } from '../io/barrier-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
 import { FlushOrder } from './flush-order.js';
 import { writeHeader } from './header.js';
@@ -31,8 +32,6 @@ export const DEFAULT_REFCOUNT_CACHE_BYTES = 256 << 10;
 export interface OptimizedOpenOptions extends OpenOptions {
   l2CacheBytes?: number;
   refcountCacheBytes?: number;
-  /** Puts a layer between the engine and its image file (tests: delays, fault injection). */
-  wrapFile?: (file: BlockFile) => BlockFile;
 }
 
 export async function openOptimized(path: string, opts: OptimizedOpenOptions = {}, depth = 0): Promise<OptimizedImage> {
@@ -64,13 +63,15 @@ export async function openOptimized(path: string, opts: OptimizedOpenOptions = {
 
 /** Builds the engine over open files (also used by tests with in-memory files). */
 export async function openOnFiles(
-  file: BlockFile,
-  dataFile: BlockFile | undefined,
+  plainFile: BlockFile,
+  plainDataFile: BlockFile | undefined,
   backing: BlockDevice | undefined,
   meta: Awaited<ReturnType<typeof readMetadata>>,
   opts: OptimizedOpenOptions = {},
 ): Promise<OptimizedImage> {
-  const readOnly = opts.readOnly ?? file.readOnly;
+  const readOnly = opts.readOnly ?? plainFile.readOnly;
+  const file = new BarrierFile(plainFile);
+  const dataFile = plainDataFile && new BarrierFile(plainDataFile);
   const { features, geometry } = meta.layout;
   const C = geometry.clusterSize;
   const header = meta.header;
@@ -101,7 +102,7 @@ export async function openOnFiles(
     refcountTable,
     l2Cache,
     refcountCache,
-    order: new FlushOrder(file, l2Cache, refcountCache),
+    order: new FlushOrder(file, dataFile, l2Cache, refcountCache),
     meta: new Mutex(),
     freeHint: 0,
     compressedCursor: 0,
@@ -143,6 +144,6 @@ async function openBacking(
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OptimizedOpenOptions, depth: number): Promise<BlockDevice> {
   checkBackingDepth(depth);
   if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...driving(opts) });
-  const { backingOverride: _ignored, ...rest } = opts;
+  const { backingOverride: _ignored, wrapFile: _notBelow, ...rest } = opts;
   return openOptimized(path, { ...rest, readOnly: true }, depth + 1);
 }

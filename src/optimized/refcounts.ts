@@ -8,7 +8,7 @@ import { corrupt, unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { MAX_REFCOUNT_TABLE_BYTES } from '../format/constants.js';
 import { encodeRefcountTableEntry, maxRefcount, readRefcount, writeRefcount } from '../format/refcount.js';
-import { writeHeader } from './header.js';
+import { beforeLazyIncrement, writeHeader } from './header.js';
 import type { OptState } from './state.js';
 
 export async function getRefcount(st: OptState, cluster: number): Promise<number> {
@@ -46,7 +46,7 @@ export async function adjustRefcount(st: OptState, cluster: number, delta: numbe
   }
   await ensureBlock(st, Math.floor(cluster / E));
   if (delta < 0) await st.order.afterDecrement();
-  else await st.order.afterIncrement();
+  else if (!(await beforeLazyIncrement(st))) await st.order.afterIncrement();
   await putRefcount(st, st.refcountTable[Math.floor(cluster / E)]!, cluster, value);
   if (value === 0) {
     // A freed cluster may have been an L2 table: its cached copy must never be written back.

@@ -45,7 +45,6 @@ async function writeSnapshotTable(st: OptState, entries: SnapshotEntry[]): Promi
   if (bytes.byteLength > 0) {
     offset = await allocateClusters(st, Math.ceil(bytes.byteLength / C));
     await st.order.writeThrough(offset, bytes, 'snapshot-table');
-    await st.file.flush();
   }
   st.header.snapshotsOffset = BigInt(offset);
   st.header.nbSnapshots = entries.length;
@@ -119,7 +118,6 @@ export async function applySnapshot(st: OptState, idOrName: string): Promise<voi
   const active = new Uint8Array(st.header.l1Size * 8);
   active.set(await st.file.read(snOffset, sn.l1Size * 8));
   await st.order.writeThrough(Number(st.header.l1TableOffset), active, 'l1');
-  await st.file.flush();
   const decoded = decodeL1Table(active, st.header.l1Size);
   st.l1Offsets = decoded.map((e) => e.l2Offset);
   st.l1Copied = decoded.map((e) => e.copied);

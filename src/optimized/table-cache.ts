@@ -32,6 +32,10 @@ export class TableCache {
   readonly capacity: number;
   /** This cache's dirty tables may be written only after the other cache's are (flush-order.ts). */
   dependsOn: TableCache | undefined;
+  /** Makes what was written before durable (set by flush-order.ts; a plain flush by default). */
+  barrier: () => Promise<void>;
+  /** When set, runs before every write-back (L2 tables: after the data they point to). */
+  beforeWriteBack: (() => Promise<void>) | undefined;
   /** Counts, for tests and benchmarks. */
   readonly stats = { hits: 0, misses: 0, writes: 0 };
   /**
@@ -55,6 +59,7 @@ export class TableCache {
       throw new RangeError(`${name} cache: slice of ${sliceBytes} bytes does not divide a ${tableBytes}-byte table`);
     }
     this.sliceBytes = sliceBytes;
+    this.barrier = () => file.flush();
     this.capacity = Math.max(2, Math.floor(budgetBytes / sliceBytes));
   }
 
@@ -192,9 +197,10 @@ export class TableCache {
     if (this.dependsOn) {
       const dep = this.dependsOn;
       await dep.flushDirty();
-      await this.file.flush();
+      await this.barrier();
       if (this.dependsOn === dep) this.dependsOn = undefined;
     }
+    await this.beforeWriteBack?.();
     const version = e.version;
     this.stats.writes++;
     await this.file.write(offset, e.bytes.slice(), this.tag);

@@ -11,7 +11,7 @@ import { mapExtents } from './extents.js';
 import { readGuest } from './read.js';
 import { resize } from './resize.js';
 import { applySnapshot, createSnapshot, deleteSnapshot, readSnapshots, snapshotInfo } from './snapshots.js';
-import { type RefState, writeHeader } from './state.js';
+import { type RefState, underDirtyBit, writeHeader } from './state.js';
 import { writeGuest } from './write.js';
 import { discard, writeZeroes } from './zero-discard.js';
 
@@ -91,19 +91,19 @@ export class ReferenceImage implements Qcow2Device {
 
   async createSnapshot(name: string): Promise<SnapshotInfo> {
     await this.beforeWrite();
-    return snapshotInfo(await createSnapshot(this.state, name), this.virtualSize);
+    return snapshotInfo(await underDirtyBit(this.state, () => createSnapshot(this.state, name)), this.virtualSize);
   }
 
   async applySnapshot(idOrName: string): Promise<void> {
     // As QEMU: reverting would leave enabled bitmaps describing the wrong data.
     if (this.state.activeBitmaps) throw unsupported('Device has active dirty bitmaps');
     await this.beforeWrite();
-    await applySnapshot(this.state, idOrName);
+    await underDirtyBit(this.state, () => applySnapshot(this.state, idOrName));
   }
 
   async deleteSnapshot(idOrName: string): Promise<void> {
     await this.beforeWrite();
-    await deleteSnapshot(this.state, idOrName);
+    await underDirtyBit(this.state, () => deleteSnapshot(this.state, idOrName));
   }
 
   async close(): Promise<void> {

@@ -11,23 +11,26 @@ import { corrupt, unsupported } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { readMetadata } from '../image/metadata.js';
 import { driving, NodeFile } from '../io/node-file.js';
+import type { BlockFile } from '../io/block-file.js';
+import { DurableFile } from './durable-file.js';
 import { ReferenceImage } from './image.js';
 import { rebuildRefcounts } from './rebuild.js';
 import { type RefState, writeHeader } from './state.js';
 
 export async function openReference(path: string, opts: OpenOptions = {}, depth = 0): Promise<ReferenceImage> {
   const readOnly = opts.readOnly ?? false;
-  const file = await NodeFile.open(path, { readOnly, ...driving(opts) });
+  const nodeFile = await NodeFile.open(path, { readOnly, ...driving(opts) });
+  const file = new DurableFile(opts.wrapFile ? opts.wrapFile(nodeFile) : nodeFile);
   const opened: BlockDevice[] = [];
   try {
     const meta = await readMetadata(file);
     const { features } = meta.layout;
     if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
     if (features.corrupt && !readOnly) throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
-    let dataFile: NodeFile | undefined;
+    let dataFile: BlockFile | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
-      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) });
+      dataFile = new DurableFile(await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) }));
     }
     const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
     if (backing) opened.push(backing);
@@ -81,6 +84,6 @@ async function openBacking(
 async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OpenOptions, depth: number): Promise<BlockDevice> {
   checkBackingDepth(depth);
   if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...driving(opts) });
-  const { backingOverride: _ignored, ...rest } = opts;
+  const { backingOverride: _ignored, wrapFile: _notBelow, ...rest } = opts;
   return openReference(path, { ...rest, readOnly: true }, depth + 1);
 }

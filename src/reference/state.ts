@@ -4,7 +4,7 @@
  */
 import { corrupt } from '../errors.js';
 import { encodeString } from '../format/bytes.js';
-import { INCOMPAT_CORRUPT } from '../format/constants.js';
+import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from '../format/constants.js';
 import { encodeExtensions, type HeaderExtension } from '../format/extensions.js';
 import type { Geometry } from '../format/geometry.js';
 import { encodeHeader, type Header } from '../format/header.js';
@@ -62,4 +62,22 @@ export async function markCorrupt(st: RefState): Promise<void> {
   await writeHeader(st);
   await st.file.flush();
   st.readOnly = true;
+}
+
+/**
+ * Runs an update whose steps cannot all land at once (snapshot create, apply, delete: refcounts
+ * and COPIED flags change together) with the dirty bit set, so that a crash in between leaves an
+ * image whose refcounts are rebuilt on the next open. v2 images have no dirty bit.
+ */
+export async function underDirtyBit<T>(st: RefState, fn: () => Promise<T>): Promise<T> {
+  if (st.header.version < 3 || st.features.dirty) return fn();
+  st.header.incompatibleFeatures |= INCOMPAT_DIRTY;
+  st.features.dirty = true;
+  await writeHeader(st);
+  const out = await fn();
+  // Left set if fn failed: the next open repairs.
+  st.header.incompatibleFeatures &= ~INCOMPAT_DIRTY;
+  st.features.dirty = false;
+  await writeHeader(st);
+  return out;
 }

@@ -1,0 +1,94 @@
+/**
+ * Crash exploration: record a workload, then judge every crash state of its log (states.ts),
+ * identical states once. Two states are judged at a time (one may wait on qemu-img while the other
+ * runs our engine).
+ */
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { crashStates, durableAt, epochsOf, materialize, type CrashState, type StateOptions } from './states.js';
+import { judge } from './judge.js';
+import { expectation, record, scratchDir, type Open, type Workload } from './workload.js';
+
+export interface Failure {
+  state: string;
+  problems: string[];
+}
+
+export interface Exploration {
+  workload: string;
+  writes: number;
+  flushes: number;
+  epochs: number;
+  /** Crash states generated, and how many distinct images they were. */
+  states: number;
+  distinct: number;
+  /** Distinct states that needed repair (dirty bit), and that had leaks. */
+  repaired: number;
+  leaky: number;
+  failures: Failure[];
+}
+
+export interface ExploreOptions extends StateOptions {
+  /** Stop after this many failing states. */
+  maxFailures?: number;
+  /** Judge at most this many distinct states (a sample, for `qcow2 verify`). */
+  maxStates?: number;
+}
+
+export function describeState(s: CrashState): string {
+  const torn = s.torn ? `, write #${s.torn.index} torn (sectors ${s.torn.sectors.map((b) => (b ? 1 : 0)).join('')})` : '';
+  return `epoch ${s.epoch} (crash before log entry ${s.end}): landed [${s.landed.join(', ')}]${torn}`;
+}
+
+export async function explore(w: Workload, open: Open, opts: ExploreOptions = {}): Promise<Exploration> {
+  const rec = await record(w, open);
+  const epochs = epochsOf(rec.log);
+  const out: Exploration = {
+    workload: w.name,
+    writes: rec.log.filter((o) => o.kind === 'write').length,
+    flushes: rec.log.filter((o) => o.kind === 'flush').length,
+    epochs: epochs.length,
+    states: 0,
+    distinct: 0,
+    repaired: 0,
+    leaky: 0,
+    failures: [],
+  };
+  const maxFailures = opts.maxFailures ?? 3;
+  const seen = new Set<string>();
+  const dir = await scratchDir('qcow2-states-');
+  const running = new Set<Promise<void>>();
+  let durableEpoch = -1;
+  let durable = rec.initial;
+  try {
+    for (const s of crashStates(rec.log, opts)) {
+      if (out.failures.length >= maxFailures || (opts.maxStates !== undefined && out.distinct >= opts.maxStates)) break;
+      out.states++;
+      if (s.epoch !== durableEpoch) {
+        durable = durableAt(rec.initial, rec.log, epochs[s.epoch]!);
+        durableEpoch = s.epoch;
+      }
+      const bytes = materialize(durable, rec.log, s);
+      const key = createHash('sha1').update(bytes).digest('hex');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.distinct++;
+      const name = `s${out.distinct}`;
+      const task = judge(bytes, expectation(rec, s.end), dir, name).then(
+        (v) => {
+          if (v.dirty) out.repaired++;
+          if (v.leaks > 0) out.leaky++;
+          if (v.problems.length > 0) out.failures.push({ state: describeState(s), problems: v.problems });
+        },
+        (err: unknown) => void out.failures.push({ state: describeState(s), problems: [`the judge failed: ${(err as Error).message}`] }),
+      );
+      running.add(task);
+      void task.finally(() => running.delete(task));
+      if (running.size >= 2) await Promise.race(running);
+    }
+    await Promise.all(running);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}

@@ -1,0 +1,91 @@
+/**
+ * The verdict on one crash state: the image opens with our engine (which repairs it when the dirty
+ * bit says refcounts may be stale), `qemu-img check` finds no corruption (leaks are allowed; after
+ * a repair nothing at all), and every byte a returned flush covered reads back.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isQcow2Error } from '../errors.js';
+import { openOptimized } from '../optimized/open.js';
+import { runTool } from '../tools/run.js';
+
+export interface Expectation {
+  bytes: Uint8Array;
+  unsettled: [number, number][];
+}
+
+export interface QemuCheck {
+  exit: number | null;
+  corruptions: number;
+  leaks: number;
+  checkErrors: number;
+  text: string;
+}
+
+export async function qemuCheck(path: string): Promise<QemuCheck> {
+  const r = await runTool(process.env['QEMU_IMG'] ?? 'qemu-img', ['check', '-f', 'qcow2', '--output=json', path]);
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(r.stdout) as Record<string, unknown>;
+  } catch {
+    // No JSON: the image could not even be opened; the exit code says so.
+  }
+  const n = (k: string) => (typeof parsed[k] === 'number' ? (parsed[k] as number) : 0);
+  return { exit: r.code, corruptions: n('corruptions'), leaks: n('leaks'), checkErrors: n('check-errors'), text: (r.stdout + r.stderr).trim() };
+}
+
+function describe(err: unknown): string {
+  return isQcow2Error(err) ? err.describe() : `untyped ${(err as Error).name}: ${(err as Error).message}`;
+}
+
+/** The problems with one crash state (none: it passes). Leaves no file behind. */
+export async function judge(bytes: Uint8Array, expected: Expectation, dir: string, name: string): Promise<{ problems: string[]; leaks: number; dirty: boolean }> {
+  const path = join(dir, `${name}.qcow2`);
+  await writeFile(path, bytes);
+  const problems: string[] = [];
+  const dirty = bytes.byteLength > 79 && (bytes[79]! & 1) === 1 && bytes[7] === 3;
+  let leaks = 0;
+  try {
+    if (!dirty) {
+      const c = await qemuCheck(path);
+      leaks = c.leaks;
+      if (c.exit !== 0 && c.exit !== 3) problems.push(`qemu-img check exit ${c.exit}: ${c.text.slice(0, 2000)}`);
+    }
+    try {
+      const dev = await openOptimized(path, { noFlush: true, compressionThreads: 0 });
+      try {
+        const got = await dev.read(0, Math.min(dev.virtualSize, expected.bytes.byteLength));
+        const bad = firstDifference(got, expected);
+        if (bad !== -1) problems.push(`guest byte ${bad} (flushed before the crash) reads ${got[bad]}, expected ${expected.bytes[bad]}`);
+        if (dev.virtualSize !== expected.bytes.byteLength) problems.push(`virtual size ${dev.virtualSize}, expected ${expected.bytes.byteLength}`);
+      } finally {
+        await dev.close();
+      }
+    } catch (err) {
+      problems.push(`our engine: ${describe(err)}`);
+    }
+    if (dirty && problems.length === 0) {
+      const c = await qemuCheck(path);
+      if (c.exit !== 0) problems.push(`after repair, qemu-img check exit ${c.exit}: ${c.text.slice(0, 2000)}`);
+    }
+  } finally {
+    await rm(path, { force: true });
+  }
+  return { problems, leaks, dirty };
+}
+
+/** First guest byte outside the unsettled ranges that differs, or -1. */
+export function firstDifference(got: Uint8Array, e: Expectation): number {
+  const n = Math.min(got.byteLength, e.bytes.byteLength);
+  const unsettled = [...e.unsettled].sort((a, b) => a[0] - b[0]);
+  let u = 0;
+  for (let i = 0; i < n; i++) {
+    while (u < unsettled.length && unsettled[u]![1] <= i) u++;
+    if (u < unsettled.length && unsettled[u]![0] <= i) {
+      i = unsettled[u]![1] - 1;
+      continue;
+    }
+    if (got[i] !== e.bytes[i]) return i;
+  }
+  return -1;
+}

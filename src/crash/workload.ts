@@ -1,0 +1,158 @@
+/**
+ * Crash workloads: an image made by qemu-img and a list of guest requests, run once on an engine
+ * over a RecordingFile. The result is the file's log plus, placed in it, what the guest was told:
+ * where each request began (its bytes are unsettled from then until a flush returns) and where
+ * each flush returned (everything written before it must survive any later crash).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { OpenOptions, Qcow2Device } from '../engine/types.js';
+import { RecordingFile } from '../io/recording-file.js';
+import type { FileOp } from '../io/recording-file.js';
+import { runTool } from '../tools/run.js';
+import { Model } from '../campaign/model.js';
+import { patternBytes } from '../campaign/system.js';
+
+export type GuestOp =
+  | { op: 'write'; offset: number; length: number; seed: number }
+  | { op: 'zero'; offset: number; length: number; unmap?: boolean }
+  | { op: 'discard'; offset: number; length: number }
+  /** One whole cluster, compressed (`seed` 0: compressible bytes). */
+  | { op: 'compressed'; offset: number; seed: number }
+  | { op: 'flush' }
+  | { op: 'snapshot'; name: string }
+  | { op: 'delete-snapshot'; name: string };
+
+export interface Workload {
+  name: string;
+  /** `qemu-img create -f qcow2 -o OPTIONS image SIZE`. */
+  options: string;
+  size: number;
+  clusterSize: number;
+  /** qemu-io commands run on the image before the workload (the image's history). */
+  before?: string[];
+  ops: GuestOp[];
+}
+
+export type Open = (path: string, opts: OpenOptions) => Promise<Qcow2Device>;
+
+/** A guest-visible event placed in the file's log. */
+export type GuestEvent =
+  /** A request that may change `[from, to)` began when the log had `at` entries. */
+  | { kind: 'began'; at: number; from: number; to: number }
+  /** A flush returned when the log had `at` entries; `bytes` is what the guest wrote until then. */
+  | { kind: 'flushed'; at: number; bytes: Uint8Array };
+
+export interface Recording {
+  workload: Workload;
+  initial: Uint8Array;
+  log: FileOp[];
+  events: GuestEvent[];
+  /** The guest's contents when the image was created (before any request). */
+  start: Uint8Array;
+}
+
+/** A scratch folder, in memory where the machine has one. */
+export async function scratchDir(prefix: string): Promise<string> {
+  return mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), prefix));
+}
+
+export async function tool(cmd: string, args: string[], cwd?: string): Promise<string> {
+  const r = await runTool(cmd, args, cwd);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Creates the workload's image in `dir` with QEMU's tools; returns its path. */
+export async function createImage(w: Workload, dir: string): Promise<string> {
+  const path = join(dir, 'image.qcow2');
+  await tool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', w.options, path, String(w.size)]);
+  if (w.before?.length) await tool('qemu-io', ['-f', 'qcow2', ...w.before.flatMap((c) => ['-c', c]), path]);
+  return path;
+}
+
+/** The guest bytes of an image, read by QEMU (`qemu-img convert -O raw`). */
+export async function guestBytes(path: string, dir: string): Promise<Uint8Array> {
+  const raw = join(dir, 'guest.raw');
+  await tool('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', path, raw]);
+  const bytes = new Uint8Array(await readFile(raw));
+  await rm(raw);
+  return bytes;
+}
+
+/** Runs the workload on `open`'s engine, recording every write and flush of the image file. */
+export async function record(w: Workload, open: Open): Promise<Recording> {
+  const dir = await scratchDir('qcow2-crash-');
+  try {
+    const path = await createImage(w, dir);
+    const start = await guestBytes(path, dir);
+    const initial = new Uint8Array(await readFile(path));
+    let rec: RecordingFile | undefined;
+    const dev = await open(path, { noFlush: true, wrapFile: (f) => (rec = new RecordingFile(f)) });
+    const log = rec!.log;
+    const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
+    model.bytes.set(start);
+    const events: GuestEvent[] = [];
+    for (const op of w.ops) await apply(dev, model, op, log, events);
+    await dev.close();
+    events.push({ kind: 'flushed', at: log.length, bytes: model.bytes.slice() });
+    return { workload: w, initial, log, events, start };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function apply(dev: Qcow2Device, model: Model, op: GuestOp, log: FileOp[], events: GuestEvent[]): Promise<void> {
+  const began = (from: number, to: number) => events.push({ kind: 'began', at: log.length, from, to });
+  switch (op.op) {
+    case 'write': {
+      const data = patternBytes(op.length, op.seed, false);
+      began(op.offset, op.offset + op.length);
+      await dev.write(op.offset, data);
+      model.write(op.offset, data);
+      return;
+    }
+    case 'zero':
+      began(op.offset, op.offset + op.length);
+      await dev.writeZeroes(op.offset, op.length, { unmap: op.unmap ?? false });
+      model.zero(op.offset, op.length);
+      return;
+    case 'discard':
+      began(op.offset, op.offset + op.length);
+      await dev.discard(op.offset, op.length);
+      model.discard(op.offset, op.length);
+      return;
+    case 'compressed': {
+      const data = patternBytes(dev.clusterSize, op.seed, op.seed === 0);
+      began(op.offset, op.offset + dev.clusterSize);
+      await dev.writeCompressed(op.offset, data);
+      model.write(op.offset, data);
+      return;
+    }
+    case 'flush':
+      await dev.flush();
+      events.push({ kind: 'flushed', at: log.length, bytes: model.bytes.slice() });
+      return;
+    case 'snapshot':
+      await dev.createSnapshot(op.name);
+      return;
+    case 'delete-snapshot':
+      await dev.deleteSnapshot(op.name);
+      return;
+  }
+}
+
+/**
+ * What a crash before log entry `end` must leave: the guest bytes of the last flush that returned
+ * before it, and the ranges of requests begun since (they may read either way).
+ */
+export function expectation(r: Recording, end: number): { bytes: Uint8Array; unsettled: [number, number][] } {
+  let bytes = r.start;
+  let since = 0;
+  for (const e of r.events) if (e.kind === 'flushed' && e.at <= end) ({ bytes, at: since } = e);
+  const unsettled: [number, number][] = [];
+  for (const e of r.events) if (e.kind === 'began' && e.at >= since && e.at < end) unsettled.push([e.from, e.to]);
+  return { bytes, unsettled };
+}

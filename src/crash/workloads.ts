@@ -1,0 +1,130 @@
+/**
+ * The crash workloads: small images whose requests reach every kind of metadata write (new L2
+ * tables and L1 entries, refcount blocks and refcount table growth, copy-on-write of partial
+ * clusters, compressed clusters, subclusters, snapshot table updates, lazy refcounts).
+ */
+import type { GuestOp, Workload } from './workload.js';
+
+const K = 1024;
+
+/** Writes at scattered places, with flushes between some of them. */
+function scattered(clusterSize: number, size: number, count: number, seed: number): GuestOp[] {
+  const ops: GuestOp[] = [];
+  let x = seed;
+  const next = () => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return x;
+  };
+  for (let i = 0; i < count; i++) {
+    const offset = (next() % (size / 512)) * 512;
+    const length = Math.min(size - offset, 512 * (1 + (next() % Math.max(1, (3 * clusterSize) / 512))));
+    ops.push({ op: 'write', offset, length, seed: i + seed });
+    if (i % 4 === 3) ops.push({ op: 'flush' });
+  }
+  return ops;
+}
+
+export const WORKLOADS: Workload[] = [
+  {
+    name: 'alloc-cow',
+    options: 'compat=1.1,cluster_size=65536',
+    size: 4 * 1024 * K,
+    clusterSize: 65536,
+    before: ['write -P 0x11 0 192k'],
+    ops: [
+      { op: 'write', offset: 1000, length: 3000, seed: 1 },
+      { op: 'write', offset: 300 * K, length: 70 * K, seed: 2 },
+      { op: 'flush' },
+      { op: 'write', offset: 64 * K + 512, length: 512, seed: 3 },
+      { op: 'zero', offset: 128 * K, length: 64 * K },
+      { op: 'discard', offset: 0, length: 64 * K },
+      { op: 'flush' },
+      { op: 'write', offset: 0, length: 100 * K, seed: 4 },
+      { op: 'write', offset: 3 * 1024 * K, length: 4 * K, seed: 5 },
+    ],
+  },
+  {
+    name: 'small-clusters',
+    // 512-byte clusters: an L2 table maps 32 KiB and a refcount block 128 KiB of file, so new L2
+    // tables, new refcount blocks and refcount table growth all happen within a few requests.
+    options: 'compat=1.1,cluster_size=512',
+    size: 512 * K,
+    clusterSize: 512,
+    ops: [...scattered(512, 512 * K, 24, 7), { op: 'discard', offset: 64 * K, length: 64 * K }, { op: 'flush' }, ...scattered(512, 512 * K, 8, 99)],
+  },
+  {
+    name: 'lazy-refcounts',
+    options: 'compat=1.1,cluster_size=4096,lazy_refcounts=on',
+    size: 1024 * K,
+    clusterSize: 4096,
+    // Compressed clusters first: partial writes over them copy their data into new clusters, with
+    // no refcount dependency to order the L2 update after the copy (only the data barrier does).
+    before: ['write -c -P 0x22 0 64k', 'write -P 0x23 64k 64k'],
+    ops: [{ op: 'write', offset: 1024, length: 512, seed: 60 }, { op: 'write', offset: 20 * K, length: 9 * K, seed: 61 }, ...scattered(4096, 1024 * K, 12, 3), { op: 'discard', offset: 0, length: 32 * K }, { op: 'write', offset: 8 * K, length: 8 * K, seed: 50 }],
+  },
+  {
+    name: 'extended-l2',
+    options: 'compat=1.1,cluster_size=16384,extended_l2=on',
+    size: 1024 * K,
+    clusterSize: 16384,
+    before: ['write -P 0x33 0 40k'],
+    ops: [
+      { op: 'write', offset: 1024, length: 700, seed: 1 },
+      { op: 'write', offset: 100 * K, length: 2048, seed: 2 },
+      { op: 'flush' },
+      { op: 'zero', offset: 16 * K + 512, length: 4096 },
+      { op: 'write', offset: 200 * K + 100, length: 20 * K, seed: 3 },
+      { op: 'discard', offset: 0, length: 16 * K },
+      { op: 'flush' },
+      { op: 'write', offset: 512, length: 512, seed: 4 },
+    ],
+  },
+  {
+    name: 'compressed',
+    options: 'compat=1.1,cluster_size=4096',
+    size: 512 * K,
+    clusterSize: 4096,
+    ops: [
+      { op: 'compressed', offset: 0, seed: 0 },
+      { op: 'compressed', offset: 4 * K, seed: 0 },
+      { op: 'compressed', offset: 8 * K, seed: 9 },
+      { op: 'flush' },
+      { op: 'write', offset: 4 * K + 100, length: 200, seed: 1 },
+      { op: 'compressed', offset: 64 * K, seed: 0 },
+      { op: 'discard', offset: 0, length: 4 * K },
+      { op: 'flush' },
+      { op: 'compressed', offset: 12 * K, seed: 0 },
+    ],
+  },
+  {
+    name: 'snapshots',
+    options: 'compat=1.1,cluster_size=4096',
+    size: 512 * K,
+    clusterSize: 4096,
+    before: ['write -P 0x44 0 32k'],
+    ops: [
+      { op: 'snapshot', name: 'one' },
+      { op: 'write', offset: 2 * K, length: 6 * K, seed: 1 },
+      { op: 'flush' },
+      { op: 'snapshot', name: 'two' },
+      { op: 'write', offset: 0, length: 4 * K, seed: 2 },
+      { op: 'delete-snapshot', name: 'one' },
+      { op: 'flush' },
+      { op: 'write', offset: 16 * K, length: 1 * K, seed: 3 },
+      { op: 'delete-snapshot', name: 'two' },
+    ],
+  },
+  {
+    name: 'v2',
+    options: 'compat=0.10,cluster_size=4096',
+    size: 512 * K,
+    clusterSize: 4096,
+    before: ['write -P 0x55 0 16k'],
+    ops: [
+      { op: 'write', offset: 1000, length: 9000, seed: 1 },
+      { op: 'flush' },
+      { op: 'zero', offset: 4 * K, length: 4 * K },
+      { op: 'write', offset: 256 * K, length: 4 * K, seed: 2 },
+    ],
+  },
+];
