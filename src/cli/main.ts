@@ -2,6 +2,7 @@
 import { isQcow2Error } from '../errors.js';
 import { type CliContext, processContext, type Subcommand } from './context.js';
 import { bench } from './bench.js';
+import { check } from './check.js';
 import { compare } from './compare.js';
 import { convert } from './convert.js';
 import { create } from './create.js';
@@ -11,12 +12,13 @@ import { map } from './map.js';
 import { snapshot } from './snapshot.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { bench, compare, convert, create, info, io, map, snapshot, verify };
+const COMMANDS: Record<string, Subcommand> = { bench, check, compare, convert, create, info, io, map, snapshot, verify };
 
 const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
 
 Commands:
   bench [-c N] [-d N] [-s SIZE] [-S STEP] [-o OFF] [-w] [-t CACHE] [-f FMT] IMAGE  qemu-img bench's request loop on our engine
+  check [-r leaks|all] [--output=human|json] [-f FMT] [-q] IMAGE  check (and repair) refcounts and metadata, as qemu-img check does
   compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
   convert [-f FMT] [-O raw|qcow2] [-o OPTS] [-c] [-p] [-t CACHE] IN OUT  copy guest contents into a new image
   create [-q] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]  create an image as qemu-img create -f qcow2 does

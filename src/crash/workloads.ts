@@ -128,3 +128,39 @@ export const WORKLOADS: Workload[] = [
     ],
   },
 ];
+
+/**
+ * For error injection: one workload whose requests make every kind of tagged write (L2 updates,
+ * refcount blocks, refcount table growth, L1 updates, header and snapshot table writes, data) and
+ * flushes; one with lazy refcounts (header writes for the dirty bit).
+ */
+export const FAULT_WORKLOADS: Workload[] = [
+  {
+    name: 'metadata-mix',
+    // 64-bit refcounts in 512-byte clusters: a refcount block covers 32 KiB of file, so the
+    // 64 KiB write below needs new blocks and refcount table entries.
+    options: 'compat=1.1,cluster_size=512,refcount_bits=64',
+    size: 256 * K,
+    clusterSize: 512,
+    ops: [
+      ...scattered(512, 256 * K, 10, 5),
+      { op: 'write', offset: 128 * K, length: 64 * K, seed: 69 },
+      { op: 'snapshot', name: 's1' },
+      { op: 'write', offset: 1000, length: 3000, seed: 70 },
+      { op: 'compressed', offset: 100 * K, seed: 0 },
+      { op: 'flush' },
+      { op: 'delete-snapshot', name: 's1' },
+      { op: 'discard', offset: 0, length: 8 * K },
+      ...scattered(512, 256 * K, 6, 77),
+      { op: 'flush' },
+    ],
+  },
+  {
+    name: 'lazy-mix',
+    options: 'compat=1.1,cluster_size=4096,lazy_refcounts=on',
+    size: 512 * K,
+    clusterSize: 4096,
+    before: ['write -c -P 0x22 0 16k'],
+    ops: [...scattered(4096, 512 * K, 8, 11), { op: 'discard', offset: 0, length: 8 * K }, { op: 'write', offset: 1000, length: 100, seed: 3 }],
+  },
+];

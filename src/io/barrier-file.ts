@@ -11,6 +11,11 @@ export class BarrierFile implements BlockFile {
   private readonly covered = new Map<WriteTag, number>();
   /** Flushes made by barriers (for tests and benchmarks). */
   barriers = 0;
+  /**
+   * The first failed metadata write or flush. After it, what is on the disk is only known to be
+   * some prefix of the intended order, so the engine stops changing the image (poisoned).
+   */
+  failure: Error | undefined;
 
   constructor(readonly inner: BlockFile) {}
 
@@ -27,13 +32,24 @@ export class BarrierFile implements BlockFile {
   }
 
   async write(offset: number, data: Uint8Array, tag: WriteTag = 'data'): Promise<void> {
-    await this.inner.write(offset, data, tag);
+    try {
+      await this.inner.write(offset, data, tag);
+    } catch (err) {
+      // A failed data write changes no metadata: the request fails and the image stays usable.
+      if (tag !== 'data') this.failure ??= err as Error;
+      throw err;
+    }
     this.written.set(tag, (this.written.get(tag) ?? 0) + 1);
   }
 
   async flush(): Promise<void> {
     const upTo = new Map(this.written);
-    await this.inner.flush();
+    try {
+      await this.inner.flush();
+    } catch (err) {
+      this.failure ??= err as Error;
+      throw err;
+    }
     for (const [tag, n] of upTo) this.covered.set(tag, Math.max(n, this.covered.get(tag) ?? 0));
   }
 

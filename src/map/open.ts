@@ -8,6 +8,7 @@
  * the header (QEMU 7.2 opens it relative to its working directory; we open it relative to the image,
  * as the engine does).
  */
+import { DurableFile } from '../reference/durable-file.js';
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { probeFormat } from '../engine/open.js';
@@ -63,16 +64,21 @@ function rawLayer(holes: FileHoles, name: string): MapLayer {
   };
 }
 
+/** The path of a file the reference engine opened (under its durable-write layer), if plain. */
+function pathOf(file: DurableFile | undefined): string | undefined {
+  return file?.inner instanceof NodeFile ? file.inner.path : undefined;
+}
+
 async function referenceLayer(
   image: ReferenceImage,
   realPath: string,
   name: string,
   track: (h: FileHoles) => FileHoles,
 ): Promise<MapLayer> {
-  const st: RefState = { ...image.state, file: new PageCache(image.state.file) };
+  const st: RefState = { ...image.state, file: new DurableFile(new PageCache(image.state.file)) };
   const files: MapLayer['files'] = { image: { name, holes: track(openFileHoles(realPath)) } };
   if (st.dataFile) {
-    const dataPath = st.dataFile instanceof NodeFile ? st.dataFile.path : undefined;
+    const dataPath = pathOf(st.dataFile);
     if (dataPath === undefined) throw unsupported('the data file of the image is not a plain file');
     const stored = st.extensions.find((e) => e.kind === 'data-file');
     const dataName = stored?.kind === 'data-file' ? stored.name : dataPath;
@@ -90,7 +96,7 @@ async function referenceLayer(
     const storedName = st.backingName ?? '';
     const shown = pathCombine(name, storedName);
     if (below instanceof ReferenceImage) {
-      const belowPath = below.state.file instanceof NodeFile ? below.state.file.path : undefined;
+      const belowPath = pathOf(below.state.file);
       if (belowPath === undefined) throw unsupported('the backing image is not a plain file');
       backing = await referenceLayer(below, belowPath, shown, track);
     } else if (below instanceof RawDevice) {

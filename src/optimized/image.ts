@@ -5,6 +5,7 @@
  */
 import { sharedPool, WorkerPool } from '../compress/pool.js';
 import type { BlockDevice, Extent, Qcow2Device, SnapshotInfo, WriteZeroesOptions } from '../engine/types.js';
+import { stoppedError } from '../engine/stopped.js';
 import { unsupported, usage } from '../errors.js';
 import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
 import { dropBitmaps } from './bitmaps.js';
@@ -15,7 +16,7 @@ import { RangeLock } from './range-lock.js';
 import { readGuestInto } from './read.js';
 import { resize } from './resize.js';
 import { applySnapshot, createSnapshot, deleteSnapshot, readSnapshots, snapshotInfo } from './snapshots.js';
-import type { OptState } from './state.js';
+import { type OptState, poisoned } from './state.js';
 import { writeGuest } from './write.js';
 import { discard, writeZeroes } from './zero-discard.js';
 
@@ -91,6 +92,7 @@ export class OptimizedImage implements Qcow2Device {
 
   async flush(): Promise<void> {
     if (this.state.readOnly) return;
+    this.refuseIfStopped();
     await this.whole(async () => {
       await this.state.order.flushCaches();
       await this.state.dataFile?.flush();
@@ -129,9 +131,18 @@ export class OptimizedImage implements Qcow2Device {
   }
 
   async close(): Promise<void> {
+    const failure = poisoned(this.state);
+    if (failure) {
+      await this.closeFiles();
+      throw stoppedError(failure);
+    }
     await this.flush();
     // Lazy refcounts left the image dirty: everything is on disk now, refcounts included.
     if (this.state.features.dirty && !this.state.readOnly) await this.whole(() => setDirtyBit(this.state, false));
+    await this.closeFiles();
+  }
+
+  private async closeFiles(): Promise<void> {
     await this.state.backing?.close();
     await this.state.dataFile?.close();
     await this.state.file.close();
@@ -175,6 +186,7 @@ export class OptimizedImage implements Qcow2Device {
     const st = this.state;
     if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
     if (st.readOnly) throw usage('the image is open read-only');
+    this.refuseIfStopped();
     if (this.autoclearDone) return;
     await this.whole(async () => {
       if (this.autoclearDone) return;
@@ -189,5 +201,11 @@ export class OptimizedImage implements Qcow2Device {
       }
       this.autoclearDone = true;
     });
+  }
+
+  /** After a failed metadata write or flush, nothing more is changed (src/engine/stopped.ts). */
+  private refuseIfStopped(): void {
+    const failure = poisoned(this.state);
+    if (failure) throw stoppedError(failure);
   }
 }

@@ -10,14 +10,15 @@ import type { HeaderExtension } from '../format/extensions.js';
 import type { Geometry } from '../format/geometry.js';
 import type { Header } from '../format/header.js';
 import type { Features } from '../format/validate.js';
-import type { BlockFile } from '../io/block-file.js';
+import type { BarrierFile } from '../io/barrier-file.js';
 import type { FlushOrder } from './flush-order.js';
 import type { Mutex } from './mutex.js';
 import type { TableCache } from './table-cache.js';
 
 export interface OptState {
-  file: BlockFile;
-  dataFile: BlockFile | undefined;
+  /** The image file and the external data file, behind barriers (flush-order.ts). */
+  file: BarrierFile;
+  dataFile: BarrierFile | undefined;
   header: Header;
   extensions: HeaderExtension[];
   backingName: string | undefined;
@@ -42,4 +43,9 @@ export interface OptState {
   compressedCursor: number;
   /** Where compressed clusters are inflated and deflated (a worker pool, or inline). */
   codec: Codec;
+}
+
+/** The error that stopped this engine from changing the image, if a metadata write or flush failed. */
+export function poisoned(st: OptState): Error | undefined {
+  return st.file.failure ?? st.dataFile?.failure;
 }

@@ -7,7 +7,13 @@
 import type { BlockFile, WriteTag } from '../io/block-file.js';
 
 export class DurableFile implements BlockFile {
-  constructor(private readonly inner: BlockFile) {}
+  /**
+   * The first failed metadata write or flush: the update it belonged to stopped half way (safe:
+   * every step before it is on the disk), and the engine makes no further change (poisoned).
+   */
+  failure: Error | undefined;
+
+  constructor(readonly inner: BlockFile) {}
 
   get readOnly(): boolean {
     return this.inner.readOnly;
@@ -21,18 +27,27 @@ export class DurableFile implements BlockFile {
     return this.inner.readInto(offset, target);
   }
 
-  async write(offset: number, data: Uint8Array, tag?: WriteTag): Promise<void> {
-    await this.inner.write(offset, data, tag);
-    await this.inner.flush();
+  async write(offset: number, data: Uint8Array, tag: WriteTag = 'data'): Promise<void> {
+    await this.guard(tag !== 'data', () => this.inner.write(offset, data, tag));
+    await this.guard(true, () => this.inner.flush());
   }
 
   async truncate(length: number): Promise<void> {
-    await this.inner.truncate(length);
-    await this.inner.flush();
+    await this.guard(true, () => this.inner.truncate(length));
+    await this.guard(true, () => this.inner.flush());
   }
 
   flush(): Promise<void> {
-    return this.inner.flush();
+    return this.guard(true, () => this.inner.flush());
+  }
+
+  private async guard(poisons: boolean, op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+    } catch (err) {
+      if (poisons) this.failure ??= err as Error;
+      throw err;
+    }
   }
 
   size(): Promise<number> {

@@ -3,6 +3,7 @@
  * Each public operation checks what it may do, then calls the module that does it.
  */
 import type { BlockDevice, Extent, Qcow2Device, SnapshotInfo, WriteZeroesOptions } from '../engine/types.js';
+import { stoppedError } from '../engine/stopped.js';
 import { unsupported, usage } from '../errors.js';
 import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
 import { dropBitmaps } from './bitmaps.js';
@@ -11,7 +12,7 @@ import { mapExtents } from './extents.js';
 import { readGuest } from './read.js';
 import { resize } from './resize.js';
 import { applySnapshot, createSnapshot, deleteSnapshot, readSnapshots, snapshotInfo } from './snapshots.js';
-import { type RefState, underDirtyBit, writeHeader } from './state.js';
+import { poisoned, type RefState, underDirtyBit, writeHeader } from './state.js';
 import { writeGuest } from './write.js';
 import { discard, writeZeroes } from './zero-discard.js';
 
@@ -71,6 +72,7 @@ export class ReferenceImage implements Qcow2Device {
 
   async flush(): Promise<void> {
     if (this.state.readOnly) return;
+    this.refuseIfStopped();
     await this.state.dataFile?.flush();
     await this.state.file.flush();
   }
@@ -107,10 +109,12 @@ export class ReferenceImage implements Qcow2Device {
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    const failure = poisoned(this.state);
+    if (!failure) await this.flush();
     await this.state.backing?.close();
     await this.state.dataFile?.close();
     await this.state.file.close();
+    if (failure) throw stoppedError(failure);
   }
 
   private checkRange(offset: number, length: number): void {
@@ -130,6 +134,7 @@ export class ReferenceImage implements Qcow2Device {
     const st = this.state;
     if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
     if (st.readOnly) throw usage('the image is open read-only');
+    this.refuseIfStopped();
     if (this.autoclearDone) return;
     const keep = st.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW;
     const hasBitmaps = st.extensions.some((e) => e.kind === 'bitmaps');
@@ -145,5 +150,11 @@ export class ReferenceImage implements Qcow2Device {
       st.features.bitmapsConsistent = false;
     }
     this.autoclearDone = true;
+  }
+
+  /** After a failed metadata write or flush, nothing more is changed (src/engine/stopped.ts). */
+  private refuseIfStopped(): void {
+    const failure = poisoned(this.state);
+    if (failure) throw stoppedError(failure);
   }
 }

@@ -11,7 +11,6 @@ import { corrupt, unsupported } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { readMetadata } from '../image/metadata.js';
 import { driving, NodeFile } from '../io/node-file.js';
-import type { BlockFile } from '../io/block-file.js';
 import { DurableFile } from './durable-file.js';
 import { ReferenceImage } from './image.js';
 import { rebuildRefcounts } from './rebuild.js';
@@ -27,7 +26,7 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
     const { features } = meta.layout;
     if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
     if (features.corrupt && !readOnly) throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
-    let dataFile: BlockFile | undefined;
+    let dataFile: DurableFile | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
       dataFile = new DurableFile(await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) }));

@@ -10,12 +10,13 @@ import type { Geometry } from '../format/geometry.js';
 import { encodeHeader, type Header } from '../format/header.js';
 import type { Features } from '../format/validate.js';
 import type { BlockDevice } from '../engine/types.js';
-import type { BlockFile } from '../io/block-file.js';
+import type { DurableFile } from './durable-file.js';
 
 export interface RefState {
-  file: BlockFile;
+  /** Every write flushed before it returns (durable-file.ts). */
+  file: DurableFile;
   /** External data file, when the image has one; guest clusters live there at their guest offset. */
-  dataFile: BlockFile | undefined;
+  dataFile: DurableFile | undefined;
   header: Header;
   extensions: HeaderExtension[];
   backingName: string | undefined;
@@ -80,4 +81,9 @@ export async function underDirtyBit<T>(st: RefState, fn: () => Promise<T>): Prom
   st.features.dirty = false;
   await writeHeader(st);
   return out;
+}
+
+/** The error that stopped this engine from changing the image, if a metadata write or flush failed. */
+export function poisoned(st: RefState): Error | undefined {
+  return st.file.failure ?? st.dataFile?.failure;
 }

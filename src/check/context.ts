@@ -1,0 +1,84 @@
+/**
+ * Everything one check pass works with: the file, its validated metadata, the stored refcounts,
+ * the counts found so far and the messages. Offsets in the metadata may change during a repair
+ * (a rebuilt refcount table), so the pass reads them from here.
+ */
+import { CRYPT_LUKS } from '../format/constants.js';
+import { maxRefcount } from '../format/refcount.js';
+import type { ImageMetadata } from '../image/metadata.js';
+import type { BlockFile } from '../io/block-file.js';
+import { readPadded } from './read.js';
+import { RefcountStore, decodeRefcountTableRaw } from './refcount-store.js';
+import type { CheckCounts, FixMode } from './result.js';
+
+export interface CheckContext {
+  file: BlockFile;
+  meta: ImageMetadata;
+  clusterSize: number;
+  clusterBits: number;
+  extendedL2: boolean;
+  l2Entries: number;
+  l2EntryBytes: number;
+  /** Guest data lives in an external data file: data clusters have no refcounts here. */
+  dataFile: boolean;
+  refcountMax: number;
+  fileSize: number;
+  refcountTableOffset: number;
+  refcountTableClusters: number;
+  store: RefcountStore;
+  /** The active L1 table as stored (QEMU keeps it in memory; the COPIED repair edits it). */
+  l1: Uint8Array;
+  fix: FixMode;
+  messages: string[];
+  read(offset: number, length: number): Promise<Uint8Array>;
+  log(message: string): void;
+}
+
+export async function openContext(file: BlockFile, meta: ImageMetadata, fix: FixMode, messages: string[]): Promise<CheckContext> {
+  const { layout } = meta;
+  const g = layout.geometry;
+  const fileSize = await file.size();
+  const read = (offset: number, length: number) => readPadded(file, offset, length, ctx.fileSize);
+  const tableBytes = await readPadded(file, layout.refcountTableOffset, layout.refcountTableClusters * g.clusterSize, fileSize);
+  const store = new RefcountStore(
+    file,
+    read,
+    g.clusterSize,
+    g.refcountOrder,
+    decodeRefcountTableRaw(tableBytes, tableBytes.byteLength / 8),
+  );
+  const max = maxRefcount(g.refcountOrder);
+  const ctx: CheckContext = {
+    file,
+    meta,
+    clusterSize: g.clusterSize,
+    clusterBits: g.clusterBits,
+    extendedL2: g.extendedL2,
+    l2Entries: g.l2Entries,
+    l2EntryBytes: g.l2EntryBytes,
+    dataFile: layout.features.externalDataFile,
+    refcountMax: max > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(max),
+    fileSize,
+    refcountTableOffset: layout.refcountTableOffset,
+    refcountTableClusters: layout.refcountTableClusters,
+    store,
+    l1: await readPadded(file, layout.l1TableOffset, layout.l1Size * 8, fileSize),
+    fix,
+    messages,
+    read,
+    log: (m) => messages.push(m),
+  };
+  return ctx;
+}
+
+/** Whether the image carries a LUKS header whose clusters count as used. */
+export function cryptoHeaderRange(meta: ImageMetadata): { offset: number; length: number } | undefined {
+  const h = meta.cryptoHeader;
+  if (!h || h.length === 0n) return undefined;
+  if (meta.header.cryptMethod !== CRYPT_LUKS) return undefined;
+  return { offset: Number(h.offset), length: Number(h.length) };
+}
+
+export function clustersOf(bytes: number, clusterSize: number): number {
+  return Math.ceil(bytes / clusterSize);
+}

@@ -1,0 +1,66 @@
+/**
+ * The refcount blocks themselves (QEMU's check_refblocks): each table entry must have no reserved
+ * bits, be cluster aligned and lie inside the file, and each block must be referenced exactly once.
+ * A broken entry means the refcount structure must be rebuilt. With errors to fix, a block past the
+ * end of the file is brought inside it by growing the file (QEMU does the same), within a bound.
+ */
+import type { CheckContext } from './context.js';
+import type { InMemoryRefcounts } from './imrt.js';
+import type { CheckCounts } from './result.js';
+
+/** We grow a file by at most this much to take in a refcount block past its end. */
+const MAX_GROWTH = 1024 * 1024 * 1024;
+
+export async function checkRefblocks(
+  ctx: CheckContext,
+  res: CheckCounts,
+  imrt: InMemoryRefcounts,
+  state: { rebuild: boolean },
+): Promise<void> {
+  const C = ctx.clusterSize;
+  const table = ctx.store.table;
+  for (let i = 0; i < table.length; i++) {
+    const entry = table[i];
+    if (entry === undefined) continue;
+    const offset = entry.offset;
+    if (entry.reserved !== 0) {
+      ctx.log(`ERROR refcount table entry ${i} has reserved bits set`);
+      res.corruptions++;
+      state.rebuild = true;
+      continue;
+    }
+    if (offset % C !== 0) {
+      ctx.log(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
+      res.corruptions++;
+      state.rebuild = true;
+      continue;
+    }
+    const cluster = Math.floor(offset / C);
+    if (cluster >= imrt.size) {
+      res.corruptions++;
+      ctx.log(`${ctx.fix.errors ? 'Repairing' : 'ERROR'} refcount block ${i} is outside image`);
+      if (!ctx.fix.errors) continue;
+      if (!Number.isSafeInteger(offset + C) || offset + C - ctx.fileSize > MAX_GROWTH) {
+        state.rebuild = true;
+        ctx.log('ERROR could not resize image: File too large');
+        continue;
+      }
+      await ctx.file.truncate(offset + C);
+      ctx.fileSize = await ctx.file.size();
+      imrt.grow(Math.ceil(ctx.fileSize / C));
+      res.corruptions--;
+      res.corruptionsFixed++;
+      imrt.add(res, ctx.log, offset, C, ctx.fileSize);
+      continue;
+    }
+    if (offset !== 0) {
+      imrt.add(res, ctx.log, offset, C, ctx.fileSize);
+      const n = imrt.get(cluster);
+      if (n !== 1) {
+        ctx.log(`ERROR refcount block ${i} refcount=${n}`);
+        res.corruptions++;
+        state.rebuild = true;
+      }
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The image's own refcounts, as stored: the refcount table (held in memory) and refcount blocks
+ * read through a small cache. A block past the end of the file reads as zeros, as QEMU's reads do;
+ * a table entry with an unaligned offset cannot be used (`get` answers undefined, QEMU's -EIO).
+ * Repairs change cached blocks; `flush` writes the changed ones back.
+ */
+import { view } from '../format/bytes.js';
+import { REFCOUNT_TABLE_ENTRY_SIZE, readRefcountBig, writeRefcount } from '../format/refcount.js';
+import type { BlockFile } from '../io/block-file.js';
+
+/** Blocks kept in memory at once (at most 64 MiB with 2 MiB clusters). */
+const CACHE_BLOCKS = 32;
+/** Bits 9-63 of a refcount table entry. */
+const TWO_32 = 0x1_0000_0000;
+
+export interface RefcountTableEntryRaw {
+  /** Bits 9-63 as a number (exact below 2^53; larger ones lie past any file). */
+  offset: number;
+  /** Bits 0-8. */
+  reserved: number;
+}
+
+export function decodeRefcountTableRaw(bytes: Uint8Array, entries: number): RefcountTableEntryRaw[] {
+  const dv = view(bytes);
+  const out: RefcountTableEntryRaw[] = [];
+  for (let i = 0; i < entries; i++) {
+    const hi = dv.getUint32(i * REFCOUNT_TABLE_ENTRY_SIZE);
+    const lo = dv.getUint32(i * REFCOUNT_TABLE_ENTRY_SIZE + 4);
+    out.push({ offset: hi * TWO_32 + ((lo & 0xffff_fe00) >>> 0), reserved: lo & 0x1ff });
+  }
+  return out;
+}
+
+export class RefcountStore {
+  private readonly cache = new Map<number, { bytes: Uint8Array; dirty: boolean }>();
+
+  constructor(
+    private readonly file: BlockFile,
+    private readonly read: (offset: number, length: number) => Promise<Uint8Array>,
+    readonly clusterSize: number,
+    readonly refcountOrder: number,
+    public table: RefcountTableEntryRaw[],
+  ) {}
+
+  get blockEntries(): number {
+    return (this.clusterSize * 8) / 2 ** this.refcountOrder;
+  }
+
+  /**
+   * The block holding cluster `cluster`'s refcount: null when there is none (all zero), undefined
+   * when the table entry is unusable (unaligned).
+   */
+  async blockFor(cluster: number): Promise<Uint8Array | null | undefined> {
+    const entry = this.table[Math.floor(cluster / this.blockEntries)];
+    if (entry === undefined || entry.offset === 0) return null;
+    if (entry.offset % this.clusterSize !== 0) return undefined;
+    return this.load(entry.offset);
+  }
+
+  /** The stored refcount of a cluster, or undefined when it cannot be read. */
+  async get(cluster: number): Promise<number | undefined> {
+    const block = await this.blockFor(cluster);
+    if (block === undefined) return undefined;
+    if (block === null) return 0;
+    return Number(readRefcountBig(block, cluster % this.blockEntries, this.refcountOrder));
+  }
+
+  /** Refcount `index` of a block returned by `blockFor`. */
+  valueIn(block: Uint8Array, index: number): number {
+    return Number(readRefcountBig(block, index, this.refcountOrder));
+  }
+
+  /** Sets a stored refcount; false when the cluster has no usable block. */
+  async set(cluster: number, value: number): Promise<boolean> {
+    const entry = this.table[Math.floor(cluster / this.blockEntries)];
+    if (entry === undefined || entry.offset === 0 || entry.offset % this.clusterSize !== 0) return false;
+    const block = await this.load(entry.offset);
+    writeRefcount(block, cluster % this.blockEntries, this.refcountOrder, BigInt(value));
+    const cached = this.cache.get(entry.offset);
+    if (cached) cached.dirty = true;
+    return true;
+  }
+
+  async flush(): Promise<void> {
+    for (const [offset, c] of this.cache) {
+      if (!c.dirty) continue;
+      await this.file.write(offset, c.bytes, 'refcount-block');
+      c.dirty = false;
+    }
+  }
+
+  /** Forgets every cached block (after flushing changed ones). */
+  async reset(table: RefcountTableEntryRaw[]): Promise<void> {
+    await this.flush();
+    this.cache.clear();
+    this.table = table;
+  }
+
+  private async load(offset: number): Promise<Uint8Array> {
+    const hit = this.cache.get(offset);
+    if (hit) {
+      this.cache.delete(offset);
+      this.cache.set(offset, hit);
+      return hit.bytes;
+    }
+    if (this.cache.size >= CACHE_BLOCKS) {
+      const [oldest, c] = this.cache.entries().next().value as [number, { bytes: Uint8Array; dirty: boolean }];
+      if (c.dirty) await this.file.write(oldest, c.bytes, 'refcount-block');
+      this.cache.delete(oldest);
+    }
+    const bytes = await this.read(offset, this.clusterSize);
+    this.cache.set(offset, { bytes, dirty: false });
+    return bytes;
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * `qcow2 check [-r leaks|all] [--output=human|json] [-f qcow2] [-q] IMAGE`: what `qemu-img check`
+ * reports and repairs. Exit status as qemu-img's: 0 clean, 2 corruptions, 3 leaks only, 1 when the
+ * check could not run or had internal errors (or the image could not be opened), 63 when the
+ * format has no checks (raw).
+ */
+import { usage } from '../errors.js';
+import { checkAndRepair, checkHuman, checkJson, repairedHuman, type CheckReport, type RepairMode } from '../check/index.js';
+import { probeFormat } from '../engine/probe.js';
+import { NodeFile } from '../io/node-file.js';
+import { onePositional, outputFormat, parse } from './args.js';
+import type { CliContext } from './context.js';
+
+export const EXIT_NO_CHECKS = 63;
+
+export async function check(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      output: { type: 'string' },
+      format: { type: 'string', short: 'f' },
+      repair: { type: 'string', short: 'r' },
+      quiet: { type: 'boolean', short: 'q' },
+    },
+    'check',
+  );
+  const output = outputFormat(values.output, 'check');
+  const filename = onePositional(positionals, 'image', 'check');
+  const repair = repairMode(values.repair);
+  const quiet = values.quiet === true;
+  const say = (text: string) => {
+    if (!quiet) ctx.stdout(text);
+  };
+  const format = values.format ?? (await probeFormat(filename));
+  if (format === 'raw') {
+    ctx.stderr('qcow2 check: This image format does not support checks\n');
+    return EXIT_NO_CHECKS;
+  }
+  if (format !== 'qcow2') throw usage(`check: unknown format '${format}' (qcow2 or raw)`);
+
+  const file = await NodeFile.open(filename, { readOnly: repair === undefined });
+  try {
+    const { first, final } = await checkAndRepair(file, repair ? { repair } : {});
+    for (const m of first === final ? first.messages : [...first.messages, ...final.messages]) ctx.stderr(`${m}\n`);
+    const repaired = first.leaksFixed !== 0 || first.corruptionsFixed !== 0;
+    if (repaired && output === 'human') say(repairedHuman(first));
+    if (final.failure) {
+      ctx.stderr(`qcow2 check: Check failed: ${final.failure.describe()}\n`);
+      return 1;
+    }
+    say(output === 'json' ? checkJson({ ...final, filename, format: 'qcow2' }) : checkHuman(final));
+    return exitCode(final);
+  } finally {
+    await file.close();
+  }
+}
+
+function repairMode(value: string | undefined): RepairMode | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'leaks' || value === 'all') return value;
+  throw usage(`check: Unknown option value for -r (expecting 'leaks' or 'all'): ${value}`);
+}
+
+export function exitCode(r: CheckReport): number {
+  if (r.checkErrors) return 1;
+  if (r.corruptions) return 2;
+  if (r.leaks) return 3;
+  return 0;
+}

@@ -1,0 +1,135 @@
+/**
+ * Error injection: a workload runs with one chosen write (the n-th L2 update, refcount block,
+ * refcount table write, L1 update, header or snapshot table write, data write) or flush failing
+ * with EIO or ENOSPC. The failing request must fail with a typed I/O error; later requests either
+ * succeed or fail with typed errors, and reads always show what the guest wrote; the image left on
+ * the disk must open, check without corruption, and hold everything a returned flush covered.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { isQcow2Error } from '../errors.js';
+import { FaultFile, type FaultRule } from '../io/fault-file.js';
+import { Model } from '../campaign/model.js';
+import { patternBytes } from '../campaign/system.js';
+import type { Qcow2Device } from '../engine/types.js';
+import { firstDifference, judge } from './judge.js';
+import { createImage, guestBytes, scratchDir, type GuestOp, type Open, type Workload } from './workload.js';
+
+export interface FaultOutcome {
+  rule: FaultRule;
+  /** Whether the rule fired (the workload reached the n-th such operation). */
+  fired: boolean;
+  /** Requests that failed, and how many of those came after the injected failure. */
+  failedRequests: number;
+  problems: string[];
+}
+
+function describe(err: unknown): string {
+  return isQcow2Error(err) ? err.describe() : `untyped ${(err as Error).name}: ${(err as Error).message}`;
+}
+
+export async function runFault(w: Workload, open: Open, rule: FaultRule): Promise<FaultOutcome> {
+  const dir = await scratchDir('qcow2-fault-');
+  const out: FaultOutcome = { rule, fired: false, failedRequests: 0, problems: [] };
+  try {
+    const path = await createImage(w, dir);
+    const start = await guestBytes(path, dir);
+    let faults: FaultFile | undefined;
+    const dev = await open(path, { noFlush: true, wrapFile: (f) => (faults = new FaultFile(f, rule)) });
+    const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
+    model.bytes.set(start);
+    let acked = start.slice();
+    /** Ranges whose bytes are unsettled on the disk (since the last returned flush, or failed). */
+    let sinceAck: [number, number][] = [];
+    const failedRanges: [number, number][] = [];
+    const fail = (err: unknown, what: string) => {
+      out.failedRequests++;
+      if (!isQcow2Error(err)) out.problems.push(`${what} failed with ${describe(err)}`);
+      else if (err.code !== 'io') out.problems.push(`${what} failed with ${err.describe()}, expected an I/O error`);
+    };
+    for (const op of [...w.ops, { op: 'close' } as const]) {
+      const range = rangeOf(op, w.clusterSize);
+      try {
+        await apply(dev, op);
+        if (op.op === 'flush' || op.op === 'close') {
+          acked = model.bytes.slice();
+          sinceAck = [];
+        }
+        applyToModel(model, op, w.clusterSize);
+        if (range) sinceAck.push(range);
+      } catch (err) {
+        fail(err, op.op);
+        if (range) failedRanges.push(range);
+        if (range) sinceAck.push(range);
+      }
+      // Reads go on whatever happened, and show the guest's bytes (a failed request's either way).
+      if (op.op !== 'close') {
+        try {
+          const got = await dev.read(0, w.size);
+          const bad = firstDifference(got, { bytes: model.bytes, unsettled: failedRanges });
+          if (bad !== -1) out.problems.push(`after ${op.op}: guest byte ${bad} reads ${got[bad]}, the guest wrote ${model.bytes[bad]}`);
+        } catch (err) {
+          out.problems.push(`a read after ${op.op} failed: ${describe(err)}`);
+        }
+      }
+    }
+    out.fired = faults!.fired;
+    const bytes = new Uint8Array(await readFile(path));
+    const verdict = await judge(bytes, { bytes: acked, unsettled: [...sinceAck, ...failedRanges] }, dir, 'after');
+    out.problems.push(...verdict.problems);
+    if (out.fired && out.failedRequests === 0) out.problems.push('the injected failure was not reported by any request');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+type Step = GuestOp | { op: 'close' };
+
+function rangeOf(op: Step, clusterSize: number): [number, number] | undefined {
+  switch (op.op) {
+    case 'write':
+    case 'zero':
+    case 'discard':
+      return [op.offset, op.offset + op.length];
+    case 'compressed':
+      return [op.offset, op.offset + clusterSize];
+    default:
+      return undefined;
+  }
+}
+
+async function apply(dev: Qcow2Device, op: Step): Promise<void> {
+  switch (op.op) {
+    case 'write':
+      return dev.write(op.offset, patternBytes(op.length, op.seed, false));
+    case 'zero':
+      return dev.writeZeroes(op.offset, op.length, { unmap: op.unmap ?? false });
+    case 'discard':
+      return dev.discard(op.offset, op.length);
+    case 'compressed':
+      return dev.writeCompressed(op.offset, patternBytes(dev.clusterSize, op.seed, op.seed === 0));
+    case 'flush':
+      return dev.flush();
+    case 'snapshot':
+      return void (await dev.createSnapshot(op.name));
+    case 'delete-snapshot':
+      return dev.deleteSnapshot(op.name);
+    case 'close':
+      return dev.close();
+  }
+}
+
+function applyToModel(model: Model, op: Step, clusterSize: number): void {
+  switch (op.op) {
+    case 'write':
+      return model.write(op.offset, patternBytes(op.length, op.seed, false));
+    case 'zero':
+      return model.zero(op.offset, op.length);
+    case 'discard':
+      return model.discard(op.offset, op.length);
+    case 'compressed':
+      return model.write(op.offset, patternBytes(clusterSize, op.seed, op.seed === 0));
+    default:
+      return;
+  }
+}
