@@ -1,11 +1,14 @@
 /**
  * The verdict on one crash state: the image opens with our engine (which repairs it when the dirty
  * bit says refcounts may be stale), `qemu-img check` finds no corruption (leaks are allowed; after
- * a repair nothing at all), and every byte a returned flush covered reads back.
+ * a repair nothing at all) and our check (src/check/) finds exactly what qemu-img found, and every
+ * byte a returned flush covered reads back.
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkImage } from '../check/index.js';
 import { isQcow2Error } from '../errors.js';
+import { NodeFile } from '../io/node-file.js';
 import { openOptimized } from '../optimized/open.js';
 import { runTool } from '../tools/run.js';
 
@@ -38,6 +41,23 @@ function describe(err: unknown): string {
   return isQcow2Error(err) ? err.describe() : `untyped ${(err as Error).name}: ${(err as Error).message}`;
 }
 
+/** Our checker on the same file: it must find what qemu-img found (leaks, corruptions, errors). */
+async function ourCheck(path: string, theirs: QemuCheck, problems: string[]): Promise<void> {
+  const file = await NodeFile.open(path, { readOnly: true });
+  try {
+    const r = await checkImage(file);
+    if (r.corruptions !== theirs.corruptions || r.leaks !== theirs.leaks || r.checkErrors !== theirs.checkErrors) {
+      problems.push(
+        `our check found ${r.corruptions} corruptions, ${r.leaks} leaks, ${r.checkErrors} errors; qemu-img ${theirs.corruptions}, ${theirs.leaks}, ${theirs.checkErrors}: ${r.messages.slice(0, 5).join('; ')}`,
+      );
+    }
+  } catch (err) {
+    problems.push(`our check: ${describe(err)}`);
+  } finally {
+    await file.close();
+  }
+}
+
 /** The problems with one crash state (none: it passes). Leaves no file behind. */
 export async function judge(bytes: Uint8Array, expected: Expectation, dir: string, name: string): Promise<{ problems: string[]; leaks: number; dirty: boolean }> {
   const path = join(dir, `${name}.qcow2`);
@@ -50,6 +70,7 @@ export async function judge(bytes: Uint8Array, expected: Expectation, dir: strin
       const c = await qemuCheck(path);
       leaks = c.leaks;
       if (c.exit !== 0 && c.exit !== 3) problems.push(`qemu-img check exit ${c.exit}: ${c.text.slice(0, 2000)}`);
+      await ourCheck(path, c, problems);
     }
     try {
       const dev = await openOptimized(path, { noFlush: true, compressionThreads: 0 });
@@ -67,6 +88,7 @@ export async function judge(bytes: Uint8Array, expected: Expectation, dir: strin
     if (dirty && problems.length === 0) {
       const c = await qemuCheck(path);
       if (c.exit !== 0) problems.push(`after repair, qemu-img check exit ${c.exit}: ${c.text.slice(0, 2000)}`);
+      await ourCheck(path, c, problems);
     }
   } finally {
     await rm(path, { force: true });

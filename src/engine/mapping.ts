@@ -9,7 +9,8 @@ export type Mapping =
   | { kind: 'compressed'; hostOffset: number; length: number }
   /** Extended L2: per-subcluster allocated / zero masks; hostOffset 0 = no cluster yet. */
   | { kind: 'subclusters'; hostOffset: number; copied: boolean; alloc: number; zero: number }
-  | { kind: 'invalid'; reason: string };
+  /** `at`: the file offset of the offending entry, where the decoder knows it. */
+  | { kind: 'invalid'; reason: string; at?: number };
 
 /** The entries an engine writes. */
 export type NewL2Entry = Exclude<Mapping, { kind: 'invalid' }>;

@@ -17,23 +17,27 @@ export function decodeMapping(st: OptState, table: Uint8Array, index: number, ta
   const e = decodeL2Entry(view(table), at, g.extendedL2);
   const external = st.features.externalDataFile;
   if (e.compressed) {
-    if (external) return { kind: 'invalid', reason: 'compressed cluster in an image with an external data file' };
-    if (g.extendedL2 && (e.allocBitmap || e.zeroBitmap)) return { kind: 'invalid', reason: 'compressed cluster with a subcluster bitmap' };
+    if (external) return { kind: 'invalid', reason: 'compressed cluster in an image with an external data file', at: tableOffset + at };
+    if (g.extendedL2 && (e.allocBitmap || e.zeroBitmap)) return { kind: 'invalid', reason: 'compressed cluster with a subcluster bitmap', at: tableOffset + at };
     const d = decodeCompressedDescriptor(e, g.clusterBits);
-    if (d.offsetHighBits !== 0) return { kind: 'invalid', reason: 'compressed data offset beyond 2^53' };
+    if (d.offsetHighBits !== 0) return { kind: 'invalid', reason: 'compressed data offset beyond 2^53', at: tableOffset + at };
+    if (d.hostOffset >= st.fileEnd) return { kind: 'invalid', reason: `compressed data at 0x${d.hostOffset.toString(16)} is past the end of the file`, at: tableOffset + at };
     return { kind: 'compressed', hostOffset: d.hostOffset, length: (d.additionalSectors + 1) * 512 - (d.hostOffset % 512) };
   }
   const { hostOffset: offset, zero } = decodeStandardDescriptor(e);
   if (offset % g.clusterSize !== 0) {
     const where = (tableOffset + at).toString(16);
-    return { kind: 'invalid', reason: `host offset 0x${offset.toString(16)} is not cluster aligned (entry at 0x${where})` };
+    return { kind: 'invalid', reason: `host offset 0x${offset.toString(16)} is not cluster aligned (entry at 0x${where})`, at: tableOffset + at };
   }
   const hasOffset = offset !== 0 || (external && e.copied);
+  if (!external && offset >= st.fileEnd) {
+    return { kind: 'invalid', reason: `host offset 0x${offset.toString(16)} is past the end of the file (entry at 0x${(tableOffset + at).toString(16)})`, at: tableOffset + at };
+  }
   if (g.extendedL2) {
     const alloc = e.allocBitmap >>> 0;
     const zeroMask = e.zeroBitmap >>> 0;
-    if ((alloc & zeroMask) !== 0) return { kind: 'invalid', reason: 'a subcluster is both allocated and zero' };
-    if (!hasOffset && alloc !== 0) return { kind: 'invalid', reason: 'allocated subclusters without a host cluster' };
+    if ((alloc & zeroMask) !== 0) return { kind: 'invalid', reason: 'a subcluster is both allocated and zero', at: tableOffset + at };
+    if (!hasOffset && alloc !== 0) return { kind: 'invalid', reason: 'allocated subclusters without a host cluster', at: tableOffset + at };
     return { kind: 'subclusters', hostOffset: offset, copied: e.copied, alloc, zero: zeroMask };
   }
   if (zero) return { kind: 'zero', hostOffset: offset, copied: e.copied };

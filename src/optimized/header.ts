@@ -24,14 +24,22 @@ export async function writeHeader(st: OptState): Promise<void> {
   await st.order.writeThrough(0, out, 'header');
 }
 
-/** Marks the image corrupt on disk (when writable) so no one writes to it again. */
-export async function markCorrupt(st: OptState): Promise<void> {
+/**
+ * Runtime corruption (an impossible entry met by a request): the image is marked corrupt on disk
+ * (v3, when writable: only the incompatible features field is written, nothing the corruption may
+ * have touched) and this engine refuses every later write, as QEMU does.
+ */
+export async function signalCorruption(st: OptState): Promise<void> {
+  if (st.features.corrupt) return;
+  st.features.corrupt = true;
   if (st.readOnly || st.header.version < 3) return;
   st.header.incompatibleFeatures |= INCOMPAT_CORRUPT;
-  st.features.corrupt = true;
-  await writeHeader(st);
-  st.readOnly = true;
+  const field = new Uint8Array(8);
+  new DataView(field.buffer).setBigUint64(0, st.header.incompatibleFeatures);
+  await st.file.write(72, field, 'header');
+  await st.file.flush();
 }
+
 
 /** Sets or clears the dirty bit (incompatible bit 0) on disk. */
 export async function setDirtyBit(st: OptState, dirty: boolean): Promise<void> {

@@ -6,12 +6,12 @@
 import { sharedPool, WorkerPool } from '../compress/pool.js';
 import type { BlockDevice, Extent, Qcow2Device, SnapshotInfo, WriteZeroesOptions } from '../engine/types.js';
 import { stoppedError } from '../engine/stopped.js';
-import { unsupported, usage } from '../errors.js';
+import { isQcow2Error, unsupported, usage } from '../errors.js';
 import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
 import { dropBitmaps } from './bitmaps.js';
 import { prepareCompressed, writeCompressedClusters } from './compressed-write.js';
 import { mapExtents } from './extents.js';
-import { setDirtyBit, underDirtyBit, writeHeader } from './header.js';
+import { setDirtyBit, signalCorruption, underDirtyBit, writeHeader } from './header.js';
 import { RangeLock } from './range-lock.js';
 import { readGuestInto } from './read.js';
 import { resize } from './resize.js';
@@ -158,18 +158,34 @@ export class OptimizedImage implements Qcow2Device {
     const C = this.state.geometry.clusterSize;
     const first = Math.floor(offset / C) - margin;
     const last = Math.floor((offset + Math.max(length, 1) - 1) / C) + margin;
-    return this.ranges.run(first, last, shared, fn);
+    return this.ranges.run(first, last, shared, fn).catch((err: unknown) => this.afterFailure(err));
+  }
+
+  /**
+   * A request that met an impossible entry (pointing into metadata, past the end of the file,
+   * unaligned…) failed with a 'corrupt' error: the image is marked corrupt (header.ts) once the
+   * request's locks are released, and the error goes on to the caller.
+   */
+  private async afterFailure(err: unknown): Promise<never> {
+    if (isQcow2Error(err) && err.code === 'corrupt' && !this.state.features.corrupt) {
+      await this.state.meta.run(() => signalCorruption(this.state)).catch(() => {
+        // Marking failed (a failing disk): the engine still refuses writes (features.corrupt).
+      });
+    }
+    throw err;
   }
 
   /** The whole device and the metadata mutex. */
   private whole<T>(fn: () => Promise<T>): Promise<T> {
-    return this.ranges.runAll(() =>
-      this.state.meta.run(async () => {
-        const out = await fn();
-        await this.state.order.trim();
-        return out;
-      }),
-    );
+    return this.ranges
+      .runAll(() =>
+        this.state.meta.run(async () => {
+          const out = await fn();
+          await this.state.order.trim();
+          return out;
+        }),
+      )
+      .catch((err: unknown) => this.afterFailure(err));
   }
 
   private checkRange(offset: number, length: number): void {

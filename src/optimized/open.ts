@@ -105,6 +105,7 @@ export async function openOnFiles(
     order: new FlushOrder(file, dataFile, l2Cache, refcountCache),
     meta: new Mutex(),
     freeHint: 0,
+    fileEnd: await file.size(),
     compressedCursor: 0,
     codec: codecFor(opts.compressionThreads),
   };

@@ -56,7 +56,7 @@ function clusterPieces(st: OptState, out: Piece[], m: Mapping, clusterStart: num
       return;
     }
     case 'invalid':
-      throw corrupt(`L2 entry for guest offset 0x${clusterStart.toString(16)}: ${m.reason}`);
+      throw corrupt(`L2 entry for guest offset 0x${clusterStart.toString(16)}: ${m.reason}`, m.at === undefined ? {} : { offset: m.at });
   }
 }
 

@@ -48,6 +48,7 @@ export async function adjustRefcount(st: OptState, cluster: number, delta: numbe
   if (delta < 0) await st.order.afterDecrement();
   else if (!(await beforeLazyIncrement(st))) await st.order.afterIncrement();
   await putRefcount(st, st.refcountTable[Math.floor(cluster / E)]!, cluster, value);
+  if (old === 0) st.fileEnd = Math.max(st.fileEnd, (cluster + 1) * st.geometry.clusterSize);
   if (value === 0) {
     // A freed cluster may have been an L2 table: its cached copy must never be written back.
     st.l2Cache.forgetTable(cluster * st.geometry.clusterSize);

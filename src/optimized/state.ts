@@ -39,6 +39,11 @@ export interface OptState {
   /** Serialises every metadata change (allocation, L2/refcount updates, write-backs). */
   meta: Mutex;
   freeHint: number;
+  /**
+   * The end of the image file as far as the engine knows: its size at open, raised by every
+   * allocation. A data cluster at or past it is corruption (entries.ts).
+   */
+  fileEnd: number;
   /** Where the next compressed cluster may be packed (0: start a fresh host cluster). */
   compressedCursor: number;
   /** Where compressed clusters are inflated and deflated (a worker pool, or inline). */

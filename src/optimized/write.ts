@@ -8,6 +8,7 @@
  */
 import { corrupt } from '../errors.js';
 import { hasHostCluster, type Mapping, type NewL2Entry } from './entries.js';
+import { metadataAt } from './overlap.js';
 import { l2IndexOf, mappingOf, setEntry, writableL2, l1IndexOf } from './l2.js';
 import { readInCluster } from './read.js';
 import { allocateDataCluster } from './refcounts.js';
@@ -22,6 +23,13 @@ interface HostWrite {
 
 /** Writes host runs, merging those that continue each other into one BlockFile write. */
 export async function writeHostRuns(st: OptState, runs: HostWrite[]): Promise<void> {
+  const C = st.geometry.clusterSize;
+  for (const r of runs) {
+    for (let at = r.host - (r.host % C); at < r.host + r.bytes.byteLength; at += C) {
+      const what = metadataAt(st, at);
+      if (what) throw corrupt(`a guest data write to host offset 0x${at.toString(16)} would overwrite ${what}`, { offset: at });
+    }
+  }
   const merged: { host: number; parts: Uint8Array[]; len: number }[] = [];
   for (const r of runs) {
     const last = merged[merged.length - 1];
@@ -102,7 +110,7 @@ async function writeAllocating(st: OptState, pieces: { clusterStart: number; inC
       await writeSubclusters(st, l2, index, mapping, clusterStart, inCluster, bytes);
       continue;
     }
-    if (mapping.kind === 'invalid') throw corrupt(`L2 entry for guest offset 0x${clusterStart.toString(16)}: ${mapping.reason}`);
+    if (mapping.kind === 'invalid') throw corrupt(`L2 entry for guest offset 0x${clusterStart.toString(16)}: ${mapping.reason}`, { offset: l2 + index * st.geometry.l2EntryBytes });
     if (mapping.kind === 'normal' && mapping.copied) {
       data.push({ host: mapping.hostOffset + inCluster, bytes });
       continue;

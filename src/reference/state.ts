@@ -4,7 +4,7 @@
  */
 import { corrupt } from '../errors.js';
 import { encodeString } from '../format/bytes.js';
-import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from '../format/constants.js';
+import { INCOMPAT_DIRTY } from '../format/constants.js';
 import { encodeExtensions, type HeaderExtension } from '../format/extensions.js';
 import type { Geometry } from '../format/geometry.js';
 import { encodeHeader, type Header } from '../format/header.js';
@@ -55,15 +55,6 @@ export async function writeHeader(st: RefState): Promise<void> {
   await st.file.write(0, out, 'header');
 }
 
-/** Marks the image corrupt on disk (when writable) so no one writes to it again. */
-export async function markCorrupt(st: RefState): Promise<void> {
-  if (st.readOnly || st.header.version < 3) return;
-  st.header.incompatibleFeatures |= INCOMPAT_CORRUPT;
-  st.features.corrupt = true;
-  await writeHeader(st);
-  await st.file.flush();
-  st.readOnly = true;
-}
 
 /**
  * Runs an update whose steps cannot all land at once (snapshot create, apply, delete: refcounts
