@@ -26,7 +26,8 @@ Commands:
   io [-f FMT] [-r] -c CMD... IMAGE    run qemu-io commands (read/write/discard/flush)
   map [--output=human|json] [-f FMT] IMAGE  where guest ranges live, as qemu-img map prints it
   snapshot [-l|-c|-a|-d NAME] IMAGE    list, create, apply or delete internal snapshots
-  verify [--dir DIR] [--filter REGEX] build a corpus with qemu-img and check our reading of it
+  verify [--dir DIR] [--filter REGEX] [--runs N] [--round-trips N] [--crash-states N] [--seed N]
+                                      corpus conformance, check parity, differential campaign, round trips, crash states
 `;
 
 export async function main(argv: string[], ctx: CliContext = processContext()): Promise<void> {

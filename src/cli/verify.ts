@@ -5,7 +5,9 @@
  *     equal QEMU's (src/conformance);
  *  2. runs the differential model-based campaign: the byte-array model, the reference engine and the
  *     optimized engine side by side, concurrent batches included (src/campaign/run.ts);
- *  3. runs us -> QEMU round trips for every create option combination (src/campaign/roundtrip.ts).
+ *  3. runs us -> QEMU round trips for every create option combination (src/campaign/roundtrip.ts);
+ *  4. compares `qcow2 check` with `qemu-img check` on the corpus and judges a sample of crash
+ *     states (verify-safety.ts).
  * Prints one row per image, then a table of what was checked; exits 1 on any problem.
  */
 import fc from 'fast-check';
@@ -24,6 +26,7 @@ import { usage } from '../errors.js';
 import { openOptimized } from '../optimized/open.js';
 import { openReference } from '../reference/open.js';
 import { parse } from './args.js';
+import { checkParity, crashSample } from './verify-safety.js';
 import type { CliContext } from './context.js';
 import { pad } from './format-human.js';
 import { parseScript } from './io/parse.js';
@@ -36,7 +39,7 @@ const ENGINES: [string, (path: string) => Promise<BlockDevice>][] = [
   ['optimized', (p) => openOptimized(p, { readOnly: true })],
 ];
 
-interface Row {
+export interface Row {
   what: string;
   cases: number;
   failed: number;
@@ -59,12 +62,14 @@ export async function verify(args: string[], ctx: CliContext): Promise<number> {
       runs: { type: 'string' },
       'round-trips': { type: 'string' },
       seed: { type: 'string' },
+      'crash-states': { type: 'string' },
     },
     'verify',
   );
   if (positionals.length > 0) throw usage(`verify: unexpected argument '${positionals[0]}'`);
   const runs = count(values.runs, 100, 'runs');
   const roundTrips = count(values['round-trips'], 2, 'round-trips');
+  const crashStates = count(values['crash-states'], 400, 'crash-states');
   const seed = values.seed === undefined ? Date.now() % 2 ** 31 : count(values.seed, 0, 'seed');
   const started = Date.now();
   const rows: Row[] = [];
@@ -74,6 +79,7 @@ export async function verify(args: string[], ctx: CliContext): Promise<number> {
   out();
   rows.push(await campaign(runs, seed, out));
   rows.push(await roundTripChecks(roundTrips, seed, out));
+  rows.push(await crashSample(crashStates, seed, out));
 
   out();
   out(`${pad('what was checked', 64)} ${pad('cases', 6, true)} ${pad('failed', 6, true)}  notes`);
@@ -90,6 +96,7 @@ async function corpusChecks(dirOption: string | undefined, filterText: string | 
   out(`Building the image corpus with qemu-img/qemu-io in ${dir}`);
   const corpus = await buildCorpus(dir, filter ? { filter: (name) => filter.test(name) } : {});
   out(`${corpus.length} images ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const checkRow = await checkParity(corpus, out);
   out();
   out(`${pad('image', 28)} ${pad('features', 44)} ${pad('structs', 7, true)} ${pad('entries', 9, true)}  result`);
   const reports: ImageReport[] = [];
@@ -124,6 +131,7 @@ async function corpusChecks(dirOption: string | undefined, filterText: string | 
       note: `${structures} structures, ${entries} entries`,
     },
     { what: 'corpus: reads = qemu-img convert (reference and optimized)', cases: readCases, failed: readFailures, note: 'on every data range of qemu-img map' },
+    checkRow,
   ];
 }
 

@@ -31,7 +31,7 @@ export interface Exploration {
 export interface ExploreOptions extends StateOptions {
   /** Stop after this many failing states. */
   maxFailures?: number;
-  /** Judge at most this many distinct states (a sample, for `qcow2 verify`). */
+  /** Judge at most this many distinct states, drawn at random (seeded) from all of them (a sample, for `qcow2 verify`). */
   maxStates?: number;
 }
 
@@ -58,17 +58,19 @@ export async function explore(w: Workload, open: Open, opts: ExploreOptions = {}
   const seen = new Set<string>();
   const dir = await scratchDir('qcow2-states-');
   const running = new Set<Promise<void>>();
-  let durableEpoch = -1;
-  let durable = rec.initial;
+  const durable = new Map<number, Uint8Array>();
+  const durableFor = (epoch: number): Uint8Array => {
+    let bytes = durable.get(epoch);
+    if (!bytes) durable.set(epoch, (bytes = durableAt(rec.initial, rec.log, epochs[epoch]!)));
+    return bytes;
+  };
+  let states: Iterable<CrashState> = crashStates(rec.log, opts);
+  if (opts.maxStates !== undefined) states = shuffled([...states], opts.seed ?? 1);
   try {
-    for (const s of crashStates(rec.log, opts)) {
+    for (const s of states) {
       if (out.failures.length >= maxFailures || (opts.maxStates !== undefined && out.distinct >= opts.maxStates)) break;
       out.states++;
-      if (s.epoch !== durableEpoch) {
-        durable = durableAt(rec.initial, rec.log, epochs[s.epoch]!);
-        durableEpoch = s.epoch;
-      }
-      const bytes = materialize(durable, rec.log, s);
+      const bytes = materialize(durableFor(s.epoch), rec.log, s);
       const key = createHash('sha1').update(bytes).digest('hex');
       if (seen.has(key)) continue;
       seen.add(key);
@@ -91,4 +93,18 @@ export async function explore(w: Workload, open: Open, opts: ExploreOptions = {}
     await rm(dir, { recursive: true, force: true });
   }
   return out;
+}
+
+/** A seeded Fisher-Yates shuffle. */
+function shuffled<T>(items: T[], seed: number): T[] {
+  let x = seed >>> 0 || 1;
+  for (let i = items.length - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    const j = x % (i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
 }
