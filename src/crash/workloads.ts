@@ -115,6 +115,25 @@ export const WORKLOADS: Workload[] = [
     ],
   },
   {
+    name: 'prealloc-zero',
+    // Every L2 table exists from the start (preallocation=metadata), so zero writes and discards
+    // dirty many L2 tables without allocating any: with tiny caches they are written back in the
+    // middle of requests, long before a flush.
+    options: 'compat=1.1,cluster_size=512,preallocation=metadata',
+    size: 256 * K,
+    clusterSize: 512,
+    ops: [
+      { op: 'zero', offset: 0, length: 20 * K },
+      { op: 'discard', offset: 64 * K, length: 40 * K },
+      { op: 'write', offset: 70 * K, length: 3 * K, seed: 1 },
+      { op: 'zero', offset: 160 * K, length: 36 * K, unmap: true },
+      { op: 'flush' },
+      { op: 'write', offset: 1000, length: 10 * K, seed: 2 },
+      { op: 'discard', offset: 200 * K, length: 20 * K },
+      { op: 'zero', offset: 100 * K, length: 12 * K },
+    ],
+  },
+  {
     name: 'v2',
     options: 'compat=0.10,cluster_size=4096',
     size: 512 * K,

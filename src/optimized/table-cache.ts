@@ -133,7 +133,9 @@ export class TableCache {
       if (got < bytes.byteLength) bytes.fill(0, got); // past the end of the file reads as zeros
       if (this.entries.has(offset)) return; // put meanwhile (a fresh table): that copy is newer
       this.entries.set(offset, { bytes, dirty: false, version: 0 });
-      this.evictClean();
+      // Never the slice just loaded: when every other slice is dirty, evicting it would send its
+      // user back to load it again, for ever (found by the crash workloads with tiny caches).
+      this.evictClean(offset);
     })().finally(() => this.loading.delete(offset));
     this.loading.set(offset, load);
     return load;
@@ -155,7 +157,7 @@ export class TableCache {
   private putClean(offset: number, bytes: Uint8Array): void {
     this.entries.delete(offset);
     this.entries.set(offset, { bytes, dirty: false, version: 0 });
-    this.evictClean();
+    this.evictClean(offset);
   }
 
   /** Forgets every table; dirty ones must have been flushed. */
@@ -207,11 +209,12 @@ export class TableCache {
     if (e.version === version) e.dirty = false;
   }
 
-  private evictClean(): void {
+  /** Drops clean slices, least recently used first, until within budget; `keep` stays. */
+  private evictClean(keep: number): void {
     if (this.entries.size <= this.capacity) return;
     for (const [offset, e] of this.entries) {
       if (this.entries.size <= this.capacity) return;
-      if (!e.dirty) this.drop(offset);
+      if (!e.dirty && offset !== keep) this.drop(offset);
     }
   }
 }
