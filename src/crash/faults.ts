@@ -41,30 +41,36 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
     /** Ranges whose bytes are unsettled on the disk (since the last returned flush, or failed). */
     let sinceAck: [number, number][] = [];
     const failedRanges: [number, number][] = [];
+    /** Sizes a resize since the last returned flush (or a failed one) may have left. */
+    let sizesSinceAck: number[] = [];
+    const failedSizes: number[] = [];
     const fail = (err: unknown, what: string) => {
       out.failedRequests++;
       if (!isQcow2Error(err)) out.problems.push(`${what} failed with ${describe(err)}`);
       else if (err.code !== 'io') out.problems.push(`${what} failed with ${err.describe()}, expected an I/O error`);
     };
     for (const op of [...w.ops, { op: 'close' } as const]) {
-      const range = rangeOf(op, w.clusterSize);
+      const range = op.op === 'resize' ? ([model.size, op.size] as [number, number]) : rangeOf(op, w.clusterSize);
       try {
         await apply(dev, op);
         if (op.op === 'flush' || op.op === 'close') {
           acked = model.bytes.slice();
           sinceAck = [];
+          sizesSinceAck = [];
         }
         applyToModel(model, op, w.clusterSize);
         if (range) sinceAck.push(range);
+        if (op.op === 'resize') sizesSinceAck.push(op.size);
       } catch (err) {
         fail(err, op.op);
         if (range) failedRanges.push(range);
         if (range) sinceAck.push(range);
+        if (op.op === 'resize') failedSizes.push(op.size);
       }
       // Reads go on whatever happened, and show the guest's bytes (a failed request's either way).
       if (op.op !== 'close') {
         try {
-          const got = await dev.read(0, w.size);
+          const got = await dev.read(0, Math.min(dev.virtualSize, model.size));
           const bad = firstDifference(got, { bytes: model.bytes, unsettled: failedRanges });
           if (bad !== -1) out.problems.push(`after ${op.op}: guest byte ${bad} reads ${got[bad]}, the guest wrote ${model.bytes[bad]}`);
         } catch (err) {
@@ -74,7 +80,8 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
     }
     out.fired = faults!.fired;
     const bytes = new Uint8Array(await readFile(path));
-    const verdict = await judge(bytes, { bytes: acked, unsettled: [...sinceAck, ...failedRanges] }, dir, 'after');
+    const sizes = [acked.byteLength, ...sizesSinceAck, ...failedSizes];
+    const verdict = await judge(bytes, { bytes: acked, unsettled: [...sinceAck, ...failedRanges], sizes }, dir, 'after');
     out.problems.push(...verdict.problems);
     if (out.fired && out.failedRequests === 0) out.problems.push('the injected failure was not reported by any request');
   } finally {
@@ -110,6 +117,8 @@ async function apply(dev: Qcow2Device, op: Step): Promise<void> {
       return dev.writeCompressed(op.offset, patternBytes(dev.clusterSize, op.seed, op.seed === 0));
     case 'flush':
       return dev.flush();
+    case 'resize':
+      return dev.resize(op.size);
     case 'snapshot':
       return void (await dev.createSnapshot(op.name));
     case 'delete-snapshot':
@@ -129,6 +138,8 @@ function applyToModel(model: Model, op: Step, clusterSize: number): void {
       return model.discard(op.offset, op.length);
     case 'compressed':
       return model.write(op.offset, patternBytes(clusterSize, op.seed, op.seed === 0));
+    case 'resize':
+      return model.resize(op.size);
     default:
       return;
   }

@@ -14,6 +14,7 @@ import type { FileOp } from '../io/recording-file.js';
 import { runTool } from '../tools/run.js';
 import { Model } from '../campaign/model.js';
 import { patternBytes } from '../campaign/system.js';
+import type { Expectation } from './judge.js';
 
 export type GuestOp =
   | { op: 'write'; offset: number; length: number; seed: number }
@@ -22,6 +23,8 @@ export type GuestOp =
   /** One whole cluster, compressed (`seed` 0: compressible bytes). */
   | { op: 'compressed'; offset: number; seed: number }
   | { op: 'flush' }
+  /** Grows the disk (the L1 table grows with it when it must). */
+  | { op: 'resize'; size: number }
   | { op: 'snapshot'; name: string }
   | { op: 'delete-snapshot'; name: string };
 
@@ -40,8 +43,8 @@ export type Open = (path: string, opts: OpenOptions) => Promise<Qcow2Device>;
 
 /** A guest-visible event placed in the file's log. */
 export type GuestEvent =
-  /** A request that may change `[from, to)` began when the log had `at` entries. */
-  | { kind: 'began'; at: number; from: number; to: number }
+  /** A request that may change `[from, to)` began when the log had `at` entries (`size`: a resize to it). */
+  | { kind: 'began'; at: number; from: number; to: number; size?: number }
   /** A flush returned when the log had `at` entries; `bytes` is what the guest wrote until then. */
   | { kind: 'flushed'; at: number; bytes: Uint8Array };
 
@@ -135,6 +138,11 @@ async function apply(dev: Qcow2Device, model: Model, op: GuestOp, log: FileOp[],
       await dev.flush();
       events.push({ kind: 'flushed', at: log.length, bytes: model.bytes.slice() });
       return;
+    case 'resize':
+      events.push({ kind: 'began', at: log.length, from: model.size, to: op.size, size: op.size });
+      await dev.resize(op.size);
+      model.resize(op.size);
+      return;
     case 'snapshot':
       await dev.createSnapshot(op.name);
       return;
@@ -148,11 +156,16 @@ async function apply(dev: Qcow2Device, model: Model, op: GuestOp, log: FileOp[],
  * What a crash before log entry `end` must leave: the guest bytes of the last flush that returned
  * before it, and the ranges of requests begun since (they may read either way).
  */
-export function expectation(r: Recording, end: number): { bytes: Uint8Array; unsettled: [number, number][] } {
+export function expectation(r: Recording, end: number): Expectation {
   let bytes = r.start;
   let since = 0;
   for (const e of r.events) if (e.kind === 'flushed' && e.at <= end) ({ bytes, at: since } = e);
   const unsettled: [number, number][] = [];
-  for (const e of r.events) if (e.kind === 'began' && e.at >= since && e.at < end) unsettled.push([e.from, e.to]);
-  return { bytes, unsettled };
+  const sizes = [bytes.byteLength];
+  for (const e of r.events) {
+    if (e.kind !== 'began' || e.at < since || e.at >= end) continue;
+    unsettled.push([e.from, e.to]);
+    if (e.size !== undefined) sizes.push(e.size);
+  }
+  return { bytes, unsettled, sizes };
 }

@@ -4,9 +4,11 @@ import { encodeString } from '../format/bytes.js';
 import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from '../format/constants.js';
 import { encodeExtensions } from '../format/extensions.js';
 import { encodeHeader } from '../format/header.js';
+import { forgetMetadataMap } from './overlap.js';
 import type { OptState } from './state.js';
 
 export async function writeHeader(st: OptState): Promise<void> {
+  forgetMetadataMap(st); // the tables it names may have moved
   const name = st.backingName === undefined ? undefined : encodeString(st.backingName);
   const exts = encodeExtensions(st.extensions);
   const headerBytes = encodeHeader({ ...st.header, backingFileOffset: 0n, backingFileSize: 0 });
@@ -22,6 +24,7 @@ export async function writeHeader(st: OptState): Promise<void> {
   out.set(exts, headerBytes.byteLength);
   if (name) out.set(name, nameOffset);
   await st.order.writeThrough(0, out, 'header');
+  forgetMetadataMap(st);
 }
 
 /**

@@ -3,6 +3,7 @@ import { corrupt, usage } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { encodeL1Entry } from '../format/l1.js';
 import { decodeMapping, encodeMapping, type Mapping, type NewL2Entry } from './entries.js';
+import { forgetMetadataMap } from './overlap.js';
 import { adjustRefcount, allocateClusters } from './refcounts.js';
 import type { OptState } from './state.js';
 
@@ -60,6 +61,7 @@ export async function writeL1Entry(st: OptState, index: number, l2Offset: number
   encodeL1Entry(view(bytes), 0, { l2Offset, copied, reservedLow: 0, reservedHigh: 0 });
   await st.order.writeThrough(Number(st.header.l1TableOffset) + index * 8, bytes, 'l1');
   st.l1Offsets[index] = l2Offset;
+  forgetMetadataMap(st);
   st.l1Copied[index] = copied;
 }
 

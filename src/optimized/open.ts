@@ -106,6 +106,7 @@ export async function openOnFiles(
     meta: new Mutex(),
     freeHint: 0,
     fileEnd: await file.size(),
+    metadataMap: undefined,
     compressedCursor: 0,
     codec: codecFor(opts.compressionThreads),
   };

@@ -3,22 +3,37 @@
  * 'cached' mode): the header, the active L1 table, the refcount table, refcount blocks, active
  * L2 tables and the snapshot table. Reaching one means an L2 entry points into metadata: the
  * image is corrupt, and the write is refused before it destroys anything.
+ *
+ * The clusters are kept in a map built on first use and dropped (`forgetMetadataMap`) right after
+ * every change to what it is built from, so a lookup costs one hash probe on the write path.
  */
 import type { OptState } from './state.js';
 
 /** What the host cluster holding `hostOffset` is, if it is metadata. */
 export function metadataAt(st: OptState, hostOffset: number): string | undefined {
   if (st.features.externalDataFile) return undefined;
+  st.metadataMap ??= buildMap(st);
+  return st.metadataMap.get(Math.floor(hostOffset / st.geometry.clusterSize));
+}
+
+/** Call after changing the header, the active L1 table or the refcount table. */
+export function forgetMetadataMap(st: OptState): void {
+  st.metadataMap = undefined;
+}
+
+function buildMap(st: OptState): Map<number, string> {
   const C = st.geometry.clusterSize;
-  const c = Math.floor(hostOffset / C);
-  const within = (offset: number, length: number) => length > 0 && c >= Math.floor(offset / C) && c <= Math.floor((offset + length - 1) / C);
   const h = st.header;
-  if (c === 0) return 'the header';
-  if (within(Number(h.l1TableOffset), h.l1Size * 8)) return 'the active L1 table';
-  if (within(Number(h.refcountTableOffset), h.refcountTableClusters * C)) return 'the refcount table';
-  if (h.nbSnapshots > 0 && within(Number(h.snapshotsOffset), st.snapshotTableBytes)) return 'the snapshot table';
-  const at = c * C;
-  if (st.refcountTable.includes(at)) return 'a refcount block';
-  if (st.l1Offsets.includes(at)) return 'an L2 table';
-  return undefined;
+  const map = new Map<number, string>();
+  const mark = (offset: number, length: number, what: string) => {
+    if (length <= 0) return;
+    for (let c = Math.floor(offset / C); c <= Math.floor((offset + length - 1) / C); c++) map.set(c, what);
+  };
+  for (const b of st.refcountTable) if (b > 0) mark(b, C, 'a refcount block');
+  for (const l2 of st.l1Offsets) if (l2 > 0) mark(l2, C, 'an L2 table');
+  if (h.nbSnapshots > 0) mark(Number(h.snapshotsOffset), st.snapshotTableBytes, 'the snapshot table');
+  mark(Number(h.refcountTableOffset), h.refcountTableClusters * C, 'the refcount table');
+  mark(Number(h.l1TableOffset), h.l1Size * 8, 'the active L1 table');
+  mark(0, 1, 'the header');
+  return map;
 }

@@ -9,6 +9,7 @@ import { MAX_REFCOUNT_TABLE_BYTES } from '../format/constants.js';
 import { encodeRefcountTableEntry, maxRefcount, writeRefcount } from '../format/refcount.js';
 import { bitmapRanges } from './bitmaps.js';
 import { writeHeader } from './header.js';
+import { forgetMetadataMap } from './overlap.js';
 import { readSnapshots } from './snapshots.js';
 import type { OptState } from './state.js';
 import { readL1Table, readL2Table, recomputeCopied } from './walk.js';
@@ -132,6 +133,7 @@ export async function rebuildRefcounts(st: OptState): Promise<void> {
   await st.file.write(tableCluster * C, table, 'refcount-table');
   await st.file.flush();
   st.refcountTable = offsets;
+  forgetMetadataMap(st);
   if (newTable) {
     st.header.refcountTableOffset = BigInt(tableCluster * C);
     st.header.refcountTableClusters = tableClusters;

@@ -9,6 +9,7 @@ import { view } from '../format/bytes.js';
 import { MAX_REFCOUNT_TABLE_BYTES } from '../format/constants.js';
 import { encodeRefcountTableEntry, maxRefcount, readRefcount, writeRefcount } from '../format/refcount.js';
 import { beforeLazyIncrement, writeHeader } from './header.js';
+import { forgetMetadataMap } from './overlap.js';
 import type { OptState } from './state.js';
 
 export async function getRefcount(st: OptState, cluster: number): Promise<number> {
@@ -71,6 +72,7 @@ async function writeTableEntry(st: OptState, index: number, blockOffset: number)
   encodeRefcountTableEntry(view(bytes), 0, { blockOffset, offsetHighBits: 0, reserved: 0 });
   await st.order.writeThrough(Number(st.header.refcountTableOffset) + index * 8, bytes, 'refcount-table');
   st.refcountTable[index] = blockOffset;
+  forgetMetadataMap(st);
 }
 
 /** Makes sure refcount block `index` exists (self-describing when new); true if anything changed. */
@@ -167,6 +169,7 @@ async function growRefcountTable(st: OptState, neededEntries: number): Promise<v
   st.header.refcountTableOffset = BigInt(tableStart * C);
   st.header.refcountTableClusters = tableClusters;
   st.refcountTable = offsets;
+  forgetMetadataMap(st);
   await writeHeader(st);
   await adjustRange(st, oldOffset, oldClusters * C, -1);
 }

@@ -11,6 +11,7 @@ import { decodeSnapshotTable, encodeSnapshotExtra, encodeSnapshotTable, type Sna
 import { hasHostCluster } from './entries.js';
 import { writeHeader } from './header.js';
 import { encodeActiveL1 } from './l2.js';
+import { forgetMetadataMap } from './overlap.js';
 import { adjustRange, allocateClusters, getRefcount } from './refcounts.js';
 import { growL1, setVirtualSize } from './resize.js';
 import type { OptState } from './state.js';
@@ -120,6 +121,7 @@ export async function applySnapshot(st: OptState, idOrName: string): Promise<voi
   await st.order.writeThrough(Number(st.header.l1TableOffset), active, 'l1');
   const decoded = decodeL1Table(active, st.header.l1Size);
   st.l1Offsets = decoded.map((e) => e.l2Offset);
+  forgetMetadataMap(st);
   st.l1Copied = decoded.map((e) => e.copied);
   await adjustTree(st, oldTree, -1);
   await recomputeCopied(st);
