@@ -12,7 +12,7 @@ import { Model } from '../campaign/model.js';
 import { patternBytes } from '../campaign/system.js';
 import type { Qcow2Device } from '../engine/types.js';
 import { firstDifference, judge } from './judge.js';
-import { createImage, guestBytes, scratchDir, type GuestOp, type Open, type Workload } from './workload.js';
+import { prepareImage, scratchDir, type GuestOp, type Open, type Workload } from './workload.js';
 
 export interface FaultOutcome {
   rule: FaultRule;
@@ -31,8 +31,7 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
   const dir = await scratchDir('qcow2-fault-');
   const out: FaultOutcome = { rule, fired: false, failedRequests: 0, problems: [] };
   try {
-    const path = await createImage(w, dir);
-    const start = await guestBytes(path, dir);
+    const { path, start } = await prepareImage(w, dir);
     let faults: FaultFile | undefined;
     const dev = await open(path, { noFlush: true, wrapFile: (f) => (faults = new FaultFile(f, rule)) });
     const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
@@ -44,13 +43,16 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
     /** Sizes a resize since the last returned flush (or a failed one) may have left. */
     let sizesSinceAck: number[] = [];
     const failedSizes: number[] = [];
-    const fail = (err: unknown, what: string) => {
+    // The request the fault hit must fail with an I/O error; later ones may fail with any typed
+    // error (a write past a resize that failed is a usage error).
+    const fail = (err: unknown, what: string, hit: boolean) => {
       out.failedRequests++;
       if (!isQcow2Error(err)) out.problems.push(`${what} failed with ${describe(err)}`);
-      else if (err.code !== 'io') out.problems.push(`${what} failed with ${err.describe()}, expected an I/O error`);
+      else if (hit && err.code !== 'io') out.problems.push(`${what} failed with ${err.describe()}, expected an I/O error`);
     };
     for (const op of [...w.ops, { op: 'close' } as const]) {
       const range = op.op === 'resize' ? ([model.size, op.size] as [number, number]) : rangeOf(op, w.clusterSize);
+      const failuresBefore = faults!.failures;
       try {
         await apply(dev, op);
         if (op.op === 'flush' || op.op === 'close') {
@@ -62,7 +64,7 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
         if (range) sinceAck.push(range);
         if (op.op === 'resize') sizesSinceAck.push(op.size);
       } catch (err) {
-        fail(err, op.op);
+        fail(err, op.op, faults!.failures > failuresBefore);
         if (range) failedRanges.push(range);
         if (range) sinceAck.push(range);
         if (op.op === 'resize') failedSizes.push(op.size);

@@ -4,7 +4,7 @@
  * where each request began (its bytes are unsettled from then until a flush returns) and where
  * each flush returned (everything written before it must survive any later crash).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +69,7 @@ export async function tool(cmd: string, args: string[], cwd?: string): Promise<s
 }
 
 /** Creates the workload's image in `dir` with QEMU's tools; returns its path. */
-export async function createImage(w: Workload, dir: string): Promise<string> {
+async function createImage(w: Workload, dir: string): Promise<string> {
   const path = join(dir, 'image.qcow2');
   await tool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', w.options, path, String(w.size)]);
   if (w.before?.length) await tool('qemu-io', ['-f', 'qcow2', ...w.before.flatMap((c) => ['-c', c]), path]);
@@ -77,7 +77,7 @@ export async function createImage(w: Workload, dir: string): Promise<string> {
 }
 
 /** The guest bytes of an image, read by QEMU (`qemu-img convert -O raw`). */
-export async function guestBytes(path: string, dir: string): Promise<Uint8Array> {
+async function guestBytes(path: string, dir: string): Promise<Uint8Array> {
   const raw = join(dir, 'guest.raw');
   await tool('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', path, raw]);
   const bytes = new Uint8Array(await readFile(raw));
@@ -85,12 +85,39 @@ export async function guestBytes(path: string, dir: string): Promise<Uint8Array>
   return bytes;
 }
 
+const made = new Map<string, Promise<{ image: Uint8Array; guest: Uint8Array }>>();
+
+/**
+ * The workload's image at `dir/image.qcow2`, as QEMU made it (made once per process and copied),
+ * and its guest bytes as QEMU reads them.
+ */
+export async function prepareImage(w: Workload, dir: string): Promise<{ path: string; start: Uint8Array }> {
+  const key = JSON.stringify([w.options, w.size, w.before]);
+  let template = made.get(key);
+  if (!template) {
+    template = (async () => {
+      const own = await scratchDir('qcow2-template-');
+      try {
+        const path = await createImage(w, own);
+        return { image: new Uint8Array(await readFile(path)), guest: await guestBytes(path, own) };
+      } finally {
+        await rm(own, { recursive: true, force: true });
+      }
+    })();
+    made.set(key, template);
+    template.catch(() => made.delete(key));
+  }
+  const { image, guest } = await template;
+  const path = join(dir, 'image.qcow2');
+  await writeFile(path, image);
+  return { path, start: guest.slice() };
+}
+
 /** Runs the workload on `open`'s engine, recording every write and flush of the image file. */
 export async function record(w: Workload, open: Open): Promise<Recording> {
   const dir = await scratchDir('qcow2-crash-');
   try {
-    const path = await createImage(w, dir);
-    const start = await guestBytes(path, dir);
+    const { path, start } = await prepareImage(w, dir);
     const initial = new Uint8Array(await readFile(path));
     let rec: RecordingFile | undefined;
     const dev = await open(path, { noFlush: true, wrapFile: (f) => (rec = new RecordingFile(f)) });

@@ -134,6 +134,25 @@ export const WORKLOADS: Workload[] = [
     ],
   },
   {
+    name: 'growth',
+    // 512-byte clusters with 64-bit refcounts: a one-cluster refcount table covers 2 MiB of file.
+    // QEMU fills the file to just under that; the first write then grows the refcount table, and
+    // the resize grows the L1 table (4 MiB needs 128 entries, 8 MiB 256).
+    options: 'compat=1.1,cluster_size=512,refcount_bits=64',
+    size: 4 * 1024 * K,
+    clusterSize: 512,
+    before: ['write -P 0x31 0 1950k'],
+    ops: [
+      { op: 'write', offset: 2500 * K, length: 40 * K, seed: 1 },
+      { op: 'flush' },
+      { op: 'resize', size: 8 * 1024 * K },
+      { op: 'write', offset: 6 * 1024 * K, length: 4 * K, seed: 2 },
+      { op: 'flush' },
+      { op: 'write', offset: 1000, length: 2000, seed: 3 },
+      { op: 'write', offset: 7 * 1024 * K + 512, length: 1024, seed: 4 },
+    ],
+  },
+  {
     name: 'v2',
     options: 'compat=0.10,cluster_size=4096',
     size: 512 * K,
@@ -149,11 +168,12 @@ export const WORKLOADS: Workload[] = [
 ];
 
 /**
- * For error injection: one workload whose requests make every kind of tagged write (L2 updates,
- * refcount blocks, refcount table growth, L1 updates, header and snapshot table writes, data) and
- * flushes; one with lazy refcounts (header writes for the dirty bit).
+ * For error injection: refcount table and L1 growth; a workload whose requests make every other
+ * kind of tagged write (L2 updates, refcount blocks and table entries, L1 updates, header and
+ * snapshot table writes, data) and flushes; one with lazy refcounts (header writes for the dirty bit).
  */
 export const FAULT_WORKLOADS: Workload[] = [
+  WORKLOADS.find((w) => w.name === 'growth')!,
   {
     name: 'metadata-mix',
     // 64-bit refcounts in 512-byte clusters: a refcount block covers 32 KiB of file, so the
