@@ -116,21 +116,24 @@ export const WORKLOADS: Workload[] = [
   },
   {
     name: 'prealloc-zero',
-    // Every L2 table exists from the start (preallocation=metadata), so zero writes and discards
-    // dirty many L2 tables without allocating any: with tiny caches they are written back in the
-    // middle of requests, long before a flush.
+    // Every L2 table exists from the start (preallocation=metadata), so zero writes (which keep
+    // the preallocated clusters) dirty many L2 tables without touching a refcount: with tiny
+    // caches they are written back in the middle of the workload, long before a flush.
     options: 'compat=1.1,cluster_size=512,preallocation=metadata',
     size: 256 * K,
     clusterSize: 512,
     ops: [
-      { op: 'zero', offset: 0, length: 20 * K },
+      { op: 'zero', offset: 0, length: 100 * K },
+      { op: 'write', offset: 1000, length: 3 * K, seed: 1 },
+      { op: 'zero', offset: 150 * K, length: 100 * K },
+      { op: 'write', offset: 40 * K, length: 2 * K, seed: 2 },
+      { op: 'flush' },
       { op: 'discard', offset: 64 * K, length: 40 * K },
-      { op: 'write', offset: 70 * K, length: 3 * K, seed: 1 },
+      { op: 'write', offset: 70 * K, length: 3 * K, seed: 3 },
       { op: 'zero', offset: 160 * K, length: 36 * K, unmap: true },
       { op: 'flush' },
-      { op: 'write', offset: 1000, length: 10 * K, seed: 2 },
-      { op: 'discard', offset: 200 * K, length: 20 * K },
-      { op: 'zero', offset: 100 * K, length: 12 * K },
+      { op: 'zero', offset: 8 * K, length: 60 * K },
+      { op: 'write', offset: 200 * K, length: 1 * K, seed: 4 },
     ],
   },
   {
