@@ -5,9 +5,8 @@
  */
 import { type Codec, inlineCodec } from '../compress/codec.js';
 import { sharedPool, WorkerPool } from '../compress/pool.js';
-import { checkBackingDepth, linkedPath } from '../engine/linked-path.js';
-import { probeFormat } from '../engine/probe.js';
-import { RawDevice } from '../engine/raw.js';
+import { openBacking } from '../engine/backing.js';
+import { linkedPath } from '../engine/linked-path.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported, usage } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
@@ -50,7 +49,7 @@ export async function openOptimized(path: string, opts: OptimizedOpenOptions = {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
       dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) });
     }
-    const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
+    const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth, openOptimized);
     if (backing) opened.push(backing);
     const image = await openOnFiles(file, dataFile, backing, meta, opts);
     return image;
@@ -123,29 +122,4 @@ function codecFor(threads: number | undefined): Codec {
   if (threads === undefined) return sharedPool();
   if (!Number.isInteger(threads) || threads < 0) throw usage(`compression threads must be a whole number, not ${threads}`);
   return threads === 0 ? inlineCodec : new WorkerPool(threads);
-}
-
-async function openBacking(
-  imagePath: string,
-  name: string | undefined,
-  format: string | undefined,
-  opts: OptimizedOpenOptions,
-  depth: number,
-): Promise<BlockDevice | undefined> {
-  if (opts.backingOverride !== undefined) {
-    if (opts.backingOverride === null) return undefined;
-    return openLayer(opts.backingOverride.path, opts.backingOverride.format, opts, depth);
-  }
-  if (name === undefined) return undefined;
-  const path = linkedPath(imagePath, name, 'backing file', opts);
-  const fmt = format ?? (await probeFormat(path));
-  if (fmt !== 'raw' && fmt !== 'qcow2') throw unsupported(`backing file format '${fmt}' is not supported`);
-  return openLayer(path, fmt, opts, depth);
-}
-
-async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OptimizedOpenOptions, depth: number): Promise<BlockDevice> {
-  checkBackingDepth(depth);
-  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...driving(opts) });
-  const { backingOverride: _ignored, wrapFile: _notBelow, ...rest } = opts;
-  return openOptimized(path, { ...rest, readOnly: true }, depth + 1);
 }

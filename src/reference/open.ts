@@ -3,9 +3,8 @@
  * backing chain (names are resolved against the image's folder; an untrusted-image policy refuses
  * to follow them), then repair of an image left dirty.
  */
-import { checkBackingDepth, linkedPath } from '../engine/linked-path.js';
-import { probeFormat } from '../engine/probe.js';
-import { RawDevice } from '../engine/raw.js';
+import { openBacking } from '../engine/backing.js';
+import { linkedPath } from '../engine/linked-path.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
@@ -31,7 +30,7 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
       dataFile = new DurableFile(await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) }));
     }
-    const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth);
+    const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth, openReference);
     if (backing) opened.push(backing);
     const state: RefState = {
       file,
@@ -60,29 +59,4 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
     await file.close();
     throw err;
   }
-}
-
-async function openBacking(
-  imagePath: string,
-  name: string | undefined,
-  format: string | undefined,
-  opts: OpenOptions,
-  depth: number,
-): Promise<BlockDevice | undefined> {
-  if (opts.backingOverride !== undefined) {
-    if (opts.backingOverride === null) return undefined;
-    return openLayer(opts.backingOverride.path, opts.backingOverride.format, opts, depth);
-  }
-  if (name === undefined) return undefined;
-  const path = linkedPath(imagePath, name, 'backing file', opts);
-  const fmt = format ?? (await probeFormat(path));
-  if (fmt !== 'raw' && fmt !== 'qcow2') throw unsupported(`backing file format '${fmt}' is not supported`);
-  return openLayer(path, fmt, opts, depth);
-}
-
-async function openLayer(path: string, format: 'raw' | 'qcow2', opts: OpenOptions, depth: number): Promise<BlockDevice> {
-  checkBackingDepth(depth);
-  if (format === 'raw') return RawDevice.open(path, { readOnly: true, ...driving(opts) });
-  const { backingOverride: _ignored, wrapFile: _notBelow, ...rest } = opts;
-  return openReference(path, { ...rest, readOnly: true }, depth + 1);
 }
