@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { crashStates, durableAt, epochsOf, materialize, type CrashState, type StateOptions } from './states.js';
-import { judge } from './judge.js';
+import { judge, type StateFiles } from './judge.js';
+import type { FileRole } from '../io/recording-file.js';
 import { expectation, record, scratchDir, type Open, type Workload } from './workload.js';
 
 export interface Failure {
@@ -58,25 +59,34 @@ export async function explore(w: Workload, open: Open, opts: ExploreOptions = {}
   const seen = new Set<string>();
   const dir = await scratchDir('qcow2-states-');
   const running = new Set<Promise<void>>();
-  const durable = new Map<number, Uint8Array>();
-  const durableFor = (epoch: number): Uint8Array => {
-    let bytes = durable.get(epoch);
-    if (!bytes) durable.set(epoch, (bytes = durableAt(rec.initial, rec.log, epochs[epoch]!)));
+  const durable = new Map<string, Uint8Array>();
+  const durableFor = (epoch: number, file: FileRole, initial: Uint8Array): Uint8Array => {
+    const key = `${epoch} ${file}`;
+    let bytes = durable.get(key);
+    if (!bytes) durable.set(key, (bytes = durableAt(initial, rec.log, epochs[epoch]!, file)));
     return bytes;
   };
+  const dataName = w.dataFile;
   let states: Iterable<CrashState> = crashStates(rec.log, opts);
   if (opts.maxStates !== undefined) states = shuffled([...states], opts.seed ?? 1);
   try {
     for (const s of states) {
       if (out.failures.length >= maxFailures || (opts.maxStates !== undefined && out.distinct >= opts.maxStates)) break;
       out.states++;
-      const bytes = materialize(durableFor(s.epoch), rec.log, s);
-      const key = createHash('sha1').update(bytes).digest('hex');
+      const image = materialize(durableFor(s.epoch, 'image', rec.initial), rec.log, s);
+      const files: StateFiles = { image };
+      const hash = createHash('sha1').update(image);
+      if (rec.initialData && dataName !== undefined) {
+        const data = materialize(durableFor(s.epoch, 'data-file', rec.initialData), rec.log, s, 'data-file');
+        files.data = { name: dataName, bytes: data };
+        hash.update(data);
+      }
+      const key = hash.digest('hex');
       if (seen.has(key)) continue;
       seen.add(key);
       out.distinct++;
       const name = `s${out.distinct}`;
-      const task = judge(bytes, expectation(rec, s.end), dir, name).then(
+      const task = judge(files, expectation(rec, s.end), dir, name).then(
         (v) => {
           if (v.dirty) out.repaired++;
           if (v.leaks > 0) out.leaky++;

@@ -6,6 +6,7 @@
  * the disk must open, check without corruption, and hold everything a returned flush covered.
  */
 import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { isQcow2Error } from '../errors.js';
 import { FaultFile, type FaultRule } from '../io/fault-file.js';
 import { Model } from '../campaign/model.js';
@@ -33,7 +34,11 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
   try {
     const { path, start } = await prepareImage(w, dir);
     let faults: FaultFile | undefined;
-    const dev = await open(path, { noFlush: true, wrapFile: (f) => (faults = new FaultFile(f, rule)) });
+    // One count for the image and its data file: the n-th such operation on either fails.
+    const dev = await open(path, {
+      noFlush: true,
+      wrapFile: (f, role) => (role === 'image' ? (faults = new FaultFile(f, rule)) : new FaultFile(f, rule, faults)),
+    });
     const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
     model.bytes.set(start);
     let acked = start.slice();
@@ -81,9 +86,10 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
       }
     }
     out.fired = faults!.fired;
-    const bytes = new Uint8Array(await readFile(path));
+    const image = new Uint8Array(await readFile(path));
+    const data = w.dataFile === undefined ? undefined : { name: w.dataFile, bytes: new Uint8Array(await readFile(join(dir, w.dataFile))) };
     const sizes = [acked.byteLength, ...sizesSinceAck, ...failedSizes];
-    const verdict = await judge(bytes, { bytes: acked, unsettled: [...sinceAck, ...failedRanges], sizes }, dir, 'after');
+    const verdict = await judge(data ? { image, data } : { image }, { bytes: acked, unsettled: [...sinceAck, ...failedRanges], sizes }, dir, 'after');
     out.problems.push(...verdict.problems);
     if (out.fired && out.failedRequests === 0) out.problems.push('the injected failure was not reported by any request');
   } finally {

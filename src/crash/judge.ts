@@ -4,7 +4,7 @@
  * a repair nothing at all) and our check (src/check/) finds exactly what qemu-img found, and every
  * byte a returned flush covered reads back.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkImage } from '../check/index.js';
 import { isQcow2Error } from '../errors.js';
@@ -29,8 +29,9 @@ export interface QemuCheck {
   text: string;
 }
 
-export async function qemuCheck(path: string): Promise<QemuCheck> {
-  const r = await runTool(process.env['QEMU_IMG'] ?? 'qemu-img', ['check', '-f', 'qcow2', '--output=json', path]);
+/** `qemu-img check` on `image.qcow2` in `dir` (run there: QEMU 7.2 finds a data file from there). */
+export async function qemuCheck(dir: string): Promise<QemuCheck> {
+  const r = await runTool(process.env['QEMU_IMG'] ?? 'qemu-img', ['check', '-f', 'qcow2', '--output=json', 'image.qcow2'], dir);
   let parsed: Record<string, unknown> = {};
   try {
     parsed = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -62,16 +63,26 @@ async function ourCheck(path: string, theirs: QemuCheck, problems: string[]): Pr
   }
 }
 
+/** The files of one crash state: the image, and its external data file when it has one. */
+export interface StateFiles {
+  image: Uint8Array;
+  data?: { name: string; bytes: Uint8Array };
+}
+
 /** The problems with one crash state (none: it passes). Leaves no file behind. */
-export async function judge(bytes: Uint8Array, expected: Expectation, dir: string, name: string): Promise<{ problems: string[]; leaks: number; dirty: boolean }> {
-  const path = join(dir, `${name}.qcow2`);
+export async function judge(files: StateFiles, expected: Expectation, dir: string, name: string): Promise<{ problems: string[]; leaks: number; dirty: boolean }> {
+  const own = join(dir, name);
+  await mkdir(own);
+  const path = join(own, 'image.qcow2');
+  const bytes = files.image;
   await writeFile(path, bytes);
+  if (files.data) await writeFile(join(own, files.data.name), files.data.bytes);
   const problems: string[] = [];
   const dirty = bytes.byteLength > 79 && (bytes[79]! & 1) === 1 && bytes[7] === 3;
   let leaks = 0;
   try {
     if (!dirty) {
-      const c = await qemuCheck(path);
+      const c = await qemuCheck(own);
       leaks = c.leaks;
       if (c.exit !== 0 && c.exit !== 3) problems.push(`qemu-img check exit ${c.exit}: ${c.text.slice(0, 2000)}`);
       await ourCheck(path, c, problems);
@@ -91,12 +102,12 @@ export async function judge(bytes: Uint8Array, expected: Expectation, dir: strin
       problems.push(`our engine: ${describe(err)}`);
     }
     if (dirty && problems.length === 0) {
-      const c = await qemuCheck(path);
+      const c = await qemuCheck(own);
       if (c.exit !== 0) problems.push(`after repair, qemu-img check exit ${c.exit}: ${c.text.slice(0, 2000)}`);
       await ourCheck(path, c, problems);
     }
   } finally {
-    await rm(path, { force: true });
+    await rm(own, { recursive: true, force: true });
   }
   return { problems, leaks, dirty };
 }

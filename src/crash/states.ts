@@ -2,15 +2,15 @@
  * Every state a file can be in after a power loss, from the log of a RecordingFile.
  *
  * The log is cut into epochs by completed flushes. A crash during epoch e leaves everything written
- * before the epoch (durable: a flush completed after it) plus any subset (not only a prefix) of the
- * epoch's writes, since a disk may persist a write cache in any order. A write cut by the power
+ * before the epoch (durable: a flush of its file completed after it) plus any subset (not only a
+ * prefix) of the writes still pending, since a disk may persist a write cache in any order. A write cut by the power
  * loss may land in part: sector by sector (512 bytes are atomic, more are not).
  *
  * Epochs with few writes get every subset; larger ones get the empty and full sets, every prefix,
  * every single write alone and every write left out alone, and seeded random subsets. Each epoch
  * also gets torn variants: a prefix of writes, then one write of several sectors landed in part.
  */
-import type { FileOp } from '../io/recording-file.js';
+import type { FileOp, FileRole } from '../io/recording-file.js';
 
 export const SECTOR = 512;
 
@@ -42,26 +42,33 @@ export interface Epoch {
   pending: number[];
 }
 
-/** The log cut at completed flushes. */
+/**
+ * The crash points of a log: just before each completed flush, and at its end. At each, the
+ * pending operations are those no completed flush of their own file covers yet (an image and its
+ * data file are flushed separately); the rest are durable.
+ */
 export function epochsOf(log: FileOp[]): Epoch[] {
   const out: Epoch[] = [];
   let start = 0;
-  let carried: number[] = [];
-  let pending: number[] = [];
-  for (let i = 0; i < log.length; i++) {
-    const op = log[i]!;
-    if (op.kind !== 'flush') {
-      pending.push(i);
+  let open: number[] = [];
+  for (let i = 0; i <= log.length; i++) {
+    const op = log[i];
+    if (op !== undefined && op.kind !== 'flush') {
+      open.push(i);
       continue;
     }
-    out.push({ index: out.length, start, end: i, pending: [...carried, ...pending] });
+    out.push({ index: out.length, start, end: i, pending: [...open] });
+    if (op === undefined) break;
+    const file = fileOf(op);
     // Writes still in flight when the flush began are not covered by it.
-    carried = op.inFlight.filter((w) => w >= start);
-    pending = [];
+    open = open.filter((k) => fileOf(log[k]!) !== file || op.inFlight.includes(k));
     start = i + 1;
   }
-  out.push({ index: out.length, start, end: log.length, pending: [...carried, ...pending] });
   return out;
+}
+
+export function fileOf(op: FileOp): FileRole {
+  return op.file ?? 'image';
 }
 
 export function* crashStates(log: FileOp[], opts: StateOptions = {}): Generator<CrashState> {
@@ -112,7 +119,7 @@ function sectorsOf(offset: number, length: number): number {
  * The file's bytes for each state of one epoch: `durable` is the file at the epoch's start; the
  * state's operations are applied on a copy, in log order.
  */
-export function materialize(durable: Uint8Array, log: FileOp[], s: CrashState): Uint8Array {
+export function materialize(durable: Uint8Array, log: FileOp[], s: CrashState, file: FileRole = 'image'): Uint8Array {
   let bytes = durable;
   let length = durable.byteLength;
   const ensure = (n: number) => {
@@ -127,6 +134,7 @@ export function materialize(durable: Uint8Array, log: FileOp[], s: CrashState): 
   ops.sort((a, b) => a - b);
   for (const i of ops) {
     const op = log[i]!;
+    if (fileOf(op) !== file) continue;
     if (op.kind === 'truncate') {
       ensure(op.length);
       bytes.fill(0, op.length);
@@ -158,9 +166,10 @@ function applyTorn(offset: number, data: Uint8Array, sectors: boolean[], put: (a
   });
 }
 
-/** The file at the start of each epoch: the initial bytes plus every operation made durable. */
-export function durableAt(initial: Uint8Array, log: FileOp[], epoch: Epoch): Uint8Array {
+/** A file at a crash point: its initial bytes plus every operation on it made durable by then. */
+export function durableAt(initial: Uint8Array, log: FileOp[], epoch: Epoch, file: FileRole = 'image'): Uint8Array {
+  const pending = new Set(epoch.pending);
   const landed: number[] = [];
-  for (let i = 0; i < epoch.start; i++) if (log[i]!.kind !== 'flush' && !epoch.pending.includes(i)) landed.push(i);
-  return materialize(initial, log, { epoch: epoch.index, end: epoch.start, landed });
+  for (let i = 0; i < epoch.end; i++) if (log[i]!.kind !== 'flush' && !pending.has(i)) landed.push(i);
+  return materialize(initial, log, { epoch: epoch.index, end: epoch.end, landed }, file);
 }

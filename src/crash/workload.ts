@@ -36,6 +36,8 @@ export interface Workload {
   clusterSize: number;
   /** qemu-io commands run on the image before the workload (the image's history). */
   before?: string[];
+  /** The external data file's name (beside the image), when `options` names one. */
+  dataFile?: string;
   ops: GuestOp[];
 }
 
@@ -51,6 +53,8 @@ export type GuestEvent =
 export interface Recording {
   workload: Workload;
   initial: Uint8Array;
+  /** The external data file's bytes before the workload, when there is one. */
+  initialData: Uint8Array | undefined;
   log: FileOp[];
   events: GuestEvent[];
   /** The guest's contents when the image was created (before any request). */
@@ -68,38 +72,41 @@ export async function tool(cmd: string, args: string[], cwd?: string): Promise<s
   return r.stdout;
 }
 
-/** Creates the workload's image in `dir` with QEMU's tools; returns its path. */
+/**
+ * Creates the workload's image in `dir` with QEMU's tools (run there: QEMU 7.2 resolves a data
+ * file's name against the working directory); returns its path.
+ */
 async function createImage(w: Workload, dir: string): Promise<string> {
-  const path = join(dir, 'image.qcow2');
-  await tool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', w.options, path, String(w.size)]);
-  if (w.before?.length) await tool('qemu-io', ['-f', 'qcow2', ...w.before.flatMap((c) => ['-c', c]), path]);
-  return path;
+  await tool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', w.options, 'image.qcow2', String(w.size)], dir);
+  if (w.before?.length) await tool('qemu-io', ['-f', 'qcow2', ...w.before.flatMap((c) => ['-c', c]), 'image.qcow2'], dir);
+  return join(dir, 'image.qcow2');
 }
 
 /** The guest bytes of an image, read by QEMU (`qemu-img convert -O raw`). */
 async function guestBytes(path: string, dir: string): Promise<Uint8Array> {
   const raw = join(dir, 'guest.raw');
-  await tool('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', path, raw]);
+  await tool('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', path, raw], dir);
   const bytes = new Uint8Array(await readFile(raw));
   await rm(raw);
   return bytes;
 }
 
-const made = new Map<string, Promise<{ image: Uint8Array; guest: Uint8Array }>>();
+const made = new Map<string, Promise<{ image: Uint8Array; data: Uint8Array | undefined; guest: Uint8Array }>>();
 
 /**
  * The workload's image at `dir/image.qcow2`, as QEMU made it (made once per process and copied),
  * and its guest bytes as QEMU reads them.
  */
-export async function prepareImage(w: Workload, dir: string): Promise<{ path: string; start: Uint8Array }> {
-  const key = JSON.stringify([w.options, w.size, w.before]);
+export async function prepareImage(w: Workload, dir: string): Promise<{ path: string; start: Uint8Array; image: Uint8Array; data: Uint8Array | undefined }> {
+  const key = JSON.stringify([w.options, w.size, w.before, w.dataFile]);
   let template = made.get(key);
   if (!template) {
     template = (async () => {
       const own = await scratchDir('qcow2-template-');
       try {
         const path = await createImage(w, own);
-        return { image: new Uint8Array(await readFile(path)), guest: await guestBytes(path, own) };
+        const data = w.dataFile === undefined ? undefined : new Uint8Array(await readFile(join(own, w.dataFile)));
+        return { image: new Uint8Array(await readFile(path)), data, guest: await guestBytes(path, own) };
       } finally {
         await rm(own, { recursive: true, force: true });
       }
@@ -107,28 +114,28 @@ export async function prepareImage(w: Workload, dir: string): Promise<{ path: st
     made.set(key, template);
     template.catch(() => made.delete(key));
   }
-  const { image, guest } = await template;
+  const { image, data, guest } = await template;
   const path = join(dir, 'image.qcow2');
   await writeFile(path, image);
-  return { path, start: guest.slice() };
+  if (data && w.dataFile !== undefined) await writeFile(join(dir, w.dataFile), data);
+  return { path, start: guest.slice(), image, data };
 }
 
-/** Runs the workload on `open`'s engine, recording every write and flush of the image file. */
+/** Runs the workload on `open`'s engine, recording every write and flush of the image (and data) file. */
 export async function record(w: Workload, open: Open): Promise<Recording> {
   const dir = await scratchDir('qcow2-crash-');
   try {
-    const { path, start } = await prepareImage(w, dir);
-    const initial = new Uint8Array(await readFile(path));
-    let rec: RecordingFile | undefined;
-    const dev = await open(path, { noFlush: true, wrapFile: (f) => (rec = new RecordingFile(f)) });
-    const log = rec!.log;
+    const { path, start, image, data } = await prepareImage(w, dir);
+    // One log for the image and its data file, in the order the engine issued their operations.
+    const log: FileOp[] = [];
+    const dev = await open(path, { noFlush: true, wrapFile: (f, role) => new RecordingFile(f, log, role) });
     const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
     model.bytes.set(start);
     const events: GuestEvent[] = [];
     for (const op of w.ops) await apply(dev, model, op, log, events);
     await dev.close();
     events.push({ kind: 'flushed', at: log.length, bytes: model.bytes.slice() });
-    return { workload: w, initial, log, events, start };
+    return { workload: w, initial: image, initialData: data, log, events, start };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

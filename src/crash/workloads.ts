@@ -155,6 +155,32 @@ export const WORKLOADS: Workload[] = [
       { op: 'write', offset: 7 * 1024 * K + 512, length: 1024, seed: 4 },
     ],
   },
+  ...(['off', 'on'] as const).map(
+    (raw): Workload => ({
+      name: raw === 'on' ? 'data-file-raw' : 'data-file',
+      // Guest data lives in an external data file, flushed on its own: data there must be durable
+      // before the L2 entries in the image that point to it.
+      options: `compat=1.1,cluster_size=4096,data_file=image.data,data_file_raw=${raw}`,
+      size: 512 * K,
+      clusterSize: 4096,
+      dataFile: 'image.data',
+      before: ['write -P 0x61 0 16k'],
+      ops: [
+        { op: 'write', offset: 1000, length: 6000, seed: 1 },
+        { op: 'write', offset: 100 * K, length: 12 * K, seed: 2 },
+        { op: 'flush' },
+        { op: 'zero', offset: 4 * K, length: 8 * K },
+        { op: 'discard', offset: 100 * K, length: 4 * K },
+        { op: 'write', offset: 300 * K + 512, length: 1024, seed: 3 },
+        { op: 'flush' },
+        { op: 'write', offset: 2048, length: 512, seed: 4 },
+        // Back into the discarded cluster: the rest of it must read as zeros, not as the old data
+        // still in the data file, whatever lands.
+        { op: 'write', offset: 100 * K + 1024, length: 512, seed: 5 },
+        { op: 'zero', offset: 200 * K, length: 8 * K, unmap: true },
+      ],
+    }),
+  ),
   {
     name: 'v2',
     options: 'compat=0.10,cluster_size=4096',
@@ -171,12 +197,13 @@ export const WORKLOADS: Workload[] = [
 ];
 
 /**
- * For error injection: refcount table and L1 growth; a workload whose requests make every other
+ * For error injection: refcount table and L1 growth; an external data file; a workload whose requests make every other
  * kind of tagged write (L2 updates, refcount blocks and table entries, L1 updates, header and
  * snapshot table writes, data) and flushes; one with lazy refcounts (header writes for the dirty bit).
  */
 export const FAULT_WORKLOADS: Workload[] = [
   WORKLOADS.find((w) => w.name === 'growth')!,
+  WORKLOADS.find((w) => w.name === 'data-file-raw')!,
   {
     name: 'metadata-mix',
     // 64-bit refcounts in 512-byte clusters: a refcount block covers 32 KiB of file, so the

@@ -93,8 +93,8 @@ export interface OpenOptions {
   /** Open this backing instead of the one the image names (qemu's `-b` at open time). */
   backingOverride?: { path: string; format: 'raw' | 'qcow2' } | null;
   /**
-   * Puts a layer between the engine and the image file (tests: delays, recording, fault
-   * injection). Not applied to backing files.
+   * Puts a layer between the engine and the image file, and its external data file (tests:
+   * delays, recording, fault injection). Not applied to backing files.
    */
-  wrapFile?: (file: BlockFile) => BlockFile;
+  wrapFile?: (file: BlockFile, role: 'image' | 'data-file') => BlockFile;
 }

@@ -24,9 +24,11 @@ export class FaultFile implements BlockFile {
   /** How many operations were failed. */
   failures = 0;
 
+  /** `counter`: another FaultFile whose count this one shares (an image and its data file). */
   constructor(
     private readonly inner: BlockFile,
     private readonly rule: FaultRule,
+    private readonly counter?: FaultFile,
   ) {}
 
   get readOnly(): boolean {
@@ -69,6 +71,7 @@ export class FaultFile implements BlockFile {
   }
 
   private maybeFail(what: string, offset: number | undefined): void {
+    if (this.counter) return this.counter.maybeFail(what, offset);
     this.seen++;
     if (this.seen === this.rule.nth || (this.tripped && this.rule.sticky)) {
       this.tripped = true;

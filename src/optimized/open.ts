@@ -36,10 +36,10 @@ export interface OptimizedOpenOptions extends OpenOptions {
 export async function openOptimized(path: string, opts: OptimizedOpenOptions = {}, depth = 0): Promise<OptimizedImage> {
   const readOnly = opts.readOnly ?? false;
   const nodeFile = await NodeFile.open(path, { readOnly, ...driving(opts) });
-  const file = opts.wrapFile ? opts.wrapFile(nodeFile) : nodeFile;
+  const file = opts.wrapFile ? opts.wrapFile(nodeFile, 'image') : nodeFile;
   const opened: BlockDevice[] = [];
   try {
-    let dataFile: NodeFile | undefined;
+    let dataFile: BlockFile | undefined;
     const meta = await readMetadata(file);
     if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
     if (meta.layout.features.corrupt && !readOnly) {
@@ -47,7 +47,8 @@ export async function openOptimized(path: string, opts: OptimizedOpenOptions = {
     }
     if (meta.layout.features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
-      dataFile = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) });
+      const plain = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) });
+      dataFile = opts.wrapFile ? opts.wrapFile(plain, 'data-file') : plain;
     }
     const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth, openOptimized);
     if (backing) opened.push(backing);

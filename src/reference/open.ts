@@ -18,7 +18,7 @@ import { type RefState, writeHeader } from './state.js';
 export async function openReference(path: string, opts: OpenOptions = {}, depth = 0): Promise<ReferenceImage> {
   const readOnly = opts.readOnly ?? false;
   const nodeFile = await NodeFile.open(path, { readOnly, ...driving(opts) });
-  const file = new DurableFile(opts.wrapFile ? opts.wrapFile(nodeFile) : nodeFile);
+  const file = new DurableFile(opts.wrapFile ? opts.wrapFile(nodeFile, 'image') : nodeFile);
   const opened: BlockDevice[] = [];
   try {
     const meta = await readMetadata(file);
@@ -28,7 +28,8 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
     let dataFile: DurableFile | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
-      dataFile = new DurableFile(await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) }));
+      const plain = await NodeFile.open(linkedPath(path, meta.dataFile, 'data file', opts), { readOnly, ...driving(opts) });
+      dataFile = new DurableFile(opts.wrapFile ? opts.wrapFile(plain, 'data-file') : plain);
     }
     const backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth, openReference);
     if (backing) opened.push(backing);

@@ -30,6 +30,18 @@ describe('crash states', () => {
     expect([...durable]).toEqual([1, 0, 0, 0]);
   });
 
+  it('keeps an image and its data file apart: a flush covers only its own file', () => {
+    const d = (offset: number, fill: number): FileOp => ({ ...w(offset, fill), file: 'data-file' });
+    const log: FileOp[] = [w(0, 1), d(0, 2), { kind: 'flush', inFlight: [] }, w(1, 3), { kind: 'flush', inFlight: [], file: 'data-file' }, w(2, 4)];
+    // Before the image flush: both pending; before the data flush: the data write and the second
+    // image write; at the end: only the last image write.
+    expect(epochsOf(log).map((e) => e.pending)).toEqual([[0, 1], [1, 3], [3, 5]]);
+    const end = epochsOf(log)[2]!;
+    expect([...durableAt(new Uint8Array(3), log, end)]).toEqual([1, 0, 0]);
+    expect([...durableAt(new Uint8Array(1), log, end, 'data-file')]).toEqual([2]);
+    expect([...materialize(new Uint8Array([1, 0, 0]), log, { epoch: 2, end: 6, landed: [3, 5] })]).toEqual([1, 3, 4]);
+  });
+
   it('applies landed writes in log order over the durable bytes', () => {
     const log = [w(0, 1, 4), flush, w(2, 7, 2), w(3, 9, 3)];
     const durable = durableAt(new Uint8Array(0), log, epochsOf(log)[1]!);
