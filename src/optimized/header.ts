@@ -1,5 +1,5 @@
 /** Rewriting cluster 0 (header, extensions, backing name), after everything it points to. */
-import { corrupt } from '../errors.js';
+import { corrupt, isQcow2Error } from '../errors.js';
 import { encodeString } from '../format/bytes.js';
 import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY } from '../format/constants.js';
 import { encodeExtensions } from '../format/extensions.js';
@@ -69,10 +69,21 @@ export async function beforeLazyIncrement(st: OptState): Promise<boolean> {
  * image whose refcounts are rebuilt on the next open. v2 images have no dirty bit.
  */
 export async function underDirtyBit<T>(st: OptState, fn: () => Promise<T>): Promise<T> {
-  if (st.header.version < 3 || st.features.dirty) return fn();
-  await setDirtyBit(st, true);
-  const out = await fn();
-  // Left set if fn failed (the next open repairs), and while lazy refcounts keep it set.
-  if (!st.features.lazyRefcounts) await setDirtyBit(st, false);
+  if (st.header.version < 3) return fn();
+  const wasDirty = st.features.dirty;
+  if (!wasDirty) await setDirtyBit(st, true);
+  let out: T;
+  try {
+    out = await fn();
+  } catch (err) {
+    // A usage error (no such snapshot…) comes before any change; anything else may have stopped
+    // half way: the bit then stays set, even at close, so the next open repairs.
+    if (isQcow2Error(err) && err.code === 'usage') {
+      if (!wasDirty) await setDirtyBit(st, false);
+    } else st.keepDirty = true;
+    throw err;
+  }
+  // Lazy refcounts keep it set until close.
+  if (!wasDirty && !st.features.lazyRefcounts) await setDirtyBit(st, false);
   return out;
 }

@@ -138,7 +138,8 @@ export class OptimizedImage implements Qcow2Device {
     }
     await this.flush();
     // Lazy refcounts left the image dirty: everything is on disk now, refcounts included.
-    if (this.state.features.dirty && !this.state.readOnly) await this.whole(() => setDirtyBit(this.state, false));
+    const st = this.state;
+    if (st.features.dirty && !st.readOnly && !st.keepDirty && !st.features.corrupt) await this.whole(() => setDirtyBit(st, false));
     await this.closeFiles();
   }
 

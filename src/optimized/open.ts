@@ -107,6 +107,7 @@ export async function openOnFiles(
     freeHint: 0,
     fileEnd: await file.size(),
     metadataMap: undefined,
+    keepDirty: false,
     compressedCursor: 0,
     codec: codecFor(opts.compressionThreads),
   };

@@ -44,6 +44,8 @@ export interface OptState {
    * allocation. A data cluster at or past it is corruption (entries.ts).
    */
   fileEnd: number;
+  /** Refcounts may be wrong (an update under the dirty bit stopped half way): close keeps the bit. */
+  keepDirty: boolean;
   /** Metadata clusters by index, for the overlap check (overlap.ts); rebuilt after changes. */
   metadataMap: Map<number, string> | undefined;
   /** Where the next compressed cluster may be packed (0: start a fresh host cluster). */

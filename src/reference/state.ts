@@ -2,7 +2,7 @@
  * The reference engine's state: the open files and the header, which is the root of everything
  * else and is rewritten whole whenever it changes. Nothing below the header is kept in memory.
  */
-import { corrupt } from '../errors.js';
+import { corrupt, isQcow2Error } from '../errors.js';
 import { encodeString } from '../format/bytes.js';
 import { INCOMPAT_DIRTY } from '../format/constants.js';
 import { encodeExtensions, type HeaderExtension } from '../format/extensions.js';
@@ -63,15 +63,25 @@ export async function writeHeader(st: RefState): Promise<void> {
  */
 export async function underDirtyBit<T>(st: RefState, fn: () => Promise<T>): Promise<T> {
   if (st.header.version < 3 || st.features.dirty) return fn();
-  st.header.incompatibleFeatures |= INCOMPAT_DIRTY;
-  st.features.dirty = true;
-  await writeHeader(st);
-  const out = await fn();
-  // Left set if fn failed: the next open repairs.
-  st.header.incompatibleFeatures &= ~INCOMPAT_DIRTY;
-  st.features.dirty = false;
-  await writeHeader(st);
+  await setDirtyBit(st, true);
+  let out: T;
+  try {
+    out = await fn();
+  } catch (err) {
+    // A usage error (no such snapshot…) comes before any change; after anything else the bit
+    // stays set, so the next open repairs.
+    if (isQcow2Error(err) && err.code === 'usage') await setDirtyBit(st, false);
+    throw err;
+  }
+  await setDirtyBit(st, false);
   return out;
+}
+
+async function setDirtyBit(st: RefState, dirty: boolean): Promise<void> {
+  if (dirty) st.header.incompatibleFeatures |= INCOMPAT_DIRTY;
+  else st.header.incompatibleFeatures &= ~INCOMPAT_DIRTY;
+  st.features.dirty = dirty;
+  await writeHeader(st);
 }
 
 /** The error that stopped this engine from changing the image, if a metadata write or flush failed. */
