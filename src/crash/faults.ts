@@ -9,11 +9,9 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isQcow2Error } from '../errors.js';
 import { FaultFile, type FaultRule } from '../io/fault-file.js';
-import { Model } from '../campaign/model.js';
-import { patternBytes } from '../campaign/system.js';
-import type { Qcow2Device } from '../engine/types.js';
+import { describeError, modelOf, modelStep, rangeOf, runStep, type Step } from './guest-ops.js';
 import { firstDifference, judge } from './judge.js';
-import { prepareImage, scratchDir, type GuestOp, type Open, type Workload } from './workload.js';
+import { prepareImage, scratchDir, type Open, type Workload } from './workload.js';
 
 export interface FaultOutcome {
   rule: FaultRule;
@@ -22,10 +20,6 @@ export interface FaultOutcome {
   /** Requests that failed, and how many of those came after the injected failure. */
   failedRequests: number;
   problems: string[];
-}
-
-function describe(err: unknown): string {
-  return isQcow2Error(err) ? err.describe() : `untyped ${(err as Error).name}: ${(err as Error).message}`;
 }
 
 export async function runFault(w: Workload, open: Open, rule: FaultRule): Promise<FaultOutcome> {
@@ -39,8 +33,7 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
       noFlush: true,
       wrapFile: (f, role) => (role === 'image' ? (faults = new FaultFile(f, rule)) : new FaultFile(f, rule, faults)),
     });
-    const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
-    model.bytes.set(start);
+    const model = modelOf(w, start);
     let acked = start.slice();
     /** Ranges whose bytes are unsettled on the disk (since the last returned flush, or failed). */
     let sinceAck: [number, number][] = [];
@@ -52,20 +45,20 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
     // error (a write past a resize that failed is a usage error).
     const fail = (err: unknown, what: string, hit: boolean) => {
       out.failedRequests++;
-      if (!isQcow2Error(err)) out.problems.push(`${what} failed with ${describe(err)}`);
+      if (!isQcow2Error(err)) out.problems.push(`${what} failed with ${describeError(err)}`);
       else if (hit && err.code !== 'io') out.problems.push(`${what} failed with ${err.describe()}, expected an I/O error`);
     };
-    for (const op of [...w.ops, { op: 'close' } as const]) {
-      const range = op.op === 'resize' ? ([model.size, op.size] as [number, number]) : rangeOf(op, w.clusterSize);
+    for (const op of [...w.ops, { op: 'close' } as Step]) {
+      const range = rangeOf(op, model);
       const failuresBefore = faults!.failures;
       try {
-        await apply(dev, op);
+        await runStep(dev, op);
         if (op.op === 'flush' || op.op === 'close') {
           acked = model.bytes.slice();
           sinceAck = [];
           sizesSinceAck = [];
         }
-        applyToModel(model, op, w.clusterSize);
+        modelStep(model, op);
         if (range) sinceAck.push(range);
         if (op.op === 'resize') sizesSinceAck.push(op.size);
       } catch (err) {
@@ -81,7 +74,7 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
           const bad = firstDifference(got, { bytes: model.bytes, unsettled: failedRanges });
           if (bad !== -1) out.problems.push(`after ${op.op}: guest byte ${bad} reads ${got[bad]}, the guest wrote ${model.bytes[bad]}`);
         } catch (err) {
-          out.problems.push(`a read after ${op.op} failed: ${describe(err)}`);
+          out.problems.push(`a read after ${op.op} failed: ${describeError(err)}`);
         }
       }
     }
@@ -96,59 +89,4 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
     await rm(dir, { recursive: true, force: true });
   }
   return out;
-}
-
-type Step = GuestOp | { op: 'close' };
-
-function rangeOf(op: Step, clusterSize: number): [number, number] | undefined {
-  switch (op.op) {
-    case 'write':
-    case 'zero':
-    case 'discard':
-      return [op.offset, op.offset + op.length];
-    case 'compressed':
-      return [op.offset, op.offset + clusterSize];
-    default:
-      return undefined;
-  }
-}
-
-async function apply(dev: Qcow2Device, op: Step): Promise<void> {
-  switch (op.op) {
-    case 'write':
-      return dev.write(op.offset, patternBytes(op.length, op.seed, false));
-    case 'zero':
-      return dev.writeZeroes(op.offset, op.length, { unmap: op.unmap ?? false });
-    case 'discard':
-      return dev.discard(op.offset, op.length);
-    case 'compressed':
-      return dev.writeCompressed(op.offset, patternBytes(dev.clusterSize, op.seed, op.seed === 0));
-    case 'flush':
-      return dev.flush();
-    case 'resize':
-      return dev.resize(op.size);
-    case 'snapshot':
-      return void (await dev.createSnapshot(op.name));
-    case 'delete-snapshot':
-      return dev.deleteSnapshot(op.name);
-    case 'close':
-      return dev.close();
-  }
-}
-
-function applyToModel(model: Model, op: Step, clusterSize: number): void {
-  switch (op.op) {
-    case 'write':
-      return model.write(op.offset, patternBytes(op.length, op.seed, false));
-    case 'zero':
-      return model.zero(op.offset, op.length);
-    case 'discard':
-      return model.discard(op.offset, op.length);
-    case 'compressed':
-      return model.write(op.offset, patternBytes(clusterSize, op.seed, op.seed === 0));
-    case 'resize':
-      return model.resize(op.size);
-    default:
-      return;
-  }
 }

@@ -7,10 +7,10 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkImage } from '../check/index.js';
-import { isQcow2Error } from '../errors.js';
 import { NodeFile } from '../io/node-file.js';
 import { openOptimized } from '../optimized/open.js';
 import { runTool } from '../tools/run.js';
+import { describeError } from './guest-ops.js';
 
 export interface Expectation {
   /** The guest's bytes as of the last returned flush. */
@@ -42,10 +42,6 @@ export async function qemuCheck(dir: string): Promise<QemuCheck> {
   return { exit: r.code, corruptions: n('corruptions'), leaks: n('leaks'), checkErrors: n('check-errors'), text: (r.stdout + r.stderr).trim() };
 }
 
-function describe(err: unknown): string {
-  return isQcow2Error(err) ? err.describe() : `untyped ${(err as Error).name}: ${(err as Error).message}`;
-}
-
 /** Our checker on the same file: it must find what qemu-img found (leaks, corruptions, errors). */
 async function ourCheck(path: string, theirs: QemuCheck, problems: string[]): Promise<void> {
   const file = await NodeFile.open(path, { readOnly: true });
@@ -57,7 +53,7 @@ async function ourCheck(path: string, theirs: QemuCheck, problems: string[]): Pr
       );
     }
   } catch (err) {
-    problems.push(`our check: ${describe(err)}`);
+    problems.push(`our check: ${describeError(err)}`);
   } finally {
     await file.close();
   }
@@ -99,7 +95,7 @@ export async function judge(files: StateFiles, expected: Expectation, dir: strin
         await dev.close();
       }
     } catch (err) {
-      problems.push(`our engine: ${describe(err)}`);
+      problems.push(`our engine: ${describeError(err)}`);
     }
     if (dirty && problems.length === 0) {
       const c = await qemuCheck(own);

@@ -12,8 +12,8 @@ import type { OpenOptions, Qcow2Device } from '../engine/types.js';
 import { RecordingFile } from '../io/recording-file.js';
 import type { FileOp } from '../io/recording-file.js';
 import { runTool } from '../tools/run.js';
-import { Model } from '../campaign/model.js';
-import { patternBytes } from '../campaign/system.js';
+import type { Model } from '../campaign/model.js';
+import { modelOf, modelStep, rangeOf, runStep } from './guest-ops.js';
 import type { Expectation } from './judge.js';
 
 export type GuestOp =
@@ -129,8 +129,7 @@ export async function record(w: Workload, open: Open): Promise<Recording> {
     // One log for the image and its data file, in the order the engine issued their operations.
     const log: FileOp[] = [];
     const dev = await open(path, { noFlush: true, wrapFile: (f, role) => new RecordingFile(f, log, role) });
-    const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
-    model.bytes.set(start);
+    const model = modelOf(w, start);
     const events: GuestEvent[] = [];
     for (const op of w.ops) await apply(dev, model, op, log, events);
     await dev.close();
@@ -141,49 +140,13 @@ export async function record(w: Workload, open: Open): Promise<Recording> {
   }
 }
 
+/** Runs one request, placing where it began (and, for a flush, where it returned) in the log. */
 async function apply(dev: Qcow2Device, model: Model, op: GuestOp, log: FileOp[], events: GuestEvent[]): Promise<void> {
-  const began = (from: number, to: number) => events.push({ kind: 'began', at: log.length, from, to });
-  switch (op.op) {
-    case 'write': {
-      const data = patternBytes(op.length, op.seed, false);
-      began(op.offset, op.offset + op.length);
-      await dev.write(op.offset, data);
-      model.write(op.offset, data);
-      return;
-    }
-    case 'zero':
-      began(op.offset, op.offset + op.length);
-      await dev.writeZeroes(op.offset, op.length, { unmap: op.unmap ?? false });
-      model.zero(op.offset, op.length);
-      return;
-    case 'discard':
-      began(op.offset, op.offset + op.length);
-      await dev.discard(op.offset, op.length);
-      model.discard(op.offset, op.length);
-      return;
-    case 'compressed': {
-      const data = patternBytes(dev.clusterSize, op.seed, op.seed === 0);
-      began(op.offset, op.offset + dev.clusterSize);
-      await dev.writeCompressed(op.offset, data);
-      model.write(op.offset, data);
-      return;
-    }
-    case 'flush':
-      await dev.flush();
-      events.push({ kind: 'flushed', at: log.length, bytes: model.bytes.slice() });
-      return;
-    case 'resize':
-      events.push({ kind: 'began', at: log.length, from: model.size, to: op.size, size: op.size });
-      await dev.resize(op.size);
-      model.resize(op.size);
-      return;
-    case 'snapshot':
-      await dev.createSnapshot(op.name);
-      return;
-    case 'delete-snapshot':
-      await dev.deleteSnapshot(op.name);
-      return;
-  }
+  const range = rangeOf(op, model);
+  if (range) events.push({ kind: 'began', at: log.length, from: range[0], to: range[1], ...(op.op === 'resize' ? { size: op.size } : {}) });
+  await runStep(dev, op);
+  modelStep(model, op);
+  if (op.op === 'flush') events.push({ kind: 'flushed', at: log.length, bytes: model.bytes.slice() });
 }
 
 /**
