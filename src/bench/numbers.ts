@@ -4,7 +4,7 @@
  * allowed) with nothing left over. A negative value wraps to a huge unsigned one, which every caller
  * then rejects as above INT_MAX; "-0" is 0.
  */
-export const INT_MAX = 2 ** 31 - 1;
+import { INT_MAX } from '../limits.js';
 
 export function qemuStrtoul(text: string): number | undefined {
   const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);

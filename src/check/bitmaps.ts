@@ -5,11 +5,10 @@
  */
 import { view } from '../format/bytes.js';
 import { BITMAP_TABLE_ENTRY_SIZE } from '../format/bitmap.js';
+import { CHECK_TABLE_WINDOW_ENTRIES as WINDOW_ENTRIES } from '../limits.js';
 import type { CheckContext } from './context.js';
 import type { InMemoryRefcounts } from './imrt.js';
 import type { CheckCounts } from './result.js';
-
-const WINDOW_ENTRIES = 8192;
 
 export async function countBitmaps(ctx: CheckContext, res: CheckCounts, imrt: InMemoryRefcounts): Promise<void> {
   const ext = ctx.meta.bitmapsExtension;

@@ -3,7 +3,7 @@
  * header cluster, the active L1 tree, each snapshot's L1 tree, the snapshot table, the refcount
  * table, the LUKS header, the bitmaps, and finally the refcount blocks (checked on the way).
  */
-import { MAX_L1_BYTES } from '../format/constants.js';
+import { MAX_L1_BYTES } from '../limits.js';
 import { countBitmaps } from './bitmaps.js';
 import { type CheckContext, cryptoHeaderRange } from './context.js';
 import type { InMemoryRefcounts } from './imrt.js';

@@ -5,6 +5,7 @@
  * refcounts. Sets the image end offset and the allocation figures.
  */
 import { corrupt, unsupported } from '../errors.js';
+import { MAX_CHECK_CLUSTERS } from '../limits.js';
 import { calculateRefcounts } from './calculate.js';
 import { compareRefcounts } from './compare.js';
 import type { CheckContext } from './context.js';
@@ -13,15 +14,12 @@ import { InMemoryRefcounts } from './imrt.js';
 import { rebuildRefcountStructure } from './rebuild.js';
 import { type CheckCounts, NO_FIX, anyFix, emptyCounts } from './result.js';
 
-/** QEMU refuses to check files of more than INT_MAX clusters. */
-const MAX_CLUSTERS = 0x7fff_ffff;
-
 export async function checkRefcounts(ctx: CheckContext, res: CheckCounts): Promise<void> {
   const C = ctx.clusterSize;
   const nbClusters = Math.ceil(ctx.fileSize / C);
-  if (nbClusters > MAX_CLUSTERS) {
+  if (nbClusters > MAX_CHECK_CLUSTERS) {
     res.checkErrors++;
-    throw unsupported(`the file has ${nbClusters} clusters, more than ${MAX_CLUSTERS}`);
+    throw unsupported(`the file has ${nbClusters} clusters, more than ${MAX_CHECK_CLUSTERS}`);
   }
   res.totalClusters = Math.ceil(ctx.meta.layout.geometry.virtualSize / C);
   const imrt = new InMemoryRefcounts(nbClusters, C, ctx.refcountMax);

@@ -6,6 +6,7 @@
  * makes it grow. Repairs (refcount block relocation, rebuilding) grow it by the clusters they add.
  */
 import { unsupported } from '../errors.js';
+import { MAX_CHECK_COUNTERS } from '../limits.js';
 import type { CheckCounts } from './result.js';
 
 /** Counters saturate here; a 64-bit refcount field could count further, no real image does. */
@@ -39,8 +40,8 @@ export class InMemoryRefcounts {
   grow(size: number): void {
     if (size <= this.size) return;
     if (size > this.counts.length) {
-      if (size > 2 ** 31) throw unsupported(`in-memory refcount table of ${size} clusters is too large`);
-      const next = new Uint32Array(Math.max(size, Math.min(2 ** 31, this.counts.length * 2)));
+      if (size > MAX_CHECK_COUNTERS) throw unsupported(`in-memory refcount table of ${size} clusters is too large`);
+      const next = new Uint32Array(Math.max(size, Math.min(MAX_CHECK_COUNTERS, this.counts.length * 2)));
       next.set(this.counts);
       this.counts = next;
     }

@@ -5,12 +5,11 @@
  */
 import { view } from '../format/bytes.js';
 import { decodeL1Entry } from '../format/l1.js';
+import { CHECK_TABLE_WINDOW_ENTRIES as WINDOW_ENTRIES } from '../limits.js';
 import type { CheckContext } from './context.js';
 import type { InMemoryRefcounts } from './imrt.js';
 import { checkL2Table, type WalkFlags } from './l2-check.js';
 import type { CheckCounts } from './result.js';
-
-const WINDOW_ENTRIES = 8192;
 
 export async function checkL1Tree(
   ctx: CheckContext,

@@ -4,12 +4,10 @@
  * A broken entry means the refcount structure must be rebuilt. With errors to fix, a block past the
  * end of the file is brought inside it by growing the file (QEMU does the same), within a bound.
  */
+import { MAX_CHECK_GROWTH_BYTES } from '../limits.js';
 import type { CheckContext } from './context.js';
 import type { InMemoryRefcounts } from './imrt.js';
 import type { CheckCounts } from './result.js';
-
-/** We grow a file by at most this much to take in a refcount block past its end. */
-const MAX_GROWTH = 1024 * 1024 * 1024;
 
 export async function checkRefblocks(
   ctx: CheckContext,
@@ -40,7 +38,7 @@ export async function checkRefblocks(
       res.corruptions++;
       ctx.log(`${ctx.fix.errors ? 'Repairing' : 'ERROR'} refcount block ${i} is outside image`);
       if (!ctx.fix.errors) continue;
-      if (!Number.isSafeInteger(offset + C) || offset + C - ctx.fileSize > MAX_GROWTH) {
+      if (!Number.isSafeInteger(offset + C) || offset + C - ctx.fileSize > MAX_CHECK_GROWTH_BYTES) {
         state.rebuild = true;
         ctx.log('ERROR could not resize image: File too large');
         continue;

@@ -7,9 +7,8 @@
 import { view } from '../format/bytes.js';
 import { REFCOUNT_TABLE_ENTRY_SIZE, readRefcountBig, writeRefcount } from '../format/refcount.js';
 import type { BlockFile } from '../io/block-file.js';
+import { CHECK_REFCOUNT_BLOCK_CACHE as CACHE_BLOCKS } from '../limits.js';
 
-/** Blocks kept in memory at once (at most 64 MiB with 2 MiB clusters). */
-const CACHE_BLOCKS = 32;
 /** Bits 9-63 of a refcount table entry. */
 const TWO_32 = 0x1_0000_0000;
 

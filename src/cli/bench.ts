@@ -19,13 +19,14 @@
  */
 import { openImage, type ImageFormat } from '../engine/open.js';
 import { ioError, isQcow2Error, unsupported, usage } from '../errors.js';
-import { intOption, INT_MAX } from '../bench/numbers.js';
+import { intOption } from '../bench/numbers.js';
 import { completedLine, flushLine, sendingLine } from '../bench/report.js';
 import { runBench, type BenchCache, type BenchPlan } from '../bench/runner.js';
+import { INT_MAX, MAX_VIRTUAL_SIZE } from '../limits.js';
+import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
-import { parseSizeValue } from './io/parse.js';
 
 const HELP = `usage: qcow2 bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] [-t cache] [-w] [-U] filename
 
@@ -72,11 +73,11 @@ export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
   if (count === undefined) throw usage('bench: Invalid request count specified');
   // QEMU takes 0 and then waits forever for requests it never sends.
   const depth = values.depth === undefined ? 64 : intOption(values.depth, 1);
-  if (depth === undefined) throw usage('bench: Invalid queue depth specified (1 to 2147483647)');
+  if (depth === undefined) throw usage(`bench: Invalid queue depth specified (1 to ${INT_MAX})`);
   const format = imageFormat(values.format);
   if (values.native) throw unsupported('bench: -n (aio=native) needs O_DIRECT, which our engines do not use');
   const io = values.aio === undefined ? undefined : aioMode(values.aio);
-  const offset = values.offset === undefined ? 0 : sizeOption(values.offset, 'offset', Number.MAX_SAFE_INTEGER);
+  const offset = values.offset === undefined ? 0 : sizeOption(values.offset, 'offset', MAX_VIRTUAL_SIZE); // qemu-img: INT64_MAX; ours stays exact
   const bufferSize = values.size === undefined ? 4096 : sizeOption(values.size, 'buffer size', INT_MAX);
   const step = values.step === undefined ? 0 : sizeOption(values.step, 'step_size', INT_MAX);
   const cache = values.cache === undefined ? 'writeback' : cacheMode('bench', values.cache);
@@ -140,12 +141,9 @@ function imageFormat(value: string | undefined): ImageFormat | undefined {
 
 /** qemu's cvtnum_full(name, text, 0, max), with its messages. */
 function sizeOption(text: string, name: string, max: number): number {
-  const value = parseSizeValue(text);
-  if (value === 'invalid') {
-    throw usage(`bench: Invalid ${name} specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.`);
-  }
-  if (value === 'too-large' || value > max) throw usage(`bench: Invalid ${name} specified. Must be between 0 and ${max}.`);
-  return value;
+  const r = cvtnumFull(name, text, BigInt(max));
+  if ('error' in r) throw usage(`bench: ${r.error}`);
+  return Number(r.value);
 }
 
 /** bdrv_parse_aio's names: 'threads' selects libuv's thread pool; native and io_uring are refused. */

@@ -6,10 +6,11 @@
 import type { BlockDevice } from '../engine/types.js';
 import { openImage, type ImageFormat } from '../engine/open.js';
 import { isQcow2Error, usage } from '../errors.js';
+import { COPY_CHUNK_BYTES } from '../limits.js';
 import { parse } from './args.js';
 import type { CliContext } from './context.js';
 
-const CHUNK = 1 << 20;
+const CHUNK = COPY_CHUNK_BYTES;
 
 function format(value: string | undefined): ImageFormat | undefined {
   if (value === undefined || value === 'raw' || value === 'qcow2') return value;

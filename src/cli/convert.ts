@@ -15,14 +15,15 @@ import type { BlockDevice, Qcow2Device } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { isZero } from '../format/bytes.js';
 import { NodeFile } from '../io/node-file.js';
+import { BLOCK_STATUS_CHUNK_BYTES, COPY_CHUNK_BYTES } from '../limits.js';
 import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { Progress } from './progress.js';
 
-const CHUNK = 1 << 20;
+const CHUNK = COPY_CHUNK_BYTES;
 /** Guest bytes whose map is asked for at once. */
-const WINDOW = 1 << 30;
+const WINDOW = BLOCK_STATUS_CHUNK_BYTES;
 
 function format(value: string | undefined, what: string): ImageFormat | undefined {
   if (value === undefined || value === 'raw' || value === 'qcow2') return value;

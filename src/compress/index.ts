@@ -19,6 +19,8 @@
  *   `compressedAdditionalSectors(offset, length)`. Zero clusters are left unallocated by convert.
  */
 import { corrupt, unsupported, usage } from '../errors.js';
+import { MIN_CLUSTER_BITS } from '../format/constants.js';
+import { MAX_CLUSTER_SIZE } from '../limits.js';
 import { deflateCluster, inflateCluster } from './deflate.js';
 import { zstdCompressCluster, zstdDecompressCluster } from './zstd.js';
 
@@ -28,8 +30,7 @@ export type CompressionType = 0 | 1;
 
 export const COMPRESSION_TYPE_NAMES: Readonly<Record<CompressionType, string>> = { 0: 'deflate', 1: 'zstd' };
 
-export const MIN_CLUSTER_SIZE = 512;
-export const MAX_CLUSTER_SIZE = 2 * 1024 * 1024;
+const MIN_CLUSTER_SIZE = 2 ** MIN_CLUSTER_BITS;
 
 /** The largest compressed length QEMU stores as a compressed cluster (see the module comment). */
 export function maxCompressedLength(type: CompressionType, clusterSize: number): number {

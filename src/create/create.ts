@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { isZero } from '../format/bytes.js';
 import type { BlockFile } from '../io/block-file.js';
 import { NodeFile } from '../io/node-file.js';
+import { CREATE_WRITE_BATCH_BYTES } from '../limits.js';
 import { planImage, type ImagePlan } from './layout.js';
 import { type CreateOptions, type ResolvedCreateOptions, validateCreateOptions } from './options.js';
 
@@ -81,7 +82,7 @@ export async function writePlan(file: BlockFile, plan: ImagePlan): Promise<void>
     if (run.length > 0 && runStart + run.length !== index) await flush();
     if (run.length === 0) runStart = index;
     run.push(cluster);
-    if (run.length * cs >= 8 * 1024 * 1024) await flush();
+    if (run.length * cs >= CREATE_WRITE_BATCH_BYTES) await flush();
   }
   await flush();
   await file.truncate(plan.fileLength);

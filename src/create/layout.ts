@@ -27,7 +27,7 @@
  */
 import { unsupported, usage } from '../errors.js';
 import { view, writeU64 } from '../format/bytes.js';
-import { CRYPT_NONE, MAX_L1_BYTES, MAX_REFCOUNT_TABLE_BYTES, SUBCLUSTERS_PER_CLUSTER } from '../format/constants.js';
+import { CRYPT_NONE, SUBCLUSTERS_PER_CLUSTER } from '../format/constants.js';
 import {
   COMPAT_LAZY_REFCOUNTS,
   AUTOCLEAR_DATA_FILE_RAW,
@@ -42,6 +42,7 @@ import { encodeHeader, type Header } from '../format/header.js';
 import { encodeL1Table } from '../format/l1.js';
 import { encodeL2Entry, encodeStandardDescriptor } from '../format/l2.js';
 import { encodeRefcountTableEntry, readRefcount, writeRefcount } from '../format/refcount.js';
+import { INT_MAX, MAX_L1_BYTES, MAX_PREALLOC_CLUSTERS, MAX_REFCOUNT_TABLE_BYTES, MAX_REQUEST_BYTES } from '../limits.js';
 import type { ResolvedCreateOptions } from './options.js';
 
 /** The file contents QEMU leaves behind. */
@@ -69,12 +70,6 @@ export const QEMU_FEATURE_TABLE: readonly FeatureNameEntry[] = [
   { type: 2, bit: 1, name: 'raw external data' },
 ];
 
-/** Preallocation above this many guest clusters is refused: the whole plan is held in memory. */
-export const MAX_PREALLOC_CLUSTERS = 2 ** 24;
-
-const INT_MAX = 2 ** 31 - 1;
-/** BDRV_REQUEST_MAX_BYTES: INT_MAX rounded down to whole sectors. */
-const REQUEST_MAX_BYTES = INT_MAX - (INT_MAX % 512);
 const INV = -1;
 
 type Again = 'again';
@@ -558,7 +553,7 @@ class QemuCreate {
     const within = guest % cs;
     const l2Index = this.l2Index(guest);
     let nb = Math.ceil((within + bytes) / cs);
-    nb = Math.min(nb, this.l2Entries - l2Index, Math.floor(REQUEST_MAX_BYTES / cs));
+    nb = Math.min(nb, this.l2Entries - l2Index, Math.floor(MAX_REQUEST_BYTES / cs));
     const table = this.l2Table(guest);
     let free = 0;
     while (free < nb && this.entryIsFree(table, l2Index + free)) free++;

@@ -15,141 +15,18 @@
  */
 import { unsupported, usage } from '../errors.js';
 import { align8 } from '../format/bytes.js';
-import {
-  FEATURE_TABLE_ENTRY_SIZE,
-  MAX_BACKING_FILE_NAME,
-  MAX_CLUSTER_BITS,
-  MAX_L1_BYTES,
-  MIN_CLUSTER_BITS,
-  MIN_CLUSTER_BITS_EXTL2,
-} from '../format/constants.js';
-
-// ---------------------------------------------------------------------------------------------
-// qemu_strtosz: sizes with binary suffixes
-// ---------------------------------------------------------------------------------------------
+import { FEATURE_TABLE_ENTRY_SIZE, MIN_CLUSTER_BITS, MIN_CLUSTER_BITS_EXTL2 } from '../format/constants.js';
+import { INT64_MAX, MAX_BACKING_FILE_NAME, MAX_CLUSTER_BITS, MAX_DEVICE_LENGTH, MAX_L1_BYTES } from '../limits.js';
+import { cvtnumFull, qemuStrtosz } from '../units.js';
 
 const TWO_64 = 1n << 64n;
-const INT64_MAX = (1n << 63n) - 1n;
 
-export type SizeParse = { ok: true; value: bigint } | { ok: false; error: 'invalid' | 'range' };
-
-const SUFFIX_SHIFT: Record<string, bigint> = { B: 0n, K: 10n, M: 20n, G: 30n, T: 40n, P: 50n, E: 60n };
-
-function suffixMul(c: string | undefined): bigint | undefined {
-  if (c === undefined) return undefined;
-  const shift = SUFFIX_SHIFT[c.toUpperCase()];
-  return shift === undefined ? undefined : 1n << shift;
-}
-
-const C_SPACE = /^[ \t\n\v\f\r]*/;
-
-/** strtoull: leading white space, an optional sign, digits of `base` (16 takes an optional 0x). */
-function strtoull(text: string, at: number, base: 10 | 16): { value: bigint; end: number; range: boolean } | undefined {
-  let i = at + (C_SPACE.exec(text.slice(at))?.[0].length ?? 0);
-  let negative = false;
-  if (text[i] === '+' || text[i] === '-') {
-    negative = text[i] === '-';
-    i++;
-  }
-  const digit = base === 10 ? /[0-9]/ : /[0-9a-fA-F]/;
-  if (base === 16 && text[i] === '0' && (text[i + 1] === 'x' || text[i + 1] === 'X') && digit.test(text[i + 2] ?? '')) i += 2;
-  const start = i;
-  while (i < text.length && digit.test(text[i] ?? '')) i++;
-  if (i === start) return undefined;
-  let value = BigInt(base === 10 ? text.slice(start, i) : `0x${text.slice(start, i)}`);
-  const range = value >= TWO_64;
-  if (range) value = TWO_64 - 1n;
-  else if (negative) value = (TWO_64 - value) % TWO_64;
-  return { value, end: i, range };
-}
-
-/**
- * QEMU's qemu_strtosz (util/cutils.c, 7.2): a decimal (or 0x hexadecimal) byte count with an optional
- * suffix B, k, M, G, T, P, E (powers of 1024, case-insensitive; "0x1k" is 1024 too, as B and E are
- * hexadecimal digits "0x1b" is 27). A decimal fraction needs a suffix
- * other than B and is rounded half up to whole bytes ("1.5k" = 1536, "0.1k" = 102); exponents,
- * negative numbers and trailing characters are invalid; values of 2^64 or more are out of range.
- */
-export function qemuStrtosz(text: string): SizeParse {
-  const integral = strtoull(text, 0, 10);
-  if (integral === undefined) return { ok: false, error: 'invalid' };
-  let { value: val, end } = integral;
-  let error: 'invalid' | 'range' | undefined = integral.range ? 'range' : undefined;
-  let valf = 0n;
-  done: {
-    if (error) break done;
-    if (text.slice(0, end).includes('-')) {
-      error = 'invalid';
-      end = 0;
-      break done;
-    }
-    if (val === 0n && (text[end] === 'x' || text[end] === 'X')) {
-      const hex = strtoull(text, 0, 16);
-      if (hex === undefined) {
-        error = 'invalid';
-        break done;
-      }
-      val = hex.value;
-      end = hex.end;
-      if (hex.range) {
-        error = 'range';
-        break done;
-      }
-      // QEMU 7.2 still takes a suffix after hexadecimal (deprecated), but no fraction.
-      if (text[end] === '.') {
-        error = 'invalid';
-        end = 0;
-        break done;
-      }
-    } else if (text[end] === '.') {
-      // strtod of the fraction: an exponent anywhere in it makes the whole input invalid.
-      const m = /^\.[0-9]+(?:[eE][+-]?[0-9]+)?/.exec(text.slice(end));
-      if (m === null) {
-        end += 1; // "5.k": no fractional digits
-      } else if (/[eE]/.test(m[0])) {
-        error = 'invalid';
-        end = 0;
-        break done;
-      } else {
-        const scaled = Number.parseFloat(`0${m[0]}`) * 2 ** 64;
-        valf = scaled >= 2 ** 64 ? 0n : BigInt(Math.floor(scaled));
-        end += m[0].length;
-      }
-    }
-    let mul = suffixMul(text[end]);
-    if (mul !== undefined) end++;
-    else mul = 1n;
-    if (mul === 1n) {
-      if (valf !== 0n) {
-        error = 'invalid';
-        end = 0;
-      }
-      break done;
-    }
-    const frac = valf * mul;
-    let total = val * mul + (frac >> 64n);
-    total += (frac & (TWO_64 - 1n)) >> 63n; // round half up
-    if (total >= TWO_64) {
-      error = 'range';
-      break done;
-    }
-    val = total;
-  }
-  if (end < text.length) error = 'invalid';
-  return error ? { ok: false, error } : { ok: true, value: val };
-}
+// Sizes (SIZE and the size options) are read by src/units.ts, qemu_strtosz, shared with `qcow2 io`.
 
 /** The SIZE argument of `qemu-img create` (cvtnum: 0 .. INT64_MAX). */
 export function parseImageSize(text: string): bigint {
-  const r = qemuStrtosz(text);
-  if (!r.ok && r.error === 'invalid') {
-    throw usage(
-      'Invalid image size specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.',
-    );
-  }
-  if (!r.ok || r.value > INT64_MAX) {
-    throw usage(`Invalid image size specified. Must be between 0 and ${INT64_MAX}.`);
-  }
+  const r = cvtnumFull('image size', text, INT64_MAX);
+  if ('error' in r) throw usage(r.error);
   return r.value;
 }
 
@@ -590,8 +467,7 @@ export function validateCreateOptions(opts: CreateOptions): ResolvedCreateOption
   if (header + 8 > cs) throw usage('Could not update qcow2 header: No space left on device');
   // The resize to the final size (bdrv_co_truncate, qcow2_grow_l1_table).
   if (size > INT64_MAX) throw usage('Could not resize image: Image size cannot be negative');
-  const maxLength = (1n << 63n) - (1n << 30n); // BDRV_MAX_LENGTH
-  if (size > maxLength) throw usage(`Could not resize image: offset(${size}) exceeds maximum(${maxLength})`);
+  if (size > MAX_DEVICE_LENGTH) throw usage(`Could not resize image: offset(${size}) exceeds maximum(${MAX_DEVICE_LENGTH})`);
   const l2Bits = BigInt(clusterBits - (extendedL2 ? 4 : 3));
   const l1Entries = (size + (1n << (BigInt(clusterBits) + l2Bits)) - 1n) >> (BigInt(clusterBits) + l2Bits);
   if (l1Entries > BigInt(MAX_L1_BYTES / 8)) {

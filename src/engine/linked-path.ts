@@ -5,10 +5,8 @@
  */
 import { dirname, isAbsolute, join } from 'node:path';
 import { corrupt, unsupported } from '../errors.js';
+import { MAX_BACKING_DEPTH } from '../limits.js';
 import type { OpenOptions } from './types.js';
-
-/** Backing chains deeper than this are refused (a loop or a hostile chain). */
-export const MAX_BACKING_DEPTH = 32;
 
 export function linkedPath(imagePath: string, name: string, what: string, opts: OpenOptions): string {
   if (opts.followFileNames === false) throw unsupported(`refusing to open the ${what} '${name}' named by an untrusted image`);

@@ -1,6 +1,6 @@
 /**
- * Facts of the QCOW2 format (QEMU docs/interop/qcow2.rst) and the limits we enforce against hostile
- * images. Every limit carries its reason.
+ * Facts of the QCOW2 format (QEMU docs/interop/qcow2.rst): magic, field offsets and sizes, feature
+ * bits, encodings. The limits we enforce (largest tables, counts, names) live in src/limits.ts.
  */
 
 export const QCOW2_MAGIC = 0x514649fb; // "QFI\xfb"
@@ -47,36 +47,34 @@ export const FEATURE_NAME_SIZE = 46;
 export const BITMAPS_EXT_SIZE = 24;
 export const CRYPTO_HEADER_EXT_SIZE = 16;
 
+/** The spec: clusters are at least 512 bytes (offsets in table entries start at bit 9). */
 export const MIN_CLUSTER_BITS = 9;
-/** QEMU's implementation limit: 2 MiB clusters. */
-export const MAX_CLUSTER_BITS = 21;
 /** Extended L2 entries need subclusters of at least 512 bytes: 32 × 512 = 16 KiB. */
 export const MIN_CLUSTER_BITS_EXTL2 = 14;
 export const SUBCLUSTERS_PER_CLUSTER = 32;
+/** refcount_order is at most 6: refcounts of 64 bits, the widest the format defines. */
 export const MAX_REFCOUNT_ORDER = 6;
 /** v2 images always have 16-bit refcounts. */
 export const V2_REFCOUNT_ORDER = 4;
-
-/** The backing file name may not be longer than 1023 bytes (spec). */
-export const MAX_BACKING_FILE_NAME = 1023;
-/** QEMU refuses L1 tables over 32 MiB: without a limit a 4-byte field allocates gigabytes. */
-export const MAX_L1_BYTES = 32 * 1024 * 1024;
-/** QEMU refuses refcount tables over 8 MiB, for the same reason. */
-export const MAX_REFCOUNT_TABLE_BYTES = 8 * 1024 * 1024;
-/** QEMU's limit on snapshots (QCOW_MAX_SNAPSHOTS). */
-export const MAX_SNAPSHOTS = 65536;
-/** QEMU's limit on the snapshot table size (QCOW_MAX_SNAPSHOTS_SIZE: 64 MiB). */
-export const MAX_SNAPSHOT_TABLE_BYTES = 64 * 1024 * 1024;
-/** QEMU's limit on one snapshot's extra data (QCOW_MAX_SNAPSHOT_EXTRA_DATA). */
-export const MAX_SNAPSHOT_EXTRA_DATA = 1024;
-/** QEMU supports at most 65535 bitmaps. */
-export const MAX_BITMAPS = 65535;
-/** QEMU's limit on the bitmap directory (QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 64 KiB × 1024). */
-export const MAX_BITMAP_DIRECTORY_BYTES = 1024 * 65536;
-/** QEMU's limit on a bitmap name. */
-export const MAX_BITMAP_NAME = 1023;
 /** Offsets in L1/L2/refcount-table entries are bits 9-55: at most 2^56 - 512. */
 export const MAX_HOST_OFFSET_BITS = 56;
+
+/**
+ * Limits, defined in src/limits.ts and re-exported here only for modules that still import them
+ * from this file (the engines); new code imports them from src/limits.ts.
+ */
+export {
+  MAX_BACKING_FILE_NAME,
+  MAX_BITMAP_DIRECTORY_BYTES,
+  MAX_BITMAP_NAME,
+  MAX_BITMAPS,
+  MAX_CLUSTER_BITS,
+  MAX_L1_BYTES,
+  MAX_REFCOUNT_TABLE_BYTES,
+  MAX_SNAPSHOT_EXTRA_DATA,
+  MAX_SNAPSHOT_TABLE_BYTES,
+  MAX_SNAPSHOTS,
+} from '../limits.js';
 
 /** Snapshot extra data known fields: vm_state_size_large(8) + disk_size(8) + icount(8). */
 export const SNAPSHOT_EXTRA_V3_MIN = 16;

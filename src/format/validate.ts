@@ -17,15 +17,18 @@ import {
   INCOMPAT_EXTL2,
   INCOMPAT_KNOWN,
   HEADER_V3_MIN_LENGTH,
-  MAX_BACKING_FILE_NAME,
-  MAX_CLUSTER_BITS,
-  MAX_L1_BYTES,
   MAX_REFCOUNT_ORDER,
-  MAX_REFCOUNT_TABLE_BYTES,
-  MAX_SNAPSHOTS,
   MIN_CLUSTER_BITS,
   MIN_CLUSTER_BITS_EXTL2,
 } from './constants.js';
+import {
+  MAX_BACKING_FILE_NAME,
+  MAX_CLUSTER_BITS,
+  MAX_L1_BYTES,
+  MAX_REFCOUNT_TABLE_BYTES,
+  MAX_SNAPSHOTS,
+  MAX_VIRTUAL_SIZE as MAX_VIRTUAL_SIZE_NUMBER,
+} from '../limits.js';
 import type { FeatureNameEntry } from './extensions.js';
 import { type Geometry, geometry, l1EntriesFor } from './geometry.js';
 import type { Header } from './header.js';
@@ -78,8 +81,8 @@ function fail(code: Qcow2ErrorCode, field: Field, message: string): Qcow2Error {
   return new Qcow2Error(code, message, { field, offset: AT[field] });
 }
 
-/** Largest virtual size we accept: offsets must stay exact JS numbers. */
-const MAX_VIRTUAL_SIZE = BigInt(Number.MAX_SAFE_INTEGER);
+/** Largest virtual size we accept (src/limits.ts): offsets must stay exact JS numbers. */
+const MAX_VIRTUAL_SIZE = BigInt(MAX_VIRTUAL_SIZE_NUMBER);
 
 /** Checks the header fields that do not depend on extensions. */
 export function validateHeader(h: Header, fileSize: number, featureNames: readonly FeatureNameEntry[] = []): Layout {
@@ -110,13 +113,13 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
 
   const refcountTableBytes = h.refcountTableClusters * clusterSize;
   if (refcountTableBytes > MAX_REFCOUNT_TABLE_BYTES) {
-    throw fail('unsupported', 'refcount_table_clusters', `refcount table of ${refcountTableBytes} bytes exceeds the 8 MiB limit`);
+    throw fail('unsupported', 'refcount_table_clusters', `refcount table of ${refcountTableBytes} bytes exceeds the ${MAX_REFCOUNT_TABLE_BYTES / 2 ** 20} MiB limit`);
   }
   const refcountTableOffset = checkTable('refcount_table_offset', h.refcountTableOffset, refcountTableBytes, h.clusterBits, fileSize);
 
   const l1Bytes = h.l1Size * 8;
   if (l1Bytes > MAX_L1_BYTES) {
-    throw fail('unsupported', 'l1_size', `L1 table of ${h.l1Size} entries (${l1Bytes} bytes) exceeds the 32 MiB limit`);
+    throw fail('unsupported', 'l1_size', `L1 table of ${h.l1Size} entries (${l1Bytes} bytes) exceeds the ${MAX_L1_BYTES / 2 ** 20} MiB limit`);
   }
   const needed = l1EntriesFor(virtualSize, g);
   if (h.l1Size < needed) {
@@ -149,7 +152,7 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
 /** Checked first, before anything is read in units of clusters. */
 export function checkClusterBits(h: Pick<Header, 'clusterBits'>): void {
   if (h.clusterBits < MIN_CLUSTER_BITS || h.clusterBits > MAX_CLUSTER_BITS) {
-    throw fail('unsupported', 'cluster_bits', `cluster size 2^${h.clusterBits} is outside 2^9 .. 2^21`);
+    throw fail('unsupported', 'cluster_bits', `cluster size 2^${h.clusterBits} is outside 2^${MIN_CLUSTER_BITS} .. 2^${MAX_CLUSTER_BITS}`);
   }
 }
 
@@ -229,7 +232,7 @@ function checkTable(field: Field, offset: bigint, bytes: number, clusterBits: nu
 function checkBacking(h: Header, clusterSize: number): { backingFileOffset: number; backingFileSize: number } {
   if (h.backingFileOffset === 0n) return { backingFileOffset: 0, backingFileSize: 0 };
   if (h.backingFileSize > MAX_BACKING_FILE_NAME) {
-    throw fail('corrupt', 'backing_file_size', `backing file name of ${h.backingFileSize} bytes exceeds 1023 bytes`);
+    throw fail('corrupt', 'backing_file_size', `backing file name of ${h.backingFileSize} bytes exceeds ${MAX_BACKING_FILE_NAME} bytes`);
   }
   if (h.backingFileOffset + BigInt(h.backingFileSize) > BigInt(clusterSize)) {
     throw fail('corrupt', 'backing_file_offset', `backing file name at ${hex(h.backingFileOffset)} does not fit in the first cluster`);

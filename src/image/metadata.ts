@@ -6,20 +6,14 @@
 import { corrupt, hex, truncated, unsupported } from '../errors.js';
 import { decodeString } from '../format/bytes.js';
 import { decodeBitmapDirectory, type BitmapDirectoryEntry } from '../format/bitmap.js';
-import {
-  CRYPT_LUKS,
-  HEADER_V3_MIN_LENGTH,
-  QCOW2_MAGIC,
-  MAX_BITMAP_DIRECTORY_BYTES,
-  MAX_BITMAPS,
-  MAX_SNAPSHOT_TABLE_BYTES,
-} from '../format/constants.js';
+import { CRYPT_LUKS, HEADER_V3_MIN_LENGTH, QCOW2_MAGIC } from '../format/constants.js';
 import { decodeExtensions, type FeatureNameEntry, type HeaderExtension } from '../format/extensions.js';
 import { decodeHeader, type Header } from '../format/header.js';
 import { decodeLuksHeader, LUKS_HEADER_SIZE, type LuksHeader } from '../format/luks.js';
 import { decodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
 import { checkClusterBits, checkHeaderLength, type Layout, validateHeader } from '../format/validate.js';
 import type { BlockFile } from '../io/block-file.js';
+import { MAX_BITMAP_DIRECTORY_BYTES, MAX_BITMAPS, MAX_SNAPSHOT_TABLE_BYTES } from '../limits.js';
 
 export interface BitmapsExtension {
   nbBitmaps: number;
@@ -150,7 +144,7 @@ async function readSnapshots(
     } catch (err) {
       if (window >= available) {
         if (available === MAX_SNAPSHOT_TABLE_BYTES) {
-          throw unsupported('the snapshot table exceeds the 64 MiB limit', { field: 'snapshots_offset', offset: 64 });
+          throw unsupported(`the snapshot table exceeds the ${MAX_SNAPSHOT_TABLE_BYTES / 2 ** 20} MiB limit`, { field: 'snapshots_offset', offset: 64 });
         }
         throw err;
       }
@@ -169,7 +163,7 @@ async function readBitmapDirectory(
     throw corrupt(`bitmaps extension claims ${ext.nbBitmaps} bitmaps (must be 1 .. ${MAX_BITMAPS})`, { field: 'nb_bitmaps' });
   }
   if (ext.directorySize > BigInt(MAX_BITMAP_DIRECTORY_BYTES)) {
-    throw unsupported(`bitmap directory of ${ext.directorySize} bytes exceeds the 64 MiB limit`, { field: 'bitmap_directory_size' });
+    throw unsupported(`bitmap directory of ${ext.directorySize} bytes exceeds the ${MAX_BITMAP_DIRECTORY_BYTES / 2 ** 20} MiB limit`, { field: 'bitmap_directory_size' });
   }
   if (ext.directoryOffset % BigInt(layout.geometry.clusterSize) !== 0n || ext.directoryOffset === 0n) {
     throw corrupt(`bitmap directory offset ${hex(ext.directoryOffset)} is not a nonzero cluster-aligned offset`, {

@@ -102,6 +102,7 @@ const CASES: Case[] = [
   c('size 1000', [IMG, '1000']),
   c('size 1G+1', [IMG, '1073741825']),
   c('size 1.5G', [IMG, '1.5G']),
+  c('size 1.99999999999999999999k (the fraction wraps to 0)', [IMG, '1.99999999999999999999k']),
   c('size 1T', [IMG, '1T']),
   c('size 1P', [IMG, '1P']),
   c('size by -o size=', o('size=5M')),

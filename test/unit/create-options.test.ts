@@ -12,12 +12,12 @@ import {
   isValidOptionList,
   parseCreateOptions,
   parseImageSize,
-  qemuStrtosz,
   splitOptionList,
   typedCreateOptions,
   validateCreateOptions,
 } from '../../src/create/options.js';
 import { Qcow2Error } from '../../src/errors.js';
+import { qemuStrtosz } from '../../src/units.js';
 
 function error(fn: () => unknown): Qcow2Error {
   try {
@@ -58,6 +58,7 @@ describe('sizes (qemu_strtosz)', () => {
     ['7E', 8070450532247928832n],
     [' 1M', 1048576n], // leading white space
     ['1.0', 1n], // a zero fraction needs no suffix
+    ['1.99999999999999999999k', 1024n], // the fraction rounds to 1.0 and wraps to 0, as in QEMU
   ];
   for (const [text, value] of accepted) {
     it(`accepts '${text}' as ${value}`, () => {

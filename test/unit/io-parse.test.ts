@@ -50,6 +50,10 @@ describe('sizes (qemu_strtosz, as qemu-io cvtnum uses it)', () => {
     ['0x100000', MiB],
     ['0x1k', KiB], // deprecated in qemu, still accepted
     ['1.5e', 1.5 * 2 ** 60],
+    // A fraction that rounds to 1.0 as a double wraps to 0 in QEMU's fixed point: qemu-io reads
+    // 1024 bytes (this parser once said 2048; it is now the one qemu-img create uses too).
+    ['1.99999999999999999999k', KiB],
+    ['0.99999999999999999999k', 0],
   ];
   for (const [text, value] of valid) {
     it(`${text} = ${value}`, () => expect(parseSizeValue(text)).toBe(value));

@@ -20,9 +20,8 @@
  * not have (read/write -b, write -s, write -n) are 'unsupported' errors.
  */
 import { type Qcow2Error, unsupported, usage } from '../../errors.js';
-
-/** qemu's BDRV_REQUEST_MAX_BYTES: the largest length read, write and discard accept. */
-export const MAX_REQUEST_BYTES = 2147483136;
+import { MAX_REQUEST_BYTES } from '../../limits.js';
+import { cvtnum } from '../../units.js';
 
 interface OpBase {
   /** The command as given, for messages. */
@@ -392,69 +391,14 @@ function getopt(args: string[], spec: string, ctx: Ctx, onOption: (opt: string, 
 // ---------------------------------------------------------------------------------------------
 // Numbers
 
-const INT64_MAX = (1n << 63n) - 1n;
-const UINT64_LIMIT = 1n << 64n;
-/** C's isspace() in the C locale: what strtoull/strtol skip before a number. */
-const C_SPACE = /^[ \t\n\v\f\r]*/;
-const SUFFIX_SHIFT: Record<string, bigint> = { b: 0n, k: 10n, m: 20n, g: 30n, t: 40n, p: 50n, e: 60n };
-
 /**
- * qemu-io's cvtnum(): qemu_strtosz() with the result limited to INT64_MAX. Values above 2^53 come
- * back as the nearest double (they are beyond any image, so every request with one fails anyway).
+ * qemu-io's cvtnum(): qemu_strtosz() (src/units.ts) with the result limited to INT64_MAX. Values
+ * above 2^53 come back as the nearest double (they are beyond any image, so every request with one
+ * fails anyway).
  */
 export function parseSizeValue(text: string): number | 'invalid' | 'too-large' {
-  const result = strtosz(text);
-  if (typeof result === 'string') return result;
-  return result > INT64_MAX ? 'too-large' : Number(result);
-}
-
-/** QEMU 7.2's do_strtosz(text, NULL, 'B', 1024): the whole text must be consumed. */
-function strtosz(text: string): bigint | 'invalid' | 'too-large' {
-  // Integral part, as strtoull(…, 10): blanks, an optional sign, digits.
-  const lead = C_SPACE.exec(text)?.[0].length ?? 0;
-  const decimal = /^([+-]?)([0-9]+)/.exec(text.slice(lead));
-  if (!decimal) return 'invalid';
-  if (decimal[1] === '-') return 'invalid';
-  let rest = text.slice(lead + decimal[0].length);
-  let value = BigInt(decimal[2] as string);
-  if (value >= UINT64_LIMIT) return rest === '' ? 'too-large' : 'invalid';
-  let fraction = 0n;
-  if (value === 0n && (rest[0] === 'x' || rest[0] === 'X')) {
-    // Reparse as strtoull(…, 16): the 0x prefix only counts at the start of the digits.
-    const hexMatch = /^([+-]?)0[xX]([0-9a-fA-F]+)/.exec(text.slice(lead));
-    if (!hexMatch) return 'invalid'; // "0x" without digits: strtoull stops at the 'x'
-    value = BigInt(`0x${hexMatch[2] as string}`);
-    rest = text.slice(lead + hexMatch[0].length);
-    if (value >= UINT64_LIMIT) return rest === '' ? 'too-large' : 'invalid';
-    if (rest[0] === '.') return 'invalid';
-    // A suffix may follow: qemu accepts it with a deprecation warning on stderr; we accept it silently.
-  } else if (rest[0] === '.') {
-    // strtod from the '.': digits, and an exponent which makes the whole input invalid.
-    const frac = /^\.[0-9]+(?:[eE][+-]?[0-9]+)?/.exec(rest);
-    if (!frac) {
-      rest = rest.slice(1); // "1." and "1.k": the dot alone is skipped
-    } else {
-      if (/[eE]/.test(frac[0])) return 'invalid';
-      // A 64-bit fixed-point fraction, as (uint64_t)(fraction * 0x1p64).
-      fraction = BigInt(Math.floor(Number(frac[0]) * 2 ** 64));
-      rest = rest.slice(frac[0].length);
-    }
-  }
-  const shift = rest[0] === undefined ? undefined : SUFFIX_SHIFT[rest[0].toLowerCase()];
-  let mul = 1n;
-  if (shift !== undefined) {
-    mul = 1n << shift;
-    rest = rest.slice(1);
-  }
-  if (mul === 1n) {
-    if (fraction !== 0n) return 'invalid'; // a fraction needs a unit above bytes
-  } else {
-    const product = fraction * mul;
-    // Exact 64.64 fixed-point product, rounded half up.
-    value = value * mul + (product >> 64n) + ((product >> 63n) & 1n);
-    if (value >= UINT64_LIMIT) return rest === '' ? 'too-large' : 'invalid';
-  }
-  return rest === '' ? value : 'invalid';
+  const result = cvtnum(text);
+  return typeof result === 'bigint' ? Number(result) : result;
 }
 
 /** qemu-io's parse_pattern(): strtol(text, &end, 0) in 0..255 with nothing left over. */

@@ -1,0 +1,116 @@
+/**
+ * Every limit of the project, each defined once, with the reason for its value.
+ *
+ * A limit is a bound we choose or inherit: the largest metadata a hostile image may make us read,
+ * the deepest backing chain, the largest request, how much memory a cache or a copy loop may hold.
+ * Facts of the format (magic numbers, feature bits, field offsets and widths, the smallest cluster)
+ * are not limits and stay in src/format/constants.ts.
+ *
+ * Pure constants: this module imports nothing, so every layer (format codecs, engines, create,
+ * check, the CLI) can import it.
+ */
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+// ---------------------------------------------------------------------------------------------
+// Metadata a hostile image may claim. Without a bound, a 4-byte header field could make us
+// allocate gigabytes; each bound is QEMU's (block/qcow2.h, QEMU 7.2), so we refuse what it refuses.
+// ---------------------------------------------------------------------------------------------
+
+/** QEMU's implementation limit (MAX_CLUSTER_BITS): clusters of at most 2 MiB. The spec allows more. */
+export const MAX_CLUSTER_BITS = 21;
+/** 2 MiB: the largest cluster, from {@link MAX_CLUSTER_BITS}. */
+export const MAX_CLUSTER_SIZE = 2 ** MAX_CLUSTER_BITS;
+/** QEMU refuses L1 tables over 32 MiB (QCOW_MAX_L1_SIZE): 2 PiB of image at 64 KiB clusters. */
+export const MAX_L1_BYTES = 32 * MiB;
+/** QEMU refuses refcount tables over 8 MiB (QCOW_MAX_REFTABLE_SIZE), for the same reason. */
+export const MAX_REFCOUNT_TABLE_BYTES = 8 * MiB;
+/** QEMU's limit on the number of snapshots (QCOW_MAX_SNAPSHOTS). */
+export const MAX_SNAPSHOTS = 65536;
+/** QEMU's limit on the snapshot table's size (QCOW_MAX_SNAPSHOTS_SIZE: 64 MiB). */
+export const MAX_SNAPSHOT_TABLE_BYTES = 64 * MiB;
+/** QEMU's limit on one snapshot's extra data (QCOW_MAX_SNAPSHOT_EXTRA_DATA). */
+export const MAX_SNAPSHOT_EXTRA_DATA = 1024;
+/** QEMU supports at most 65535 persistent bitmaps (QCOW2_MAX_BITMAPS). */
+export const MAX_BITMAPS = 65535;
+/** QEMU's limit on the bitmap directory (QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1024 × 64 KiB = 64 MiB). */
+export const MAX_BITMAP_DIRECTORY_BYTES = 1024 * 64 * KiB;
+/** QEMU's limit on a bitmap name (BDRV_BITMAP_MAX_NAME_SIZE). */
+export const MAX_BITMAP_NAME = 1023;
+/** The spec: a backing file name may not be longer than 1023 bytes. */
+export const MAX_BACKING_FILE_NAME = 1023;
+
+// ---------------------------------------------------------------------------------------------
+// Limits of this implementation.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The largest virtual size (and guest offset) we accept: 2^53 - 1, the largest integer a JavaScript
+ * number holds exactly (Number.MAX_SAFE_INTEGER). Images beyond it are refused (see the README).
+ */
+export const MAX_VIRTUAL_SIZE = 2 ** 53 - 1;
+/** Backing chains deeper than this are refused: a loop, or a hostile chain. */
+export const MAX_BACKING_DEPTH = 32;
+/** `create -o preallocation=metadata` above this many guest clusters is refused: the whole plan is held in memory. */
+export const MAX_PREALLOC_CLUSTERS = 2 ** 24;
+/**
+ * `check -r` grows a file (as QEMU does) to take in a refcount block that lies past its end, but
+ * by at most 1 GiB: a hostile table entry could otherwise ask for exabytes.
+ */
+export const MAX_CHECK_GROWTH_BYTES = 1 * GiB;
+/**
+ * `check`'s in-memory refcount table grows to at most 2^31 counters (8 GiB of 32-bit counters):
+ * the file has at most {@link MAX_CHECK_CLUSTERS} clusters, and repairs add only a few.
+ */
+export const MAX_CHECK_COUNTERS = 2 ** 31;
+
+// ---------------------------------------------------------------------------------------------
+// QEMU's integer limits on arguments and requests.
+// ---------------------------------------------------------------------------------------------
+
+/** C's INT_MAX: the bound of qemu-img's int options (bench), and of a single I/O call in QEMU. */
+export const INT_MAX = 2 ** 31 - 1;
+/** C's INT64_MAX: the largest size qemu-img and qemu-io accept as an argument (cvtnum). */
+export const INT64_MAX = (1n << 63n) - 1n;
+/**
+ * The largest request qemu-io's read, write and discard accept and the block layer issues at once
+ * (BDRV_REQUEST_MAX_BYTES): INT_MAX rounded down to whole 512-byte sectors, 2147483136.
+ */
+export const MAX_REQUEST_BYTES = INT_MAX - (INT_MAX % 512);
+/** The largest length of a block device (BDRV_MAX_LENGTH: 2^63 - 2^30): `create` refuses larger images, as QEMU's resize does. */
+export const MAX_DEVICE_LENGTH = (1n << 63n) - (1n << 30n);
+/** QEMU refuses to check files of more than INT_MAX clusters (qcow2_check_refcounts). */
+export const MAX_CHECK_CLUSTERS = INT_MAX;
+
+// ---------------------------------------------------------------------------------------------
+// Memory budgets: how much one cache or one loop holds at a time, whatever the image's size.
+// ---------------------------------------------------------------------------------------------
+
+/** The optimized engine's L2 cache unless told otherwise: enough to map 8 GiB of an image with 64 KiB clusters. */
+export const DEFAULT_L2_CACHE_BYTES = 1 * MiB;
+/**
+ * The optimized engine's refcount block cache unless told otherwise: four 64 KiB blocks, QEMU's
+ * default of four clusters (MIN_REFCOUNT_CACHE_SIZE) at the default cluster size.
+ */
+export const DEFAULT_REFCOUNT_CACHE_BYTES = 256 * KiB;
+/** Refcount blocks `check` keeps in memory at once: at most 64 MiB with 2 MiB clusters. */
+export const CHECK_REFCOUNT_BLOCK_CACHE = 32;
+/** L1 and bitmap table entries `check` reads at a time: 64 KiB of 8-byte entries. */
+export const CHECK_TABLE_WINDOW_ENTRIES = 8192;
+/** Bytes copied (convert) or compared (compare) per read. */
+export const COPY_CHUNK_BYTES = 1 * MiB;
+/** The largest buffer of zeroes written in one call where zeroes must be written explicitly. */
+export const ZERO_CHUNK_BYTES = 1 * MiB;
+/** Consecutive clusters `create` gathers into one write (preallocated metadata). */
+export const CREATE_WRITE_BATCH_BYTES = 8 * MiB;
+/**
+ * Guest bytes whose block status (extents) is asked for at once: qemu-img map's chunk of 1 GiB
+ * (img_map), also used by convert; a map over small clusters asks for less (64 Ki clusters).
+ */
+export const BLOCK_STATUS_CHUNK_BYTES = 1 * GiB;
+/** Clusters of block status asked for at once when clusters are small (64 Ki clusters). */
+export const BLOCK_STATUS_CHUNK_CLUSTERS = 65536;
+/** Pages (of 4 KiB) `map` keeps of an image's metadata: 64 MiB at most. */
+export const MAP_PAGE_CACHE_PAGES = 16384;
