@@ -1,16 +1,17 @@
 /**
- * Every crash state of every crash workload (src/crash/workloads.ts), on each engine: the image
+ * Every crash state of every crash workload (src/verification/crash/workloads.ts), on each engine
+ * lane of the crash-states suite (src/verification/engines.ts): the image
  * opens (repairing itself when dirty), `qemu-img check` finds no corruption, and every byte a
  * returned flush covered reads back. The counts are printed for the record.
  */
 import { describe, expect, it } from 'vitest';
-import { CRASH_ENGINES } from '../../src/crash/engines.js';
-import { explore } from '../../src/crash/explore.js';
-import { WORKLOADS } from '../../src/crash/workloads.js';
+import { explore } from '../../src/verification/crash/explore.js';
+import { WORKLOADS } from '../../src/verification/crash/workloads.js';
+import { lanesFor } from '../../src/verification/engines.js';
 import { requireTool } from '../support/tools.js';
 
 describe('crash states', () => {
-  for (const [engine, open] of Object.entries(CRASH_ENGINES)) {
+  for (const { name: engine, open } of lanesFor('crash-states')) {
     for (const w of WORKLOADS) {
       it(`${engine}: ${w.name}`, async () => {
         await requireTool('qemu-img');

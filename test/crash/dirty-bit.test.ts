@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CRASH_ENGINES } from '../../src/crash/engines.js';
+import { lane, lanesFor } from '../../src/verification/engines.js';
 import { qemuImg } from '../support/corrupt-image.js';
 import { requireTool } from '../support/tools.js';
 
@@ -23,11 +23,11 @@ afterAll(async () => {
 const dirtyBit = async (path: string) => (await readFile(path))[79]! & 1;
 
 describe('the dirty bit', () => {
-  for (const engine of ['reference', 'optimized'] as const) {
+  for (const { name: engine, open } of lanesFor('dirty-bit')) {
     it(`${engine}: deleting a snapshot that does not exist leaves the image clean`, async () => {
       const path = join(dir, `${engine}-missing.qcow2`);
       await qemuImg(['create', '-q', '-f', 'qcow2', path, '1M']);
-      const dev = await CRASH_ENGINES[engine]!(path, {});
+      const dev = await open(path, { compressionThreads: 0 });
       await expect(dev.deleteSnapshot('missing')).rejects.toMatchObject({ code: 'usage' });
       expect(await dirtyBit(path)).toBe(0);
       await dev.close();
@@ -39,7 +39,7 @@ describe('the dirty bit', () => {
   it('optimized, lazy refcounts: set from the first allocation until close', async () => {
     const path = join(dir, 'lazy.qcow2');
     await qemuImg(['create', '-q', '-f', 'qcow2', '-o', 'lazy_refcounts=on', path, '1M']);
-    const dev = await CRASH_ENGINES['optimized']!(path, {});
+    const dev = await lane('optimized').open(path, { compressionThreads: 0 });
     expect(await dirtyBit(path)).toBe(0);
     await dev.write(0, new Uint8Array(4096).fill(1));
     await dev.flush();

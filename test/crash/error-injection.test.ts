@@ -2,24 +2,25 @@
  * EIO and ENOSPC at every kind of tagged metadata write (and at data writes and flushes), at the
  * first, a middle and the last such operation of a workload, on both engines: the request fails
  * with a typed I/O error, reads keep showing the guest's bytes, and the image left behind opens,
- * checks without corruption and holds everything a returned flush covered (src/crash/faults.ts).
+ * checks without corruption and holds everything a returned flush covered
+ * (src/verification/crash/faults.ts). The engines: the lanes of the error-injection suite
+ * (src/verification/engines.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { CRASH_ENGINES } from '../../src/crash/engines.js';
-import { runFault } from '../../src/crash/faults.js';
-import { record } from '../../src/crash/workload.js';
-import { FAULT_WORKLOADS } from '../../src/crash/workloads.js';
+import { runFault } from '../../src/verification/crash/faults.js';
+import { record } from '../../src/verification/crash/workload.js';
+import { FAULT_WORKLOADS } from '../../src/verification/crash/workloads.js';
+import { lanesFor } from '../../src/verification/engines.js';
 import type { FaultRule } from '../../src/io/fault-file.js';
 import { requireTool } from '../support/tools.js';
 
 const TAGS = ['l2', 'refcount-block', 'refcount-table', 'l1', 'header', 'snapshot-table', 'data', 'flush'] as const;
 
 describe('error injection', () => {
-  for (const engine of ['reference', 'optimized'] as const) {
+  for (const { name: engine, open } of lanesFor('error-injection')) {
     for (const w of FAULT_WORKLOADS) {
       it(`${engine}: ${w.name}`, async () => {
         await requireTool('qemu-img');
-        const open = CRASH_ENGINES[engine]!;
         // A clean run counts the operations of each kind.
         const clean = await record(w, open);
         const counts = new Map<string, number>();

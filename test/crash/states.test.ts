@@ -1,7 +1,7 @@
 /** The crash-state enumeration and the recording file, against hand-worked logs. */
 import { describe, expect, it } from 'vitest';
-import { crashStates, durableAt, epochsOf, materialize } from '../../src/crash/states.js';
-import { firstDifference } from '../../src/crash/judge.js';
+import { crashStates, durableAt, epochsOf, materialize } from '../../src/verification/crash/states.js';
+import { firstDifference } from '../../src/verification/crash/judge.js';
 import { MemoryFile } from '../../src/io/memory-file.js';
 import { RecordingFile, type FileOp } from '../../src/io/recording-file.js';
 import { FaultFile } from '../../src/io/fault-file.js';

@@ -11,7 +11,7 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECIPES } from '../../src/corpus/recipes.js';
+import { RECIPES } from '../../src/verification/corpus/recipes.js';
 import { qcow2 } from '../support/cli.js';
 import { requireTool } from '../support/tools.js';
 import { getCorpusImage } from './corpus.js';

@@ -8,7 +8,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECIPES } from '../../src/corpus/recipes.js';
+import { RECIPES } from '../../src/verification/corpus/recipes.js';
 import { RawDevice } from '../../src/engine/raw.js';
 import { qcow2 } from '../support/cli.js';
 import { firstDifference } from '../support/raw-compare.js';

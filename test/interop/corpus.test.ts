@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FEATURE_VOCABULARY, RECIPES, type Recipe } from '../../src/corpus/recipes.js';
+import { FEATURE_VOCABULARY, RECIPES, type Recipe } from '../../src/verification/corpus/recipes.js';
 import { runTool } from '../../src/tools/run.js';
 import { getCorpus, type CorpusImage } from './corpus.js';
 

@@ -1,11 +1,11 @@
-// Test-side access to the QEMU image corpus (src/corpus). The corpus is built once per run by
-// test/interop/global-setup.ts; without that setup (or when it failed), getCorpus() builds it
+// Test-side access to the QEMU image corpus (src/verification/corpus). The corpus is built once per
+// run by test/interop/global-setup.ts; without that setup (or when it failed), getCorpus() builds it
 // itself (the build is cached and locked, so concurrent workers take turns).
 import { inject } from 'vitest';
-import { buildCorpus, type CorpusImage } from '../../src/corpus/build.js';
+import { buildCorpus, type CorpusImage } from '../../src/verification/corpus/build.js';
 import { CORPUS_DIR } from './corpus-paths.js';
 
-export type { CorpusImage } from '../../src/corpus/build.js';
+export type { CorpusImage } from '../../src/verification/corpus/build.js';
 export { CORPUS_DIR, REPO_ROOT } from './corpus-paths.js';
 
 let corpus: Promise<CorpusImage[]> | undefined;

@@ -5,10 +5,10 @@
  * generated from spec/*.ksy, and obeys the spec's rules for reserved bits, alignment and bounds.
  */
 import { describe, expect, it } from 'vitest';
-import { compareDecoders } from '../../src/conformance/agree.js';
-import { checkInvariants } from '../../src/conformance/invariants.js';
-import { collectStructures } from '../../src/conformance/structures.js';
-import { RECIPES } from '../../src/corpus/recipes.js';
+import { compareDecoders } from '../../src/verification/conformance/agree.js';
+import { checkInvariants } from '../../src/verification/conformance/invariants.js';
+import { collectStructures } from '../../src/verification/conformance/structures.js';
+import { RECIPES } from '../../src/verification/corpus/recipes.js';
 import { readMetadata } from '../../src/image/metadata.js';
 import { NodeFile } from '../../src/io/node-file.js';
 import { getCorpusImage } from './corpus.js';

@@ -1,5 +1,6 @@
 /**
- * QEMU -> us, in process: both engines read every corpus image exactly as `qemu-img convert -O raw`
+ * QEMU -> us, in process: every engine lane of the reads suite (src/verification/engines.ts: the
+ * reference and the optimized engine) reads every corpus image exactly as `qemu-img convert -O raw`
  * does (encrypted images aside: we only describe those). The 1 TiB sparse image is compared on the
  * ranges QEMU's own map reports as data, plus the unallocated space around 4 GiB and the last cluster.
  */
@@ -8,17 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECIPES } from '../../src/corpus/recipes.js';
-import type { BlockDevice } from '../../src/engine/types.js';
-import { openOptimized } from '../../src/optimized/open.js';
-import { openReference } from '../../src/reference/open.js';
+import { RECIPES } from '../../src/verification/corpus/recipes.js';
+import { lanesFor } from '../../src/verification/engines.js';
 import { firstDifference } from '../support/raw-compare.js';
 import { getCorpusImage } from './corpus.js';
-
-const ENGINES: [string, (path: string) => Promise<BlockDevice>][] = [
-  ['reference', (p) => openReference(p, { readOnly: true })],
-  ['optimized', (p) => openOptimized(p, { readOnly: true })],
-];
 
 let work = '';
 beforeAll(async () => {
@@ -28,14 +22,14 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-for (const [engine, open] of ENGINES) {
+for (const { name: engine, open } of lanesFor('reads')) {
   describe(`the ${engine} engine reads what qemu-img reads`, () => {
     for (const recipe of RECIPES.filter((r) => !r.features.includes('encryption=luks'))) {
       it(recipe.name, async () => {
         const image = await getCorpusImage(recipe.name);
         const raw = join(work, `${engine}-${recipe.name}.raw`);
         await execa('qemu-img', ['convert', '-O', 'raw', ...image.openArgs, raw], { cwd: image.dir });
-        const device = await open(image.image);
+        const device = await open(image.image, { readOnly: true });
         try {
           let ranges: { start: number; length: number }[] | undefined;
           if (device.virtualSize > 8 * 1024 ** 3) {

@@ -3,7 +3,7 @@
 // A build failure (e.g. qemu-img missing) does not abort unrelated test files: it is passed on as
 // `corpusError`, and getCorpus() (test/interop/corpus.ts) rethrows it in the tests that need it.
 import type { TestProject } from 'vitest/node';
-import { buildCorpus } from '../../src/corpus/build.js';
+import { buildCorpus } from '../../src/verification/corpus/build.js';
 import { CORPUS_DIR } from './corpus-paths.js';
 
 declare module 'vitest' {

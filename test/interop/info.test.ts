@@ -5,7 +5,7 @@
  */
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { RECIPES } from '../../src/corpus/recipes.js';
+import { RECIPES } from '../../src/verification/corpus/recipes.js';
 import { qcow2 } from '../support/cli.js';
 import { getCorpusImage } from './corpus.js';
 

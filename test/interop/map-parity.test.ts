@@ -12,8 +12,8 @@ import { mkdtemp, open, readdir, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCorpus } from '../../src/corpus/build.js';
-import { RECIPES } from '../../src/corpus/recipes.js';
+import { buildCorpus } from '../../src/verification/corpus/build.js';
+import { RECIPES } from '../../src/verification/corpus/recipes.js';
 import { qcow2 } from '../support/cli.js';
 import { getCorpusImage } from './corpus.js';
 

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
-import { ROUND_TRIP_IMAGES, roundTrip, scriptArb, type RoundTripRun } from '../../src/campaign/roundtrip.js';
+import { ROUND_TRIP_IMAGES, roundTrip, scriptArb, type RoundTripRun } from '../../src/verification/campaign/roundtrip.js';
 import { qcow2 } from '../support/cli.js';
 
 const SCRIPTS = Number(process.env['QCOW2_ROUNDTRIP_SCRIPTS'] ?? 3);

@@ -11,10 +11,10 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OPTIMIZED, REFERENCE } from '../../src/campaign/engines.js';
-import { campaignProperty } from '../../src/campaign/run.js';
-import { createChoiceArb, createImage, type CreateChoice } from '../../src/campaign/setup.js';
-import { patternBytes } from '../../src/campaign/system.js';
+import { campaignProperty } from '../../src/verification/campaign/run.js';
+import { createChoiceArb, createImage, type CreateChoice } from '../../src/verification/campaign/setup.js';
+import { patternBytes } from '../../src/verification/campaign/system.js';
+import { lanesFor } from '../../src/verification/engines.js';
 import type { Qcow2Device } from '../../src/engine/types.js';
 import { openOptimized } from '../../src/optimized/open.js';
 import { openReference } from '../../src/reference/open.js';
@@ -32,7 +32,7 @@ const params = {
 
 describe('model, reference engine and optimized engine side by side', () => {
   it('random op sequences (concurrent batches included) on random images', async () => {
-    await fc.assert(campaignProperty([REFERENCE, OPTIMIZED]), params);
+    await fc.assert(campaignProperty(lanesFor('campaign')), params);
   }, 900_000);
 });
 

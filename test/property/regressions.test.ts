@@ -3,12 +3,12 @@
  * depend on fast-check's generator staying the same).
  */
 import { describe, it } from 'vitest';
-import { DiscardCommand, WriteCommand, ZeroCommand } from '../../src/campaign/commands/data.js';
-import { ReopenCommand, SnapshotApplyCommand, SnapshotCreateCommand } from '../../src/campaign/commands/image.js';
-import { REFERENCE } from '../../src/campaign/engines.js';
-import { runSequence } from '../../src/campaign/run.js';
-import type { CreateChoice } from '../../src/campaign/setup.js';
-import { roundTrip, ROUND_TRIP_IMAGES } from '../../src/campaign/roundtrip.js';
+import { DiscardCommand, WriteCommand, ZeroCommand } from '../../src/verification/campaign/commands/data.js';
+import { ReopenCommand, SnapshotApplyCommand, SnapshotCreateCommand } from '../../src/verification/campaign/commands/image.js';
+import { runSequence } from '../../src/verification/campaign/run.js';
+import type { CreateChoice } from '../../src/verification/campaign/setup.js';
+import { roundTrip, ROUND_TRIP_IMAGES } from '../../src/verification/campaign/roundtrip.js';
+import { lane } from '../../src/verification/engines.js';
 import { openReference } from '../../src/reference/open.js';
 import { qcow2 } from '../support/cli.js';
 
@@ -31,7 +31,7 @@ describe('regressions', () => {
   // seed -1399341000: with 1-bit refcounts a snapshot overflowed a refcount after changing half of
   // the metadata. It is now refused before anything changes.
   it('snapshot on an image with 1-bit refcounts is refused cleanly', async () => {
-    await runSequence([REFERENCE], { ...base, refcountBits: 1 }, [
+    await runSequence([lane('reference')], { ...base, refcountBits: 1 }, [
       new WriteCommand(0, 0, 0, false),
       new SnapshotCreateCommand(),
       new WriteCommand(0, 0, 1, false),
@@ -41,7 +41,7 @@ describe('regressions', () => {
 
   // Snapshot apply after zero writes and discards on 2-bit refcounts (shared clusters everywhere).
   it('snapshots over zeroed and discarded clusters with 2-bit refcounts', async () => {
-    await runSequence([REFERENCE], { ...base, refcountBits: 2, clusterBits: 12, clusters: 24 }, [
+    await runSequence([lane('reference')], { ...base, refcountBits: 2, clusterBits: 12, clusters: 24 }, [
       new WriteCommand(0.1, 0.9, 3, true),
       new SnapshotCreateCommand(),
       new ZeroCommand(0.05, 0.5, true),

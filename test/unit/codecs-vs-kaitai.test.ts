@@ -1,13 +1,14 @@
 /**
  * What the hand-written encoders write, the parsers generated from spec/*.ksy read back field by
- * field the same as the hand-written decoders (src/conformance/agree.ts puts both in one shape).
+ * field the same as the hand-written decoders (src/verification/conformance/agree.ts puts both in
+ * one shape).
  * Fixed-width tables are fed every bit pattern; variable structures come from the encoders.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareDecoders } from '../../src/conformance/agree.js';
-import { differences } from '../../src/conformance/plain.js';
-import type { Structure } from '../../src/conformance/structures.js';
+import { compareDecoders } from '../../src/verification/conformance/agree.js';
+import { differences } from '../../src/verification/conformance/plain.js';
+import type { Structure } from '../../src/verification/conformance/structures.js';
 import { encodeBitmapDirectory } from '../../src/format/bitmap.js';
 import { encodeString } from '../../src/format/bytes.js';
 import { encodeExtensions } from '../../src/format/extensions.js';

@@ -1,5 +1,5 @@
 /** QEMU's tools as the outside judge. */
-import { runTool } from '../tools/run.js';
+import { runTool } from '../../tools/run.js';
 
 export async function qemuImgJson(args: string[], cwd?: string): Promise<unknown> {
   const qemuImg = process.env['QEMU_IMG'] ?? 'qemu-img';

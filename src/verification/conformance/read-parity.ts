@@ -6,8 +6,8 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CorpusImage } from '../corpus/build.js';
-import type { BlockDevice } from '../engine/types.js';
-import { runTool } from '../tools/run.js';
+import type { BlockDevice } from '../../engine/types.js';
+import { runTool } from '../../tools/run.js';
 
 const CHUNK = 4 << 20;
 

@@ -2,15 +2,15 @@
  * The parts of `qcow2 verify` about `qcow2 check` and crash safety:
  *  - our check's JSON and exit status equal `qemu-img check`'s on every corpus image;
  *  - a seeded sample of crash states of every crash workload on each engine is judged
- *    (src/crash/: the image opens, qemu-img check and ours find no corruption, flushed data reads back).
+ *    (src/verification/crash/: the image opens, qemu-img check and ours find no corruption, flushed data reads back).
  */
-import { runTool } from '../tools/run.js';
+import { runTool } from '../../tools/run.js';
 import type { CorpusImage } from '../corpus/build.js';
-import { CRASH_ENGINES } from '../crash/engines.js';
 import { explore } from '../crash/explore.js';
 import { WORKLOADS } from '../crash/workloads.js';
-import { check } from './check.js';
-import type { Row } from './verify.js';
+import { check } from '../../cli/check.js';
+import { lanesFor } from '../engines.js';
+import type { Row } from './row.js';
 
 export async function checkParity(corpus: CorpusImage[], out: (line?: string) => void): Promise<Row> {
   let failed = 0;
@@ -29,12 +29,12 @@ export async function checkParity(corpus: CorpusImage[], out: (line?: string) =>
 }
 
 export async function crashSample(total: number, seed: number, out: (line?: string) => void): Promise<Row> {
-  const engines = Object.entries(CRASH_ENGINES);
+  const engines = lanesFor('crash-states');
   const per = Math.max(1, Math.ceil(total / (engines.length * WORKLOADS.length)));
   out(`Crash states: a sample of ${per} per workload and engine (${WORKLOADS.length} workloads, ${engines.length} engines, seed ${seed}) ...`);
   let cases = 0;
   let failed = 0;
-  for (const [name, open] of engines) {
+  for (const { name, open } of engines) {
     for (const w of WORKLOADS) {
       if (total === 0) break;
       const r = await explore(w, open, { maxStates: per, seed, maxFailures: 1 });

@@ -8,40 +8,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { OpenOptions, Qcow2Device } from '../engine/types.js';
-import { RecordingFile } from '../io/recording-file.js';
-import type { FileOp } from '../io/recording-file.js';
-import { runTool } from '../tools/run.js';
+import type { Qcow2Device } from '../../engine/types.js';
+import { RecordingFile } from '../../io/recording-file.js';
+import type { FileOp } from '../../io/recording-file.js';
+import { runTool } from '../../tools/run.js';
 import type { Model } from '../campaign/model.js';
 import { modelOf, modelStep, rangeOf, runStep } from './guest-ops.js';
-import type { Expectation } from './judge.js';
-
-export type GuestOp =
-  | { op: 'write'; offset: number; length: number; seed: number }
-  | { op: 'zero'; offset: number; length: number; unmap?: boolean }
-  | { op: 'discard'; offset: number; length: number }
-  /** One whole cluster, compressed (`seed` 0: compressible bytes). */
-  | { op: 'compressed'; offset: number; seed: number }
-  | { op: 'flush' }
-  /** Grows the disk (the L1 table grows with it when it must). */
-  | { op: 'resize'; size: number }
-  | { op: 'snapshot'; name: string }
-  | { op: 'delete-snapshot'; name: string };
-
-export interface Workload {
-  name: string;
-  /** `qemu-img create -f qcow2 -o OPTIONS image SIZE`. */
-  options: string;
-  size: number;
-  clusterSize: number;
-  /** qemu-io commands run on the image before the workload (the image's history). */
-  before?: string[];
-  /** The external data file's name (beside the image), when `options` names one. */
-  dataFile?: string;
-  ops: GuestOp[];
-}
-
-export type Open = (path: string, opts: OpenOptions) => Promise<Qcow2Device>;
+import type { Expectation, GuestOp, Open, Workload } from './types.js';
 
 /** A guest-visible event placed in the file's log. */
 export type GuestEvent =
@@ -128,7 +101,8 @@ export async function record(w: Workload, open: Open): Promise<Recording> {
     const { path, start, image, data } = await prepareImage(w, dir);
     // One log for the image and its data file, in the order the engine issued their operations.
     const log: FileOp[] = [];
-    const dev = await open(path, { noFlush: true, wrapFile: (f, role) => new RecordingFile(f, log, role) });
+    // (De)compression on the calling thread, as the judge opens the states.
+    const dev = await open(path, { noFlush: true, compressionThreads: 0, wrapFile: (f, role) => new RecordingFile(f, log, role) });
     const model = modelOf(w, start);
     const events: GuestEvent[] = [];
     for (const op of w.ops) await apply(dev, model, op, log, events);

@@ -7,11 +7,13 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isQcow2Error } from '../errors.js';
-import { FaultFile, type FaultRule } from '../io/fault-file.js';
-import { describeError, modelOf, modelStep, rangeOf, runStep, type Step } from './guest-ops.js';
+import { isQcow2Error } from '../../errors.js';
+import { FaultFile, type FaultRule } from '../../io/fault-file.js';
+import { describeError } from './describe.js';
+import { modelOf, modelStep, rangeOf, runStep } from './guest-ops.js';
 import { firstDifference, judge } from './judge.js';
-import { prepareImage, scratchDir, type Open, type Workload } from './workload.js';
+import type { Open, Step, Workload } from './types.js';
+import { prepareImage, scratchDir } from './workload.js';
 
 export interface FaultOutcome {
   rule: FaultRule;
@@ -31,6 +33,7 @@ export async function runFault(w: Workload, open: Open, rule: FaultRule): Promis
     // One count for the image and its data file: the n-th such operation on either fails.
     const dev = await open(path, {
       noFlush: true,
+      compressionThreads: 0,
       wrapFile: (f, role) => (role === 'image' ? (faults = new FaultFile(f, rule)) : new FaultFile(f, rule, faults)),
     });
     const model = modelOf(w, start);

@@ -1,12 +1,12 @@
-// Builds the QCOW2 image corpus (src/corpus/recipes.ts) with QEMU's own tools, with a cache keyed
-// by the recipes and the QEMU version. Used by the interop tests and by `qcow2 verify`, so this
+// Builds the QCOW2 image corpus (src/verification/corpus/recipes.ts) with QEMU's own tools, with a
+// cache keyed by the recipes and the QEMU version. Used by the interop tests and by `qcow2 verify`, so this
 // module must only depend on Node itself.
 
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { runTool as run } from '../tools/run.js';
+import { runTool as run } from '../../tools/run.js';
 import { RECIPES, type GuestRead, type RawSegment, type Recipe, type Step } from './recipes.js';
 
 export type { GuestRead, Recipe } from './recipes.js';

@@ -2,11 +2,11 @@
  * Spec conformance of one image: our metadata reader accepts it; every structure decodes the same
  * through both decoders and obeys the spec's rules; `qcow2 info` says what `qemu-img info` says.
  */
-import { isQcow2Error } from '../errors.js';
+import { isQcow2Error } from '../../errors.js';
 import type { CorpusImage } from '../corpus/build.js';
-import { imageInfo } from '../image/info.js';
-import { readMetadata } from '../image/metadata.js';
-import { NodeFile } from '../io/node-file.js';
+import { imageInfo } from '../../image/info.js';
+import { readMetadata } from '../../image/metadata.js';
+import { NodeFile } from '../../io/node-file.js';
 import { compareDecoders } from './agree.js';
 import { checkInvariants } from './invariants.js';
 import { differences, type Plain } from './plain.js';

@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { crashStates, durableAt, epochsOf, materialize, type CrashState, type StateOptions } from './states.js';
 import { judge, type StateFiles } from './judge.js';
-import type { FileRole } from '../io/recording-file.js';
-import { expectation, record, scratchDir, type Open, type Workload } from './workload.js';
+import type { FileRole } from '../../io/recording-file.js';
+import type { Open, Workload } from './types.js';
+import { expectation, record, scratchDir } from './workload.js';
 
 export interface Failure {
   state: string;

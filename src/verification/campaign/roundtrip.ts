@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runTool } from '../tools/run.js';
+import { runTool } from '../../tools/run.js';
 import { ensure } from './check.js';
 
 /** One `qcow2 create` / `qemu-img create` option set, with what the script generator must know. */

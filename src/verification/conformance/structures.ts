@@ -4,11 +4,11 @@
  * bitmap directory and bitmap tables. Each comes with its bytes and the parameters a decoder needs,
  * so both decoders (hand-written and Kaitai) can be run over the same bytes.
  */
-import { decodeBitmapTable } from '../format/bitmap.js';
-import { decodeL1Table } from '../format/l1.js';
-import { decodeRefcountTable } from '../format/refcount.js';
-import type { ImageMetadata } from '../image/metadata.js';
-import type { BlockFile } from '../io/block-file.js';
+import { decodeBitmapTable } from '../../format/bitmap.js';
+import { decodeL1Table } from '../../format/l1.js';
+import { decodeRefcountTable } from '../../format/refcount.js';
+import type { ImageMetadata } from '../../image/metadata.js';
+import type { BlockFile } from '../../io/block-file.js';
 
 export type Structure =
   | { kind: 'header'; offset: 0; bytes: Uint8Array }

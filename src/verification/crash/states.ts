@@ -10,7 +10,7 @@
  * every single write alone and every write left out alone, and seeded random subsets. Each epoch
  * also gets torn variants: a prefix of writes, then one write of several sectors landed in part.
  */
-import type { FileOp, FileRole } from '../io/recording-file.js';
+import type { FileOp, FileRole } from '../../io/recording-file.js';
 
 export const SECTOR = 512;
 

@@ -3,7 +3,7 @@
  * tables and L1 entries, refcount blocks and refcount table growth, copy-on-write of partial
  * clusters, compressed clusters, subclusters, snapshot table updates, lazy refcounts).
  */
-import type { GuestOp, Workload } from './workload.js';
+import type { GuestOp, Workload } from './types.js';
 
 const K = 1024;
 

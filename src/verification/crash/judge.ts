@@ -6,20 +6,12 @@
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkImage } from '../check/index.js';
-import { NodeFile } from '../io/node-file.js';
-import { openOptimized } from '../optimized/open.js';
-import { runTool } from '../tools/run.js';
-import { describeError } from './guest-ops.js';
-
-export interface Expectation {
-  /** The guest's bytes as of the last returned flush. */
-  bytes: Uint8Array;
-  /** Ranges written since (or by failed requests): they may read either way. */
-  unsettled: [number, number][];
-  /** Virtual sizes the disk may have (a resize since the flush may or may not have landed). */
-  sizes?: number[];
-}
+import { checkImage } from '../../check/index.js';
+import { NodeFile } from '../../io/node-file.js';
+import { openOptimized } from '../../optimized/open.js';
+import { runTool } from '../../tools/run.js';
+import { describeError } from './describe.js';
+import type { Expectation } from './types.js';
 
 export interface QemuCheck {
   exit: number | null;

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runTool } from '../tools/run.js';
+import { runTool } from '../../tools/run.js';
 import type { ImageShape } from './model.js';
 
 async function tool(cmd: string, args: string[]): Promise<void> {

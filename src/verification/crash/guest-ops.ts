@@ -5,12 +5,8 @@
  */
 import { Model } from '../campaign/model.js';
 import { patternBytes } from '../campaign/system.js';
-import type { Qcow2Device } from '../engine/types.js';
-import { isQcow2Error } from '../errors.js';
-import type { GuestOp, Workload } from './workload.js';
-
-/** A request, or the close that ends every workload. */
-export type Step = GuestOp | { op: 'close' };
+import type { Qcow2Device } from '../../engine/types.js';
+import type { Step, Workload } from './types.js';
 
 /** The model of a workload's guest, starting from the bytes QEMU reads from its image. */
 export function modelOf(w: Workload, start: Uint8Array): Model {
@@ -76,7 +72,3 @@ export function modelStep(model: Model, step: Step): void {
   }
 }
 
-/** One line for an error a step or a check raised; untyped errors say so. */
-export function describeError(err: unknown): string {
-  return isQcow2Error(err) ? err.describe() : `untyped ${(err as Error).name}: ${(err as Error).message}`;
-}

@@ -4,17 +4,15 @@
  * and the lanes must agree with each other on every success and failure: with the reference and
  * the optimized engine as lanes, the campaign is a differential test of the two as well.
  */
-import type { Qcow2Device } from '../engine/types.js';
+import type { Qcow2Device } from '../../engine/types.js';
+import type { EngineLane } from '../engines.js';
 import { CampaignFailure, ensure } from './check.js';
 
-export type Opener = (path: string) => Promise<Qcow2Device>;
-
-export interface Engine {
-  name: string;
-  open: Opener;
-  /** Whether the engine takes overlapping requests at once (batches run with Promise.all on it). */
-  concurrent: boolean;
-}
+/**
+ * What the campaign needs of an engine lane (src/verification/engines.ts): its name, how to open
+ * an image, and whether it takes overlapping requests at once (batches run with Promise.all on it).
+ */
+export type Engine = Pick<EngineLane, 'name' | 'open' | 'concurrent'>;
 
 export interface Lane {
   engine: Engine;

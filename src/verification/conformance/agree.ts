@@ -3,17 +3,17 @@
  * generated from spec/*.ksy (src/spec) — and lists every field where they differ. Both sides are
  * first put in one plain shape, with 64-bit values as exact bigints.
  */
-import { decodeBitmapDirectory, decodeBitmapTable } from '../format/bitmap.js';
-import { view } from '../format/bytes.js';
-import { decodeCompressedDescriptor } from '../format/compressed.js';
-import { decodeExtensions, type HeaderExtension } from '../format/extensions.js';
-import { decodeHeader } from '../format/header.js';
-import { decodeL1Table } from '../format/l1.js';
-import { decodeLuksHeader } from '../format/luks.js';
-import { decodeL2Entry, decodeStandardDescriptor } from '../format/l2.js';
-import { decodeRefcountBlock, decodeRefcountTable } from '../format/refcount.js';
-import { decodeSnapshotTable } from '../format/snapshot.js';
-import * as k from '../spec/kaitai.js';
+import { decodeBitmapDirectory, decodeBitmapTable } from '../../format/bitmap.js';
+import { view } from '../../format/bytes.js';
+import { decodeCompressedDescriptor } from '../../format/compressed.js';
+import { decodeExtensions, type HeaderExtension } from '../../format/extensions.js';
+import { decodeHeader } from '../../format/header.js';
+import { decodeL1Table } from '../../format/l1.js';
+import { decodeLuksHeader } from '../../format/luks.js';
+import { decodeL2Entry, decodeStandardDescriptor } from '../../format/l2.js';
+import { decodeRefcountBlock, decodeRefcountTable } from '../../format/refcount.js';
+import { decodeSnapshotTable } from '../../format/snapshot.js';
+import * as k from '../../spec/kaitai.js';
 import { type Plain, differences } from './plain.js';
 import type { Structure } from './structures.js';
 

@@ -3,15 +3,15 @@
  * inside the file, subcluster bitmaps consistent. Read with the hand-written codecs; reports every
  * violation with the entry's file offset.
  */
-import { decodeBitmapDirectory, decodeBitmapTable } from '../format/bitmap.js';
-import { view } from '../format/bytes.js';
-import { compressedSpan, decodeCompressedDescriptor } from '../format/compressed.js';
-import { BITMAP_TYPE_DIRTY_TRACKING, SNAPSHOT_EXTRA_V3_MIN } from '../format/constants.js';
-import { decodeL1Table } from '../format/l1.js';
-import { decodeL2Entry, decodeStandardDescriptor } from '../format/l2.js';
-import { decodeRefcountTable } from '../format/refcount.js';
-import { decodeSnapshotTable } from '../format/snapshot.js';
-import type { ImageMetadata } from '../image/metadata.js';
+import { decodeBitmapDirectory, decodeBitmapTable } from '../../format/bitmap.js';
+import { view } from '../../format/bytes.js';
+import { compressedSpan, decodeCompressedDescriptor } from '../../format/compressed.js';
+import { BITMAP_TYPE_DIRTY_TRACKING, SNAPSHOT_EXTRA_V3_MIN } from '../../format/constants.js';
+import { decodeL1Table } from '../../format/l1.js';
+import { decodeL2Entry, decodeStandardDescriptor } from '../../format/l2.js';
+import { decodeRefcountTable } from '../../format/refcount.js';
+import { decodeSnapshotTable } from '../../format/snapshot.js';
+import type { ImageMetadata } from '../../image/metadata.js';
 import type { Structure } from './structures.js';
 
 export interface Violation {

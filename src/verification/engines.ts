@@ -1,0 +1,101 @@
+/**
+ * The engines under test, as lanes: every suite that runs "each engine" (the model-based campaign,
+ * crash states, error injection, the dirty bit, reads against QEMU) takes its lanes from LANES, by
+ * the suites a lane names. A new lane (an NBD or ublk device, say) joins those suites by adding one
+ * entry here.
+ */
+import type { OpenOptions, Qcow2Device } from '../engine/types.js';
+import { JitterFile } from '../io/jitter-file.js';
+import { openOptimized } from '../optimized/open.js';
+import { openReference } from '../reference/open.js';
+
+/**
+ * The suites a lane runs in:
+ *  - `campaign`: the model-based campaign (test/property, `qcow2 verify`); all its lanes run the
+ *    same commands side by side and must agree;
+ *  - `crash-states`: every crash state of every crash workload (test/crash, `qcow2 verify`'s sample);
+ *  - `error-injection`: EIO and ENOSPC at every kind of write (test/crash/error-injection.test.ts);
+ *  - `dirty-bit`: the dirty bit as the engine keeps it (test/crash/dirty-bit.test.ts);
+ *  - `reads`: reads every corpus image as qemu-img does (test/interop, `qcow2 verify`).
+ */
+export type Suite = 'campaign' | 'crash-states' | 'error-injection' | 'dirty-bit' | 'reads';
+
+/**
+ * Opens an image on a lane. `opts` are the suite's (read-only, no flush, a recording or fault
+ * layer, compression threads); the lane adds its own variant (cache sizes, a jitter layer).
+ */
+export type LaneOpen = (path: string, opts?: OpenOptions) => Promise<Qcow2Device>;
+
+export interface EngineLane {
+  /** Unique: names the lane in test names, campaign messages and `qcow2 verify`'s output. */
+  readonly name: string;
+  /** The engine behind the lane. */
+  readonly engine: 'reference' | 'optimized';
+  /** The cache variant: none (the reference), the engine's defaults, or tiny (evicted all the time). */
+  readonly caches: 'none' | 'default' | 'tiny';
+  /** Whether the lane takes overlapping requests at once (campaign batches run with Promise.all on it). */
+  readonly concurrent: boolean;
+  /** The suites it runs in. */
+  readonly suites: readonly Suite[];
+  readonly open: LaneOpen;
+}
+
+let jitterOpens = 0;
+
+export const LANES: readonly EngineLane[] = [
+  {
+    // The executable specification: requests one at a time, write-through, no caches.
+    name: 'reference',
+    engine: 'reference',
+    caches: 'none',
+    concurrent: false,
+    suites: ['campaign', 'crash-states', 'error-injection', 'dirty-bit', 'reads'],
+    open: (path, opts = {}) => openReference(path, opts),
+  },
+  {
+    name: 'optimized',
+    engine: 'optimized',
+    caches: 'default',
+    concurrent: true,
+    suites: ['crash-states', 'error-injection', 'dirty-bit', 'reads'],
+    open: (path, opts = {}) => openOptimized(path, opts),
+  },
+  {
+    // L2 tables and refcount blocks are evicted, so written back, in the middle of requests.
+    name: 'optimized-tiny-caches',
+    engine: 'optimized',
+    caches: 'tiny',
+    concurrent: true,
+    suites: ['crash-states'],
+    open: (path, opts = {}) => openOptimized(path, { ...opts, l2CacheBytes: 1024, refcountCacheBytes: 1024 }),
+  },
+  {
+    // Tiny caches, so eviction and write-back ordering happen all the time, over a file that delays
+    // each I/O by a few event-loop turns, so that the requests of a campaign batch interleave at
+    // every await.
+    name: 'optimized-jitter',
+    engine: 'optimized',
+    caches: 'tiny',
+    concurrent: true,
+    suites: ['campaign'],
+    open: (path, opts = {}) =>
+      openOptimized(path, {
+        ...opts,
+        l2CacheBytes: 4096,
+        refcountCacheBytes: 2048,
+        wrapFile: (f, role) => new JitterFile(opts.wrapFile ? opts.wrapFile(f, role) : f, ++jitterOpens),
+      }),
+  },
+];
+
+/** The lanes of one suite, in LANES order. */
+export function lanesFor(suite: Suite): EngineLane[] {
+  return LANES.filter((l) => l.suites.includes(suite));
+}
+
+/** One lane by name (a test about one engine in particular). */
+export function lane(name: string): EngineLane {
+  const found = LANES.find((l) => l.name === name);
+  if (!found) throw new Error(`no engine lane named '${name}' (lanes: ${LANES.map((l) => l.name).join(', ')})`);
+  return found;
+}
