@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "qcow2_seek",
-      "sources": ["seek.c"],
+      "target_name": "qcow2_native",
+      "sources": ["addon.c", "seek.c", "fallocate.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -1,5 +1,7 @@
-// Builds the lseek(SEEK_DATA/SEEK_HOLE) addon (native/seek.c) with node-gyp, against the local Node
-// headers: nothing is downloaded. Run by `npm ci` / `npm install` (package.json "install").
+// Builds the native addon (native/addon.c: lseek SEEK_DATA/SEEK_HOLE in seek.c, fallocate in
+// fallocate.c) with node-gyp, against the local Node headers: nothing is downloaded. Run by `npm ci` /
+// `npm install` (package.json "install"). It always rebuilds (`node-gyp rebuild`: the build/ folder
+// is removed first), so nothing stale survives a change of the sources.
 //
 // node-gyp: npm's own copy (npm passes its path as npm_config_node_gyp to scripts it runs), else the
 // one bundled with the npm next to this node. Headers: npm_config_nodedir when npm passes it (this
@@ -7,7 +9,7 @@
 // directory above its bin/) when it has include/node/node_api.h.
 //
 // A failed build fails the install under CI (CI=true). Elsewhere it only warns: `qcow2 map` then
-// treats every file as holeless data, and says so.
+// treats every file as holeless data, and says so, and hole punching / zero ranges write zeros.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -38,7 +40,7 @@ function fail(message) {
     console.error(`native/build.mjs: ${message}`);
     process.exit(1);
   }
-  console.warn(`native/build.mjs: warning: ${message}; qcow2 map will not see holes in files`);
+  console.warn(`native/build.mjs: warning: ${message}; qcow2 map will not see holes in files, and punching holes will write zeros`);
   process.exit(0);
 }
 
@@ -50,5 +52,5 @@ if (r.status !== 0) {
   process.stderr.write(r.stdout ?? '');
   fail(`node-gyp rebuild failed (exit ${r.status ?? r.signal})`);
 }
-if (!existsSync(join(here, 'build', 'Release', 'qcow2_seek.node'))) fail('node-gyp succeeded but build/Release/qcow2_seek.node is missing');
-console.log(`native/build.mjs: built native/build/Release/qcow2_seek.node in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+if (!existsSync(join(here, 'build', 'Release', 'qcow2_native.node'))) fail('node-gyp succeeded but build/Release/qcow2_native.node is missing');
+console.log(`native/build.mjs: built native/build/Release/qcow2_native.node in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -5,17 +5,19 @@
  * Like qemu's raw driver over a file, the virtual size is the file size rounded up to a multiple of
  * 512 (qemu-img info calls a 1000-byte raw file 1 KiB), and the bytes between the end of the file
  * and the virtual size read as zeros. Writing data or (non-unmapping) zeroes past the end of the
- * file extends it; discard and unmapping zero writes never extend it (qemu punches holes with
- * KEEP_SIZE there; Node has no fallocate, so we write zeros, which reads back the same).
+ * file extends it; discard and unmapping zero writes never extend it.
+ *
+ * As in qemu's file driver: discard and unmapping zero writes punch holes (fallocate PUNCH_HOLE |
+ * KEEP_SIZE, through BlockFile.punchHole), non-unmapping zero writes zero the range (ZERO_RANGE,
+ * through BlockFile.zeroRange). Where the file system does neither, the file writes zeros instead
+ * (see the file's `capabilities`), which reads back the same.
  */
-import { usage } from '../errors.js';
+import { readOnlyError, usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
 import { driving, type FileDriving, NodeFile } from '../io/node-file.js';
 import type { BlockDevice, Extent, WriteZeroesOptions } from './types.js';
 
 const SECTOR = 512;
-/** Largest zero buffer written in one call. */
-const ZERO_CHUNK = 1 << 20;
 
 export class RawDevice implements BlockDevice {
   private constructor(
@@ -72,15 +74,16 @@ export class RawDevice implements BlockDevice {
   async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
     this.checkWritable();
     checkOffsets('write zeroes', offset, length);
-    // Unmapping zero writes behave like qemu's punch-hole: they never extend the file.
-    const end = opts.unmap ? Math.min(offset + length, this.fileSize) : offset + length;
-    await this.zero(offset, end);
+    if (opts.unmap) return this.punch(offset, length);
+    if (length === 0) return;
+    await this.file.zeroRange(offset, length, 'data');
+    this.fileSize = Math.max(this.fileSize, offset + length);
   }
 
   async discard(offset: number, length: number): Promise<void> {
     this.checkWritable();
     checkOffsets('discard', offset, length);
-    await this.zero(offset, Math.min(offset + length, this.fileSize));
+    await this.punch(offset, length);
   }
 
   async flush(): Promise<void> {
@@ -103,18 +106,14 @@ export class RawDevice implements BlockDevice {
     await this.file.close();
   }
 
-  private async zero(start: number, end: number): Promise<void> {
-    if (end <= start) return;
-    const zeros = new Uint8Array(Math.min(end - start, ZERO_CHUNK));
-    for (let at = start; at < end; at += zeros.byteLength) {
-      const n = Math.min(zeros.byteLength, end - at);
-      await this.file.write(at, n === zeros.byteLength ? zeros : zeros.subarray(0, n), 'data');
-    }
-    this.fileSize = Math.max(this.fileSize, end);
+  /** Discard and unmapping zero writes: a hole punched in the part inside the file (never extends it). */
+  private async punch(offset: number, length: number): Promise<void> {
+    const end = Math.min(offset + length, this.fileSize);
+    if (end > offset) await this.file.punchHole(offset, end - offset, 'data');
   }
 
   private checkWritable(): void {
-    if (this.readOnly) throw usage('raw: the image is open read-only');
+    if (this.readOnly) throw readOnlyError('raw: the image is open read-only');
   }
 
   private checkRange(what: string, offset: number, length: number): void {

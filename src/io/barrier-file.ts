@@ -1,11 +1,13 @@
 /**
  * A BlockFile that knows which kinds of writes completed since the last flush, so that a write
  * which must not reach the disk before earlier ones can ask for a barrier that flushes only when
- * there is something to order against (QEMU's cache dependencies end in the same flush).
+ * there is something to order against (QEMU's cache dependencies end in the same flush). Hole
+ * punches and zero ranges are writes (of zeros) here, counted under their tag.
  */
-import type { BlockFile, WriteTag } from './block-file.js';
+import type { WriteTag } from './block-file.js';
+import { type FileChange, ForwardingFile } from './forwarding-file.js';
 
-export class BarrierFile implements BlockFile {
+export class BarrierFile extends ForwardingFile {
   /** Completed writes per tag, and how many of them the last completed flush covered. */
   private readonly written = new Map<WriteTag, number>();
   private readonly covered = new Map<WriteTag, number>();
@@ -17,32 +19,18 @@ export class BarrierFile implements BlockFile {
    */
   failure: Error | undefined;
 
-  constructor(readonly inner: BlockFile) {}
-
-  get readOnly(): boolean {
-    return this.inner.readOnly;
-  }
-
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return this.inner.read(offset, length);
-  }
-
-  readInto(offset: number, target: Uint8Array): Promise<number> {
-    return this.inner.readInto(offset, target);
-  }
-
-  async write(offset: number, data: Uint8Array, tag: WriteTag = 'data'): Promise<void> {
+  protected override async change(c: FileChange, apply: () => Promise<void>): Promise<void> {
     try {
-      await this.inner.write(offset, data, tag);
+      await apply();
     } catch (err) {
       // A failed data write changes no metadata: the request fails and the image stays usable.
-      if (tag !== 'data') this.failure ??= err as Error;
+      if (c.tag !== 'data') this.failure ??= err as Error;
       throw err;
     }
-    this.written.set(tag, (this.written.get(tag) ?? 0) + 1);
+    this.written.set(c.tag, (this.written.get(c.tag) ?? 0) + 1);
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     const upTo = new Map(this.written);
     try {
       await this.inner.flush();
@@ -62,17 +50,5 @@ export class BarrierFile implements BlockFile {
         return;
       }
     }
-  }
-
-  truncate(length: number): Promise<void> {
-    return this.inner.truncate(length);
-  }
-
-  size(): Promise<number> {
-    return this.inner.size();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }

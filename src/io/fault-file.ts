@@ -1,10 +1,12 @@
 /**
  * A BlockFile that fails chosen operations the way a failing disk does: the n-th write carrying a
  * given tag (an L2 update, a refcount block, the header…) or the n-th flush throws EIO or ENOSPC,
- * once or from then on. The failed write does not reach the file. For error-injection tests.
+ * once or from then on. The failed write does not reach the file. Hole punches and zero ranges
+ * count and fail as writes with their tag ('data' by default). For error-injection tests.
  */
 import { ioError } from '../errors.js';
 import type { BlockFile, WriteTag } from './block-file.js';
+import { describeChange, type FileChange, ForwardingFile } from './forwarding-file.js';
 
 export type FaultCode = 'EIO' | 'ENOSPC';
 
@@ -18,7 +20,7 @@ export interface FaultRule {
   sticky?: boolean;
 }
 
-export class FaultFile implements BlockFile {
+export class FaultFile extends ForwardingFile {
   private seen = 0;
   private tripped = false;
   /** How many operations were failed. */
@@ -26,43 +28,21 @@ export class FaultFile implements BlockFile {
 
   /** `counter`: another FaultFile whose count this one shares (an image and its data file). */
   constructor(
-    private readonly inner: BlockFile,
+    inner: BlockFile,
     private readonly rule: FaultRule,
     private readonly counter?: FaultFile,
-  ) {}
-
-  get readOnly(): boolean {
-    return this.inner.readOnly;
+  ) {
+    super(inner);
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return this.inner.read(offset, length);
+  protected override async change(c: FileChange, apply: () => Promise<void>): Promise<void> {
+    if (this.rule.on === 'write' || this.rule.on === c.tag) this.maybeFail(describeChange(c), c.offset);
+    await apply();
   }
 
-  readInto(offset: number, target: Uint8Array): Promise<number> {
-    return this.inner.readInto(offset, target);
-  }
-
-  async write(offset: number, data: Uint8Array, tag: WriteTag = 'data'): Promise<void> {
-    if (this.rule.on === 'write' || this.rule.on === tag) this.maybeFail(`write of ${data.byteLength} bytes at 0x${offset.toString(16)} (${tag})`, offset);
-    await this.inner.write(offset, data, tag);
-  }
-
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     if (this.rule.on === 'flush') this.maybeFail('flush', undefined);
     await this.inner.flush();
-  }
-
-  truncate(length: number): Promise<void> {
-    return this.inner.truncate(length);
-  }
-
-  size(): Promise<number> {
-    return this.inner.size();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   /** True once the rule has fired. */

@@ -3,20 +3,15 @@
  * three turns of the event loop), so that requests in flight together really interleave at every
  * I/O, in orders that change from call to call but repeat for a given seed. For tests.
  */
-import type { BlockFile, WriteTag } from './block-file.js';
+import type { BlockFile } from './block-file.js';
+import { type FileChange, ForwardingFile } from './forwarding-file.js';
 
-export class JitterFile implements BlockFile {
+export class JitterFile extends ForwardingFile {
   private state: number;
 
-  constructor(
-    private readonly inner: BlockFile,
-    seed = 1,
-  ) {
+  constructor(inner: BlockFile, seed = 1) {
+    super(inner);
     this.state = seed >>> 0 || 1;
-  }
-
-  get readOnly(): boolean {
-    return this.inner.readOnly;
   }
 
   private async pause(): Promise<void> {
@@ -27,36 +22,28 @@ export class JitterFile implements BlockFile {
     for (let turns = this.state % 4; turns > 0; turns--) await new Promise<void>((r) => setImmediate(r));
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  override async read(offset: number, length: number): Promise<Uint8Array> {
     await this.pause();
-    return this.inner.read(offset, length);
+    return super.read(offset, length);
   }
 
-  async readInto(offset: number, target: Uint8Array): Promise<number> {
+  override async readInto(offset: number, target: Uint8Array): Promise<number> {
     await this.pause();
-    return this.inner.readInto(offset, target);
+    return super.readInto(offset, target);
   }
 
-  async write(offset: number, data: Uint8Array, tag?: WriteTag): Promise<void> {
+  protected override async change(_change: FileChange, apply: () => Promise<void>): Promise<void> {
     await this.pause();
-    return this.inner.write(offset, data, tag);
+    return apply();
   }
 
-  async size(): Promise<number> {
-    return this.inner.size();
-  }
-
-  async truncate(length: number): Promise<void> {
+  override async truncate(length: number): Promise<void> {
     await this.pause();
-    return this.inner.truncate(length);
+    return super.truncate(length);
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     await this.pause();
-    return this.inner.flush();
-  }
-
-  async close(): Promise<void> {
-    return this.inner.close();
+    return super.flush();
   }
 }

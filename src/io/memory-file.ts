@@ -1,6 +1,11 @@
-/** BlockFile held in memory: for tests and for hostile-input checks that must not touch disk. */
-import { usage } from '../errors.js';
-import type { BlockFile } from './block-file.js';
+/**
+ * BlockFile held in memory: for tests and for hostile-input checks that must not touch disk. Hole
+ * punches and zero ranges zero its bytes (a punch keeps the size); a test that wants the fallback
+ * of a file system without them passes capabilities with those off, and they then write zeros
+ * through write() (writeZeros, block-file.ts).
+ */
+import { readOnlyError } from '../errors.js';
+import { type BlockFile, checkRange, type FileCapabilities, type WriteTag, writeZeros, ZEROING_NAMES } from './block-file.js';
 
 export class MemoryFile implements BlockFile {
   private data: Uint8Array;
@@ -9,6 +14,7 @@ export class MemoryFile implements BlockFile {
   constructor(
     initial: Uint8Array = new Uint8Array(0),
     readonly readOnly = false,
+    readonly capabilities: FileCapabilities = { punchHole: true, zeroRange: true },
   ) {
     this.data = initial.slice();
     this.length = initial.byteLength;
@@ -29,10 +35,27 @@ export class MemoryFile implements BlockFile {
   }
 
   async write(offset: number, bytes: Uint8Array): Promise<void> {
-    if (this.readOnly) throw usage('memory file is read-only');
+    this.checkWritable();
     this.ensure(offset + bytes.byteLength);
     this.data.set(bytes, offset);
     this.length = Math.max(this.length, offset + bytes.byteLength);
+  }
+
+  async punchHole(offset: number, length: number, tag?: WriteTag): Promise<void> {
+    this.checkWritable();
+    checkRange(ZEROING_NAMES.punchHole, offset, length);
+    if (!this.capabilities.punchHole) return writeZeros(this, 'punchHole', offset, length, tag);
+    this.data.fill(0, Math.min(offset, this.length), Math.min(offset + length, this.length));
+  }
+
+  async zeroRange(offset: number, length: number, tag?: WriteTag): Promise<void> {
+    this.checkWritable();
+    checkRange(ZEROING_NAMES.zeroRange, offset, length);
+    if (!this.capabilities.zeroRange) return writeZeros(this, 'zeroRange', offset, length, tag);
+    if (length === 0) return;
+    this.ensure(offset + length);
+    this.data.fill(0, offset, offset + length);
+    this.length = Math.max(this.length, offset + length);
   }
 
   async size(): Promise<number> {
@@ -40,7 +63,7 @@ export class MemoryFile implements BlockFile {
   }
 
   async truncate(length: number): Promise<void> {
-    if (this.readOnly) throw usage('memory file is read-only');
+    this.checkWritable();
     this.ensure(length);
     this.data.fill(0, length);
     this.length = length;
@@ -53,6 +76,10 @@ export class MemoryFile implements BlockFile {
   /** A copy of the current contents. */
   snapshot(): Uint8Array {
     return this.data.slice(0, this.length);
+  }
+
+  private checkWritable(): void {
+    if (this.readOnly) throw readOnlyError('memory file is read-only');
   }
 
   private ensure(capacity: number): void {

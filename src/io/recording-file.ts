@@ -4,8 +4,13 @@
  * (src/crash/) rebuilds from that log every state the file could be in after a power loss.
  * Callers note `log.length` to place their own events (a guest flush returned) among the file's.
  * An image and its external data file may share one log: each operation names its file.
+ *
+ * A hole punch or zero range is logged as what it does to the bytes: a write of zeros with its tag
+ * ('data' by default); a punch only over its part inside the file (it never extends it), as the
+ * file's size was when the punch was issued.
  */
 import type { BlockFile, WriteTag } from './block-file.js';
+import { type FileChange, ForwardingFile } from './forwarding-file.js';
 
 /** Which file an operation went to (`image` unless told otherwise). */
 export type FileRole = 'image' | 'data-file';
@@ -16,56 +21,46 @@ export type FileOp =
   /** `inFlight`: writes issued before the flush began that had not completed then (not covered). */
   | { kind: 'flush'; inFlight: number[]; file?: FileRole };
 
-export class RecordingFile implements BlockFile {
+export class RecordingFile extends ForwardingFile {
   private readonly pending = new Set<number>();
 
   constructor(
-    private readonly inner: BlockFile,
+    inner: BlockFile,
     readonly log: FileOp[] = [],
     private readonly role: FileRole = 'image',
-  ) {}
-
-  get readOnly(): boolean {
-    return this.inner.readOnly;
+  ) {
+    super(inner);
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
-    return this.inner.read(offset, length);
-  }
-
-  readInto(offset: number, target: Uint8Array): Promise<number> {
-    return this.inner.readInto(offset, target);
-  }
-
-  async write(offset: number, data: Uint8Array, tag: WriteTag = 'data'): Promise<void> {
+  protected override async change(c: FileChange, apply: () => Promise<void>): Promise<void> {
+    const data = c.kind === 'write' ? c.data.slice() : new Uint8Array(await this.zeroed(c));
+    if (c.kind !== 'write' && data.byteLength === 0) return apply();
     // Logged when issued: a write that is in flight at a crash may or may not have landed.
-    const index = this.log.push({ kind: 'write', offset, data: data.slice(), tag, ...this.named() }) - 1;
+    const index = this.log.push({ kind: 'write', offset: c.offset, data, tag: c.tag, ...this.named() }) - 1;
     this.pending.add(index);
     try {
-      await this.inner.write(offset, data, tag);
+      await apply();
     } finally {
       this.pending.delete(index);
     }
   }
 
-  async truncate(length: number): Promise<void> {
+  override async truncate(length: number): Promise<void> {
     this.log.push({ kind: 'truncate', length, ...this.named() });
     await this.inner.truncate(length);
   }
 
-  async flush(): Promise<void> {
+  override async flush(): Promise<void> {
     const inFlight = [...this.pending];
     await this.inner.flush();
     // Logged when complete: only then is everything completed before it began durable.
     this.log.push({ kind: 'flush', inFlight, ...this.named() });
   }
 
-  size(): Promise<number> {
-    return this.inner.size();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
+  /** How many bytes a punch or zero range makes zero: a punch stops at the end of the file. */
+  private async zeroed(c: FileChange): Promise<number> {
+    if (c.kind !== 'punchHole') return c.length;
+    return Math.max(0, Math.min(c.offset + c.length, await this.inner.size()) - c.offset);
   }
 
   private named(): { file?: FileRole } {

@@ -5,39 +5,20 @@
  * CI the missing addon is an error, so a broken build cannot hide behind the fallback.
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { ioError, unsupported } from '../errors.js';
+import { loadNative, type NativeAddon, nativeLoadError } from '../io/native.js';
 import type { HoleOracle } from './types.js';
 
-interface SeekAddon {
-  /** -1 for ENXIO; throws (with `code`) on other errors. */
-  seekData(fd: number, offset: number): number;
-  seekHole(fd: number, offset: number): number;
-}
-
-/** Where `node native/build.mjs` (run by `npm ci`) leaves the addon, from src/map/ and dist/map/ alike. */
-const ADDON_PATH = '../../native/build/Release/qcow2_seek.node';
-
-let addon: SeekAddon | null | undefined;
-let addonError = '';
-
-export function loadSeekAddon(): SeekAddon | null {
-  if (addon === undefined) {
-    try {
-      addon = createRequire(import.meta.url)(ADDON_PATH) as SeekAddon;
-    } catch (err) {
-      addon = null;
-      addonError = (err as Error).message;
-    }
-  }
-  return addon;
+/** The native addon (src/io/native.ts loads it), for its seekData / seekHole. */
+export function loadSeekAddon(): Pick<NativeAddon, 'seekData' | 'seekHole'> | null {
+  return loadNative();
 }
 
 /** True when holes are detected for real; false when the "all data" fallback is in use. */
 export function holesSupported(): boolean {
   if (loadSeekAddon()) return true;
   if (process.env['CI']) {
-    throw unsupported(`the native seek addon is not built (run \`node native/build.mjs\`): ${addonError}`);
+    throw unsupported(`the native addon is not built (run \`node native/build.mjs\`): ${nativeLoadError()}`);
   }
   return false;
 }

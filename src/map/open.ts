@@ -199,8 +199,18 @@ class PageCache implements BlockFile {
     return page;
   }
 
+  readonly capabilities = { punchHole: false, zeroRange: false };
+
   write(): Promise<void> {
     return Promise.reject(unsupported('map opens images read-only'));
+  }
+
+  punchHole(): Promise<void> {
+    return this.write();
+  }
+
+  zeroRange(): Promise<void> {
+    return this.write();
   }
 
   size(): Promise<number> {

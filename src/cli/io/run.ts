@@ -5,8 +5,9 @@
  * - `read -P` mismatch: `Pattern verification failed at offset N, M bytes` (then the statistics
  *   unless -q), and the command fails;
  * - a request beyond the virtual size: `read failed: Input/output error` (likewise `write failed:`,
- *   `discard failed:`), as qemu's block layer answers EIO; other engine errors map to an errno text
- *   the same way (see errnoText) and their details go to stderr;
+ *   `discard failed:`), as qemu's block layer answers EIO; an engine error prints the strerror()
+ *   text of its errno (errnoOf in src/errors.ts: a full disk is `No space left on device`, a
+ *   corrupt image `Input/output error`, ...), and its details go to stderr;
  * - `write -c` on a device without compressed writes (raw): `write failed: Operation not supported`;
  *   on qcow2, a zero length succeeds and an offset not on a cluster boundary, or a length not a
  *   whole number of clusters unless it ends at the end of the image, fails with Invalid argument;
@@ -14,7 +15,7 @@
  * All of these go to stdout like qemu-io's printf()s, except the read-only message, and a failing
  * command does not stop the ones after it.
  */
-import { isQcow2Error, type Qcow2Error } from '../../errors.js';
+import { type Errno, errnoOf, errnoText, isQcow2Error } from '../../errors.js';
 import type { BlockDevice, Qcow2Device } from '../../engine/types.js';
 import { hexdump, report } from './format.js';
 import type { DiscardOp, IoOp, ReadOp, WriteOp } from './parse.js';
@@ -35,10 +36,6 @@ export interface RunResult {
   /** How many commands failed (the exit code is 1 when any did). */
   failures: number;
 }
-
-const EIO = 'Input/output error';
-const EINVAL = 'Invalid argument';
-const ENOTSUP = 'Operation not supported';
 
 /** Runs every op in order, whatever fails; engine bugs (non-Qcow2Error throws) propagate. */
 export async function runOps(device: BlockDevice, ops: readonly IoOp[], out: IoOutput, opts: RunOptions = {}): Promise<RunResult> {
@@ -68,18 +65,6 @@ export function isQcow2Device(device: BlockDevice): device is Qcow2Device {
   return typeof (device as Partial<Qcow2Device>).writeCompressed === 'function';
 }
 
-/** The strerror() text qemu-io would print for an engine error. */
-export function errnoText(err: Qcow2Error): string {
-  switch (err.code) {
-    case 'usage':
-      return EINVAL;
-    case 'unsupported':
-      return ENOTSUP;
-    default:
-      return EIO;
-  }
-}
-
 class Runner {
   private readonly now: () => bigint;
   private readonly program: string;
@@ -94,7 +79,7 @@ class Runner {
   }
 
   async read(op: ReadOp): Promise<boolean> {
-    if (!this.inRange(op.offset, op.length)) return this.failed('read', EIO);
+    if (!this.inRange(op.offset, op.length)) return this.failed('read', 'EIO');
     const t1 = this.now();
     let data: Uint8Array;
     try {
@@ -122,17 +107,17 @@ class Runner {
 
   async write(op: WriteOp): Promise<boolean> {
     if (this.device.readOnly) return this.readOnly();
-    if (!this.inRange(op.offset, op.length)) return this.failed('write', EIO);
+    if (!this.inRange(op.offset, op.length)) return this.failed('write', 'EIO');
     const t1 = this.now();
     try {
       if (op.mode === 'zeroes') {
         if (op.length > 0) await this.device.writeZeroes(op.offset, op.length, { unmap: op.unmap });
       } else if (op.mode === 'compressed') {
-        if (!isQcow2Device(this.device)) return this.failed('write', ENOTSUP);
+        if (!isQcow2Device(this.device)) return this.failed('write', 'ENOTSUP');
         if (op.length > 0) {
           const cluster = this.device.clusterSize;
           const endsImage = op.offset + op.length === this.device.virtualSize;
-          if (op.offset % cluster !== 0 || (op.length % cluster !== 0 && !endsImage)) return this.failed('write', EINVAL);
+          if (op.offset % cluster !== 0 || (op.length % cluster !== 0 && !endsImage)) return this.failed('write', 'EINVAL');
           await this.device.writeCompressed(op.offset, new Uint8Array(op.length).fill(op.pattern));
         }
       } else if (op.length > 0) {
@@ -149,7 +134,7 @@ class Runner {
 
   async discard(op: DiscardOp): Promise<boolean> {
     if (this.device.readOnly) return this.readOnly();
-    if (!this.inRange(op.offset, op.length)) return this.failed('discard', EIO);
+    if (!this.inRange(op.offset, op.length)) return this.failed('discard', 'EIO');
     const t1 = this.now();
     try {
       if (op.length > 0) await this.device.discard(op.offset, op.length);
@@ -179,15 +164,15 @@ class Runner {
     return offset <= size && size - offset >= length;
   }
 
-  private failed(what: 'read' | 'write' | 'discard', errno: string): false {
-    this.out.stdout(`${what} failed: ${errno}\n`);
+  private failed(what: 'read' | 'write' | 'discard', errno: Errno): false {
+    this.out.stdout(`${what} failed: ${errnoText(errno)}\n`);
     return false;
   }
 
   private engineFailed(what: 'read' | 'write' | 'discard', err: unknown): false {
     if (!isQcow2Error(err)) throw err;
     this.out.stderr(`${this.program}: ${err.describe()}\n`);
-    return this.failed(what, errnoText(err));
+    return this.failed(what, errnoOf(err));
   }
 
   private readOnly(): false {
