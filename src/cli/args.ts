@@ -1,12 +1,21 @@
 /** Argument parsing shared by subcommands: node's parseArgs, with usage errors as Qcow2Errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { usage } from '../errors.js';
+import { type Qcow2Error, usage } from '../errors.js';
+import { usageLine } from './commands.js';
+
+/**
+ * A usage error about the shape of a command line (an unknown option, a missing operand): the
+ * message, then the command's synopsis from src/cli/commands.ts, on one line.
+ */
+export function commandLineError(command: string, message: string): Qcow2Error {
+  return usage(`${command}: ${message}; usage: ${usageLine(command)}`);
+}
 
 export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, command: string) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw usage(`${command}: ${(err as Error).message}`);
+    throw commandLineError(command, (err as Error).message);
   }
 }
 
@@ -19,7 +28,7 @@ export function outputFormat(value: string | undefined, command: string): 'human
 
 export function onePositional(positionals: string[], what: string, command: string): string {
   if (positionals.length !== 1 || positionals[0] === undefined) {
-    throw usage(`${command}: expected exactly one ${what}, got ${positionals.length}`);
+    throw commandLineError(command, `expected exactly one ${what}, got ${positionals.length}`);
   }
   return positionals[0];
 }

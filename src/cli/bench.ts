@@ -26,14 +26,8 @@ import { INT_MAX, MAX_VIRTUAL_SIZE } from '../limits.js';
 import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
+import { commandHelp } from './commands.js';
 import type { CliContext } from './context.js';
-
-const HELP = `usage: qcow2 bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] [-t cache] [-w] [-U] filename
-
-Runs qemu-img bench's request loop on our engines: COUNT requests of SIZE bytes (default 75000 of
-4096), DEPTH in flight (default 64), at OFFSET, OFFSET+STEP, ... wrapping at the image size; reads
-unless -w (writes of the --pattern byte, default 0). -t writeback|writethrough|unsafe, -i threads.
-`;
 
 export interface BenchCommand extends BenchPlan {
   /** 'threads' with -i threads; otherwise our default (synchronous pread/pwrite). */
@@ -112,7 +106,7 @@ export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
 export async function bench(args: string[], ctx: CliContext): Promise<number> {
   const command = parseBenchArgs(args);
   if (command === 'help') {
-    ctx.stdout(HELP);
+    ctx.stdout(commandHelp('bench'));
     return 0;
   }
   const device = await openImage(command.filename, { format: command.format, readOnly: !command.write, ...(command.io ? { io: command.io } : {}) });

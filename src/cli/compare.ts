@@ -7,7 +7,7 @@ import type { BlockDevice } from '../engine/types.js';
 import { openImage, type ImageFormat } from '../engine/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { COPY_CHUNK_BYTES } from '../limits.js';
-import { parse } from './args.js';
+import { commandLineError, parse } from './args.js';
 import type { CliContext } from './context.js';
 
 const CHUNK = COPY_CHUNK_BYTES;
@@ -30,7 +30,7 @@ export async function compare(args: string[], ctx: CliContext): Promise<number> 
     },
     'compare',
   );
-  if (positionals.length !== 2) throw usage(`compare: expected two images, got ${positionals.length}`);
+  if (positionals.length !== 2) throw commandLineError('compare', `expected two images, got ${positionals.length}`);
   const say = (line: string) => values.quiet || ctx.stdout(`${line}\n`);
   const opened: BlockDevice[] = [];
   try {

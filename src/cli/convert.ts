@@ -16,7 +16,7 @@ import { unsupported, usage } from '../errors.js';
 import { isZero } from '../format/bytes.js';
 import { NodeFile } from '../io/node-file.js';
 import { BLOCK_STATUS_CHUNK_BYTES, COPY_CHUNK_BYTES } from '../limits.js';
-import { parse } from './args.js';
+import { commandLineError, parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { Progress } from './progress.js';
@@ -45,7 +45,7 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
     },
     'convert',
   );
-  if (positionals.length !== 2) throw usage(`convert: expected an input and an output image, got ${positionals.length} names`);
+  if (positionals.length !== 2) throw commandLineError('convert', `expected an input and an output image, got ${positionals.length} names`);
   const [input, output] = positionals as [string, string];
   const outFormat = format(values['output-format'], 'output') ?? 'raw';
   if (values.compress && outFormat !== 'qcow2') throw unsupported('convert: -c needs an output format that supports compression (qcow2)');

@@ -20,15 +20,8 @@ import { isQcow2Error, unsupported, usage } from '../errors.js';
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { parse } from './args.js';
+import { commandHelp } from './commands.js';
 import type { CliContext } from './context.js';
-
-const HELP = `usage: qcow2 create [-q] [-f qcow2] [-o OPTIONS] [-b BACKING_FILE -F BACKING_FMT] [-u] IMAGE [SIZE]
-
-Creates IMAGE as 'qemu-img create -f qcow2' does. SIZE takes the suffixes k, M, G, T, P, E
-(powers of 1024); without SIZE the size of BACKING_FILE is used. '-o help' lists the options.
-  -q  quiet (no 'Formatting ...' line)
-  -u  do not open the backing file (SIZE is then required)
-`;
 
 const UNSET_SIZE = (1n << 64n) - 1n;
 
@@ -47,7 +40,7 @@ export async function create(args: string[], ctx: CliContext): Promise<number> {
     'create',
   );
   if (values.help) {
-    ctx.stdout(HELP);
+    ctx.stdout(commandHelp('create'));
     return 0;
   }
   if (values.format !== undefined && values.format !== 'qcow2') {

@@ -3,6 +3,7 @@ import { isQcow2Error } from '../errors.js';
 import { type CliContext, processContext, type Subcommand } from './context.js';
 import { bench } from './bench.js';
 import { check } from './check.js';
+import { commandHelp, mainHelp } from './commands.js';
 import { compare } from './compare.js';
 import { convert } from './convert.js';
 import { create } from './create.js';
@@ -12,23 +13,8 @@ import { map } from './map.js';
 import { snapshot } from './snapshot.js';
 import { verify } from './verify.js';
 
-const COMMANDS: Record<string, Subcommand> = { bench, check, compare, convert, create, info, io, map, snapshot, verify };
-
-const USAGE = `usage: qcow2 COMMAND [OPTIONS] ...
-
-Commands:
-  bench [-c N] [-d N] [-s SIZE] [-S STEP] [-o OFF] [-w] [-t CACHE] [-f FMT] IMAGE  qemu-img bench's request loop on our engine
-  check [-r leaks|all] [--output=human|json] [-f FMT] [-q] IMAGE  check (and repair) refcounts and metadata, as qemu-img check does
-  compare [-f FMT] [-F FMT] [-s] [-q] A B  compare guest contents (exit 0 same, 1 different)
-  convert [-f FMT] [-O raw|qcow2] [-o OPTS] [-c] [-p] [-t CACHE] IN OUT  copy guest contents into a new image
-  create [-q] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]  create an image as qemu-img create -f qcow2 does
-  info [--output=human|json] IMAGE    describe an image, as qemu-img info does
-  io [-f FMT] [-r] -c CMD... IMAGE    run qemu-io commands (read/write/discard/flush)
-  map [--output=human|json] [-f FMT] IMAGE  where guest ranges live, as qemu-img map prints it
-  snapshot [-l|-c|-a|-d NAME] IMAGE    list, create, apply or delete internal snapshots
-  verify [--dir DIR] [--filter REGEX] [--runs N] [--round-trips N] [--crash-states N] [--seed N]
-                                      corpus conformance, check parity, differential campaign, round trips, crash states
-`;
+/** The subcommands; their synopses and descriptions are in ./commands.ts (one entry each). */
+export const SUBCOMMANDS: Record<string, Subcommand> = { bench, check, compare, convert, create, info, io, map, snapshot, verify };
 
 export async function main(argv: string[], ctx: CliContext = processContext()): Promise<void> {
   process.exitCode = await run(argv, ctx);
@@ -37,13 +23,22 @@ export async function main(argv: string[], ctx: CliContext = processContext()): 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    ctx.stdout(USAGE);
+    const topic = name === 'help' ? args[0] : undefined;
+    if (topic !== undefined && !Object.hasOwn(SUBCOMMANDS, topic)) {
+      ctx.stderr(`qcow2: unknown command '${topic}'\n${mainHelp()}`);
+      return 1;
+    }
+    ctx.stdout(topic === undefined ? mainHelp() : commandHelp(topic));
     return name === undefined ? 1 : 0;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : undefined;
   if (!command) {
-    ctx.stderr(`qcow2: unknown command '${name}'\n${USAGE}`);
+    ctx.stderr(`qcow2: unknown command '${name}'\n${mainHelp()}`);
     return 1;
+  }
+  if (args[0] === '-h' || args[0] === '--help') {
+    ctx.stdout(commandHelp(name));
+    return 0;
   }
   try {
     return await command(args, ctx);

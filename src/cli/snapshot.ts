@@ -4,7 +4,7 @@
  */
 import { openQcow2 } from '../engine/open.js';
 import { isQcow2Error, usage } from '../errors.js';
-import { parse } from './args.js';
+import { commandLineError, parse } from './args.js';
 import type { CliContext } from './context.js';
 import { snapshotTable } from './snapshot-table.js';
 
@@ -22,7 +22,7 @@ export async function snapshot(args: string[], ctx: CliContext): Promise<number>
     },
     'snapshot',
   );
-  if (positionals.length !== 1) throw usage(`snapshot: expected one image, got ${positionals.length}`);
+  if (positionals.length !== 1) throw commandLineError('snapshot', `expected one image, got ${positionals.length}`);
   const actions = [values.list, values.create, values.apply, values.delete].filter((a) => a !== undefined && a !== false);
   if (actions.length > 1) throw usage('snapshot: only one of -l, -c, -a, -d can be given');
   if (values.format !== undefined && values.format !== 'qcow2') throw usage(`snapshot: format '${values.format}' has no snapshots`);

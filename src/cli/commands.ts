@@ -1,0 +1,142 @@
+/**
+ * The one description of the `qcow2` subcommands: each one's synopsis and what it does. From it come
+ * `qcow2 help` (and `--help`, and the list printed for an unknown command), `qcow2 COMMAND --help`,
+ * the synopsis that usage errors about a command line's shape end with (src/cli/args.ts), and the
+ * command table of README.md (`node scripts/gen-readme.mjs` writes it, `--check` compares it; a unit
+ * test fails when they differ).
+ *
+ * Plain data and string functions, with no imports, so the README script can load it alone.
+ * Summaries are Markdown-ish: `code` spans are shown without the backquotes on a terminal.
+ */
+
+export interface CommandDoc {
+  name: string;
+  /** The options and operands after `qcow2 NAME`. */
+  synopsis: string;
+  /** What the command does, in one line (README table, `qcow2 help`). */
+  summary: string;
+  /** More lines for `qcow2 NAME --help`. */
+  details?: string;
+}
+
+/** In the README's order. */
+export const COMMAND_DOCS: readonly CommandDoc[] = [
+  {
+    name: 'info',
+    synopsis: '[-f FMT] [--output=human|json] IMAGE',
+    summary: 'what `qemu-img info` reports, with the same JSON keys and values',
+  },
+  {
+    name: 'create',
+    synopsis: '[-q] [-f qcow2] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]',
+    summary: 'a new image, byte for byte what `qemu-img create -f qcow2` writes',
+    details: [
+      'SIZE takes the suffixes k, M, G, T, P, E (powers of 1024); without SIZE the size of the backing',
+      "FILE is used. '-o help' lists the options.",
+      "  -q  quiet (no 'Formatting ...' line)",
+      '  -u  do not open the backing file (SIZE is then required)',
+    ].join('\n'),
+  },
+  {
+    name: 'io',
+    synopsis: '[-f FMT] [-r] -c CMD ... IMAGE',
+    summary: "qemu-io's `read`, `write` (`-P`, `-z`, `-u`, `-c`), `discard`, `flush`",
+  },
+  {
+    name: 'convert',
+    synopsis: '[-f FMT] [-O raw|qcow2] [-o OPTIONS] [-c] [-p] [-q] [-t CACHE] IN OUT',
+    summary:
+      'copies guest contents; `-c` compresses (on worker threads); `-p` progress on a terminal; `-t` output cache mode, `unsafe` (no flush) by default as qemu-img convert',
+  },
+  {
+    name: 'check',
+    synopsis: '[-r leaks|all] [--output=human|json] [-f FMT] [-q] IMAGE',
+    summary:
+      'what `qemu-img check` reports (same JSON, human text and exit status: 0 clean, 2 corrupt, 3 leaks, 1 failed, 63 no checks for the format); `-r leaks` frees leaked clusters, `-r all` also fixes refcounts, COPIED flags and rebuilds a broken refcount structure',
+  },
+  {
+    name: 'map',
+    synopsis: '[-f FMT] [--output=human|json] [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE',
+    summary: 'byte for byte what `qemu-img map` prints',
+  },
+  {
+    name: 'compare',
+    synopsis: '[-f FMT] [-F FMT] [-s] [-q] A B',
+    summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',
+  },
+  {
+    name: 'snapshot',
+    synopsis: '[-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE',
+    summary: 'internal snapshots, as `qemu-img snapshot`',
+  },
+  {
+    name: 'bench',
+    synopsis:
+      '[-c COUNT] [-d DEPTH] [-f FMT] [-s SIZE] [-S STEP] [-o OFFSET] [-w] [--pattern=BYTE] [--flush-interval=N] [--no-drain] [-t CACHE] [-i threads] [-q] IMAGE',
+    summary: "`qemu-img bench`'s request loop and output on our engine",
+    details: [
+      'COUNT requests of SIZE bytes (default 75000 of 4096), DEPTH in flight (default 64), at OFFSET,',
+      'OFFSET+STEP, ... wrapping at the image size; reads unless -w (writes of the --pattern byte,',
+      'default 0). -t writeback|writethrough|unsafe, -i threads.',
+    ].join('\n'),
+  },
+  {
+    name: 'verify',
+    synopsis: '[--runs N] [--round-trips N] [--crash-states N] [--seed S] [--dir DIR] [--filter REGEX]',
+    summary:
+      'the main job: our reading of a QEMU-built corpus, `check` against `qemu-img check`, the model-based campaign on both engines, round trips judged by QEMU, and a sample of crash states',
+  },
+];
+
+export function commandDoc(name: string): CommandDoc | undefined {
+  return COMMAND_DOCS.find((c) => c.name === name);
+}
+
+/** `qcow2 NAME SYNOPSIS`. */
+export function usageLine(name: string): string {
+  const doc = commandDoc(name);
+  return doc === undefined ? `qcow2 ${name}` : `qcow2 ${doc.name} ${doc.synopsis}`;
+}
+
+/** A summary for a terminal: `code` spans without their backquotes. */
+function plain(text: string): string {
+  return text.replace(/`([^`]*)`/g, '$1');
+}
+
+/** What `qcow2 help` (and `qcow2` alone, and an unknown command) prints. */
+export function mainHelp(): string {
+  const lines = ['usage: qcow2 COMMAND [OPTIONS] ...', '', 'Commands:'];
+  for (const c of COMMAND_DOCS) {
+    lines.push(`  ${c.name} ${c.synopsis}`, `      ${plain(c.summary)}`);
+  }
+  lines.push('', "'qcow2 help COMMAND' or 'qcow2 COMMAND --help' says more about one command.");
+  return `${lines.join('\n')}\n`;
+}
+
+/** What `qcow2 NAME --help` and `qcow2 help NAME` print. */
+export function commandHelp(name: string): string {
+  const doc = commandDoc(name);
+  if (doc === undefined) return mainHelp();
+  const text = [`usage: ${usageLine(name)}`, '', `${plain(doc.summary)}.`];
+  if (doc.details !== undefined) text.push('', doc.details);
+  return `${text.join('\n')}\n`;
+}
+
+/** README.md's command table (Markdown; `|` inside a cell is escaped). */
+export function readmeTable(): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|');
+  const rows = COMMAND_DOCS.map((c) => `| \`${cell(usageLine(c.name))}\` | ${cell(c.summary)} |`);
+  return ['| command | what it does |', '| --- | --- |', ...rows].join('\n');
+}
+
+/** The comments around the generated table in README.md. */
+export const README_TABLE_BEGIN = '<!-- commands: generated by scripts/gen-readme.mjs from src/cli/commands.ts; do not edit -->';
+export const README_TABLE_END = '<!-- commands: end -->';
+
+/** README.md's text with the command table between the markers made {@link readmeTable}'s. */
+export function spliceReadmeTable(readme: string): string {
+  const begin = readme.indexOf(README_TABLE_BEGIN);
+  const end = readme.indexOf(README_TABLE_END);
+  if (begin < 0 || end < begin) throw new Error(`README.md has no '${README_TABLE_BEGIN}' ... '${README_TABLE_END}' markers`);
+  return `${readme.slice(0, begin + README_TABLE_BEGIN.length)}\n${readmeTable()}\n${readme.slice(end)}`;
+}
