@@ -17,7 +17,7 @@
  * - A failed request is reported through the usual Qcow2Error line instead of
  *   `Failed request: <strerror>`; the exit status is 1 either way.
  */
-import { openImage, type ImageFormat } from '../engine/open.js';
+import { openImage, type ImageFormat } from '../device/open.js';
 import { ioError, isQcow2Error, unsupported, usage } from '../errors.js';
 import { intOption } from '../bench/numbers.js';
 import { completedLine, flushLine, sendingLine } from '../bench/report.js';

@@ -4,7 +4,7 @@
  * different sizes are equal when the extra part of the larger one reads as zeros (not with -s).
  */
 import type { BlockDevice } from '../engine/types.js';
-import { openImage, type ImageFormat } from '../engine/open.js';
+import { openImage, type ImageFormat } from '../device/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { COPY_CHUNK_BYTES } from '../limits.js';
 import { commandLineError, parse } from './args.js';

@@ -9,7 +9,7 @@
 import { createImage } from '../create/create.js';
 import { parseCreateOptions, typedCreateOptions } from '../create/options.js';
 import { contentExtents } from '../engine/chain.js';
-import { openImage, openQcow2, type ImageFormat } from '../engine/open.js';
+import { openImage, openQcow2, type ImageFormat } from '../device/open.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, Qcow2Device } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';

@@ -5,7 +5,7 @@
  * of them failed (qemu-io's rule), else 0.
  */
 import { usage } from '../errors.js';
-import { openImage, type ImageFormat } from '../engine/open.js';
+import { openImage, type ImageFormat } from '../device/open.js';
 import { onePositional, parse } from './args.js';
 import type { CliContext } from './context.js';
 import { parseScript } from './io/parse.js';

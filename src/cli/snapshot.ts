@@ -2,7 +2,7 @@
  * `qcow2 snapshot [-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE`, as `qemu-img snapshot`: list,
  * create, apply (revert to) or delete internal snapshots.
  */
-import { openQcow2 } from '../engine/open.js';
+import { openQcow2 } from '../device/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { commandLineError, parse } from './args.js';
 import type { CliContext } from './context.js';

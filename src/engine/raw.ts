@@ -12,10 +12,11 @@
  * through BlockFile.zeroRange). Where the file system does neither, the file writes zeros instead
  * (see the file's `capabilities`), which reads back the same.
  */
-import { readOnlyError, usage } from '../errors.js';
+import { readOnlyError, unsupported, usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
 import { driving, type FileDriving, NodeFile } from '../io/node-file.js';
-import type { BlockDevice, Extent, WriteZeroesOptions } from './types.js';
+import { chainStatus } from './chain.js';
+import type { BlockDevice, DeviceCapabilities, Extent, StatusExtent, WriteOptions, WriteZeroesOptions } from './types.js';
 
 const SECTOR = 512;
 
@@ -48,6 +49,20 @@ export class RawDevice implements BlockDevice {
     return this.file.readOnly;
   }
 
+  readonly format = 'raw';
+  /** A raw file has no layer below it. */
+  readonly backing = undefined;
+
+  get capabilities(): DeviceCapabilities {
+    const fs = this.file.capabilities;
+    return { discard: fs.punchHole, zeroUnmap: fs.punchHole, fastZero: fs.zeroRange, compressedWrites: false, snapshots: false };
+  }
+
+  async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
+    this.checkRange('block status', offset, length);
+    return chainStatus(this, offset, length);
+  }
+
   async read(offset: number, length: number): Promise<Uint8Array> {
     const buf = new Uint8Array(length);
     await this.readInto(offset, buf);
@@ -63,27 +78,34 @@ export class RawDevice implements BlockDevice {
     if (got < length) target.fill(0, got);
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  async write(offset: number, data: Uint8Array, opts: WriteOptions = {}): Promise<void> {
     this.checkWritable();
     checkOffsets('write', offset, data.byteLength);
     if (data.byteLength === 0) return;
     await this.file.write(offset, data, 'data');
     this.fileSize = Math.max(this.fileSize, offset + data.byteLength);
+    if (opts.fua) await this.file.flush();
   }
 
   async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
     this.checkWritable();
     checkOffsets('write zeroes', offset, length);
-    if (opts.unmap) return this.punch(offset, length);
-    if (length === 0) return;
-    await this.file.zeroRange(offset, length, 'data');
-    this.fileSize = Math.max(this.fileSize, offset + length);
+    if (opts.fast && !(opts.unmap ? this.file.capabilities.punchHole : this.file.capabilities.zeroRange)) {
+      throw unsupported('raw: the file system cannot zero this range without writing zeros');
+    }
+    if (opts.unmap) await this.punch(offset, length);
+    else if (length > 0) {
+      await this.file.zeroRange(offset, length, 'data');
+      this.fileSize = Math.max(this.fileSize, offset + length);
+    }
+    if (opts.fua) await this.file.flush();
   }
 
-  async discard(offset: number, length: number): Promise<void> {
+  async discard(offset: number, length: number, opts: WriteOptions = {}): Promise<void> {
     this.checkWritable();
     checkOffsets('discard', offset, length);
     await this.punch(offset, length);
+    if (opts.fua) await this.file.flush();
   }
 
   async flush(): Promise<void> {

@@ -26,25 +26,77 @@ export interface Extent {
   file?: 'image' | 'data-file';
 }
 
-export interface WriteZeroesOptions {
-  /** May deallocate (qemu-io `write -z -u`); otherwise a preallocated cluster keeps its host space. */
+/** Options every changing request takes. */
+export interface WriteOptions {
+  /** Force unit access: the request's data (and what is needed to read it back) is durable when it returns. */
+  fua?: boolean;
+}
+
+export interface WriteZeroesOptions extends WriteOptions {
+  /**
+   * May deallocate (qemu-io `write -z -u`, NBD without NO_HOLE); otherwise a preallocated cluster
+   * keeps its host space.
+   */
   unmap?: boolean;
+  /**
+   * Fast or not at all (NBD FAST_ZERO): when the range cannot be zeroed without writing zero bytes,
+   * fail with an 'unsupported' error before changing anything.
+   */
+  fast?: boolean;
+}
+
+/**
+ * What a device can do, said by the device (servers advertise these to their clients; nothing is
+ * guessed from which methods an object has).
+ */
+export interface DeviceCapabilities {
+  /** discard() frees storage; false: it is accepted and does nothing but may read back as before. */
+  readonly discard: boolean;
+  /** writeZeroes({ unmap: true }) may deallocate. */
+  readonly zeroUnmap: boolean;
+  /** writeZeroes({ fast: true }) can succeed on aligned ranges (zero flags, or a file's ZERO_RANGE). */
+  readonly fastZero: boolean;
+  /** Compressed writes (qcow2 only). */
+  readonly compressedWrites: boolean;
+  /** Internal snapshots (qcow2 only). */
+  readonly snapshots: boolean;
+}
+
+/** How the whole chain below a device answers for a guest range (block status). */
+export interface StatusExtent {
+  start: number;
+  length: number;
+  /** Reads as zeros. */
+  zero: boolean;
+  /** Holds stored data (not only a zero flag): NBD base:allocation's opposite of a hole. */
+  data: boolean;
+  /**
+   * Which layer answers: 1 = the device itself, 2 = its backing file, …; 0 = no layer (reads as
+   * zeros). QEMU's qemu:allocation-depth.
+   */
+  depth: number;
 }
 
 export interface BlockDevice {
+  readonly format: 'raw' | 'qcow2';
   readonly virtualSize: number;
   readonly readOnly: boolean;
+  readonly capabilities: DeviceCapabilities;
+  /** The next layer down (a qcow2 image's backing file), if there is one and it was opened. */
+  readonly backing: BlockDevice | undefined;
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Reads [offset, offset + target.byteLength) into `target`, without allocating a result. */
   readInto(offset: number, target: Uint8Array): Promise<void>;
-  write(offset: number, data: Uint8Array): Promise<void>;
+  write(offset: number, data: Uint8Array, opts?: WriteOptions): Promise<void>;
   writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>;
-  discard(offset: number, length: number): Promise<void>;
+  discard(offset: number, length: number, opts?: WriteOptions): Promise<void>;
   flush(): Promise<void>;
   /** Grows (or, where allowed, shrinks) the virtual disk. */
   resize(newSize: number): Promise<void>;
   /** The extents of this layer covering [offset, offset + length), in order, without gaps. */
   mapExtents(offset: number, length: number): Promise<Extent[]>;
+  /** What the whole chain says about [offset, offset + length), in order, without gaps. */
+  blockStatus(offset: number, length: number): Promise<StatusExtent[]>;
   close(): Promise<void>;
 }
 
@@ -62,9 +114,16 @@ export interface SnapshotInfo {
 
 /** A qcow2 image as an engine sees it. */
 export interface Qcow2Device extends BlockDevice {
+  readonly format: 'qcow2';
   readonly clusterSize: number;
-  /** The next layer down, if the image has a backing file and it was opened. */
-  readonly backing: BlockDevice | undefined;
+  /** The image file's path, when it was opened by one. */
+  readonly path: string | undefined;
+  /** The backing file name stored in the image. */
+  readonly backingName: string | undefined;
+  /** The external data file: the name stored in the image and the path it was opened at. */
+  readonly dataFile: { name: string; path: string | undefined } | undefined;
+  /** Refcount of host cluster `index` of the image file (for inspection: qemu-img map's heuristics). */
+  hostRefcount(index: number): Promise<number>;
   /** Compressed write of whole clusters (qemu-io `write -c`). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void>;
   listSnapshots(): Promise<SnapshotInfo[]>;

@@ -61,6 +61,14 @@ export function maxRefcount(refcountOrder: number): bigint {
   return (1n << (1n << BigInt(refcountOrder))) - 1n;
 }
 
+/** Refcounts of 1, 2 or 4 bits share a byte: which byte, and where in it (least significant first). */
+function subBytePlace(index: number, refcountOrder: number): { at: number; shift: number; mask: number } {
+  const bits = 1 << refcountOrder;
+  const bitIndex = index * bits;
+  const shift = bitIndex & 7;
+  return { at: bitIndex >>> 3, shift, mask: ((1 << bits) - 1) << shift };
+}
+
 /** Reads refcount `index` of a block exactly. */
 export function readRefcountBig(block: Uint8Array, index: number, refcountOrder: number): bigint {
   if (refcountOrder === 6) {
@@ -80,10 +88,8 @@ export function readRefcount(block: Uint8Array, index: number, refcountOrder: nu
     case 0:
     case 1:
     case 2: {
-      const bits = 1 << refcountOrder;
-      const bitIndex = index * bits;
-      const byte = block[bitIndex >>> 3] ?? 0;
-      return (byte >>> (bitIndex & 7)) & ((1 << bits) - 1);
+      const { at, shift, mask } = subBytePlace(index, refcountOrder);
+      return ((block[at] ?? 0) & mask) >>> shift;
     }
     case 3:
       return dv.getUint8(index);
@@ -116,11 +122,7 @@ export function writeRefcount(block: Uint8Array, index: number, refcountOrder: n
     case 0:
     case 1:
     case 2: {
-      const bits = 1 << refcountOrder;
-      const bitIndex = index * bits;
-      const shift = bitIndex & 7;
-      const mask = ((1 << bits) - 1) << shift;
-      const at = bitIndex >>> 3;
+      const { at, shift, mask } = subBytePlace(index, refcountOrder);
       block[at] = ((block[at] ?? 0) & ~mask) | ((v << shift) & mask);
       return;
     }

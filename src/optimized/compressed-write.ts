@@ -1,13 +1,12 @@
 /**
- * Compressed writes (qemu-io `write -c`, convert -c), as the reference engine: whole clusters,
- * never over storage. The work is split in two so the expensive part runs outside every lock:
- * prepareCompressed() deflates through the codec (worker threads), then writeCompressedClusters()
+ * Compressed writes (qemu-io `write -c`, convert -c), by the shared rules (src/qcow2/write-rules.ts).
+ * The work is split in two so the expensive part runs outside every lock: prepareCompressed() deflates through the codec (worker threads), then writeCompressedClusters()
  * allocates (packed, as QEMU does) and links them under the range lock and the metadata mutex.
  */
 import { compressClusters } from '../compress/codec.js';
-import { unsupported, usage } from '../errors.js';
-import { hasHostCluster } from './entries.js';
-import { l2IndexOf, mappingOf, setEntry, writableL2 } from './l2.js';
+import { l2IndexOf, writableL2 } from '../qcow2/tables.js';
+import { checkCompressedWrite, refuseAllocated } from '../qcow2/write-rules.js';
+import { mappingOf, setEntry } from './l2.js';
 import { allocateBytes } from './refcounts.js';
 import type { OptState } from './state.js';
 import { writeGuest } from './write.js';
@@ -26,11 +25,8 @@ export interface PreparedCluster {
 /** Checks the request and compresses its clusters (no lock needed: it reads only `data`). */
 export async function prepareCompressed(st: OptState, offset: number, data: Uint8Array): Promise<PreparedCluster[]> {
   const C = st.geometry.clusterSize;
-  if (st.features.externalDataFile) throw unsupported('compressed writes are not possible with an external data file');
+  checkCompressedWrite(st, offset, data.byteLength);
   const end = offset + data.byteLength;
-  if (offset % C !== 0 || (data.byteLength % C !== 0 && end !== st.geometry.virtualSize)) {
-    throw usage('compressed writes must cover whole clusters (or end at the end of the disk)');
-  }
   let whole = data;
   if (data.byteLength % C !== 0) {
     whole = new Uint8Array(Math.ceil(data.byteLength / C) * C);
@@ -53,10 +49,7 @@ export async function writeCompressedClusters(st: OptState, clusters: PreparedCl
 
 async function writeOne(st: OptState, c: PreparedCluster): Promise<void> {
   const l2 = await writableL2(st, c.pos);
-  const { mapping } = await mappingOf(st, c.pos);
-  if (mapping.kind === 'compressed' || hasHostCluster(st, mapping)) {
-    throw unsupported(`guest cluster 0x${c.pos.toString(16)} is already allocated: compressed writes cannot overwrite it`);
-  }
+  refuseAllocated(st, (await mappingOf(st, c.pos)).mapping, c.pos);
   if (!c.packed) {
     await writeGuest(st, c.pos, c.cluster.subarray(0, c.guestBytes), true);
     return;

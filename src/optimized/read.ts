@@ -7,8 +7,10 @@
 import { decompressItems } from '../compress/codec.js';
 import type { CompressionType } from '../compress/index.js';
 import { corrupt } from '../errors.js';
-import { decodeMapping, type Mapping } from './entries.js';
-import { l2IndexOf, l2TableOf } from './l2.js';
+import type { Mapping } from '../qcow2/mapping.js';
+import { l2IndexOf } from '../qcow2/tables.js';
+import { decodeMapping } from './entries.js';
+import { l2TableOf } from './l2.js';
 import type { OptState } from './state.js';
 
 type Piece =

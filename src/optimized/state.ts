@@ -5,56 +5,35 @@
  * the two bounded caches.
  */
 import type { Codec } from '../compress/codec.js';
-import type { BlockDevice } from '../engine/types.js';
-import type { HeaderExtension } from '../format/extensions.js';
-import type { Geometry } from '../format/geometry.js';
-import type { Header } from '../format/header.js';
-import type { Features } from '../format/validate.js';
 import type { BarrierFile } from '../io/barrier-file.js';
+import type { Qcow2State } from '../qcow2/state.js';
 import type { FlushOrder } from './flush-order.js';
 import type { Mutex } from './mutex.js';
 import type { TableCache } from './table-cache.js';
 
-export interface OptState {
+export interface OptState extends Qcow2State {
   /** The image file and the external data file, behind barriers (flush-order.ts). */
   file: BarrierFile;
   dataFile: BarrierFile | undefined;
-  header: Header;
-  extensions: HeaderExtension[];
-  backingName: string | undefined;
-  geometry: Geometry;
-  features: Features;
-  backing: BlockDevice | undefined;
-  readOnly: boolean;
-  activeBitmaps: boolean;
-  snapshotTableBytes: number;
   /** Active L1: L2 table offsets (0 = none) and COPIED flags. */
   l1Offsets: number[];
   l1Copied: boolean[];
-  /** Refcount table: block offsets (0 = none). */
+  /** Refcount table: block offsets (0 = none, -1 = an invalid entry, refused when used). */
   refcountTable: number[];
   l2Cache: TableCache;
   refcountCache: TableCache;
   order: FlushOrder;
   /** Serialises every metadata change (allocation, L2/refcount updates, write-backs). */
   meta: Mutex;
-  freeHint: number;
   /**
    * The end of the image file as far as the engine knows: its size at open, raised by every
    * allocation. A data cluster at or past it is corruption (entries.ts).
    */
   fileEnd: number;
-  /** Refcounts may be wrong (an update under the dirty bit stopped half way): close keeps the bit. */
-  keepDirty: boolean;
   /** Metadata clusters by index, for the overlap check (overlap.ts); rebuilt after changes. */
   metadataMap: Map<number, string> | undefined;
   /** Where the next compressed cluster may be packed (0: start a fresh host cluster). */
   compressedCursor: number;
   /** Where compressed clusters are inflated and deflated (a worker pool, or inline). */
   codec: Codec;
-}
-
-/** The error that stopped this engine from changing the image, if a metadata write or flush failed. */
-export function poisoned(st: OptState): Error | undefined {
-  return st.file.failure ?? st.dataFile?.failure;
 }

@@ -1,115 +1,145 @@
 /**
- * L1 and L2 entries of the reference engine: read one at a time from disk through the parsers
- * generated from spec/*.ksy, classified once into a union that includes `invalid`, and written back
- * with the hand-written encoders.
+ * The reference engine's metadata reads: every L1 entry, L2 entry, refcount table entry and
+ * refcount is read from the disk when it is needed, through the parsers generated from
+ * spec/*.ksy, and classified by the shared rules (src/qcow2/mapping.ts). Writes use the shared
+ * encoders and go straight to the disk.
  */
-import { corrupt } from '../errors.js';
+import { corrupt, unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
-import { encodeCompressedDescriptor } from '../format/compressed.js';
 import { encodeL1Entry } from '../format/l1.js';
-import { encodeL2Entry, encodeStandardDescriptor } from '../format/l2.js';
-import type { Mapping, NewL2Entry } from '../engine/mapping.js';
-import { parseL1Table, parseL2Table } from '../spec/kaitai.js';
+import { encodeRefcountTableEntry, writeRefcount } from '../format/refcount.js';
+import { classifyL2Entry, encodeMapping, type Mapping, type NewL2Entry } from '../qcow2/mapping.js';
+import type { L1Slot } from '../qcow2/state.js';
+import { parseL1Table, parseL2Table, parseRefcountBlock, parseRefcountTable, refcountValues } from '../spec/kaitai.js';
 import type { RefState } from './state.js';
 
-export type { Mapping, NewL2Entry } from '../engine/mapping.js';
+const TWO_32 = 0x1_0000_0000;
 
-export interface L1Slot {
-  /** File offset of the L1 entry. */
-  at: number;
-  l2Offset: number;
-  copied: boolean;
-}
-
-export interface L2Slot {
-  /** File offset of the L2 entry. */
-  at: number;
-  mapping: Mapping;
-}
-
-export function l1Index(st: RefState, guestOffset: number): number {
-  return Math.floor(guestOffset / st.geometry.clusterSize / st.geometry.l2Entries);
-}
-
-export async function readL1Entry(st: RefState, index: number, l1Offset = Number(st.header.l1TableOffset)): Promise<L1Slot> {
-  const at = l1Offset + index * 8;
+export async function readL1Entry(st: RefState, index: number): Promise<L1Slot> {
+  const at = Number(st.header.l1TableOffset) + index * 8;
   const bytes = await st.file.read(at, 8);
   if (bytes.byteLength < 8) throw corrupt(`L1 entry ${index} lies past the end of the file`, { offset: at });
   const e = parseL1Table(bytes, 1).entries[0]!;
-  if (e.offset % st.geometry.clusterSize !== 0) {
-    throw corrupt(`L1 entry ${index} points to unaligned L2 table 0x${e.offset.toString(16)}`, { offset: at });
-  }
-  return { at, l2Offset: e.offset, copied: e.copied };
+  return { l2Offset: e.offset, copied: e.copied };
 }
 
-export async function writeL1Entry(st: RefState, at: number, l2Offset: number, copied: boolean): Promise<void> {
+export async function writeL1Entry(st: RefState, index: number, l2Offset: number, copied: boolean): Promise<void> {
   const bytes = new Uint8Array(8);
   encodeL1Entry(view(bytes), 0, { l2Offset, copied, reservedLow: 0, reservedHigh: 0 });
-  await st.file.write(at, bytes, 'l1');
+  await st.file.write(Number(st.header.l1TableOffset) + index * 8, bytes, 'l1');
 }
 
-export async function readL2Entry(st: RefState, l2Offset: number, index: number): Promise<L2Slot> {
+/** The L2 table offsets of an L1 table (0 where unallocated). */
+export async function readL1Table(st: RefState, offset: number, entries: number): Promise<number[]> {
+  if (entries === 0) return [];
+  return parseL1Table(await st.file.read(offset, entries * 8), entries).entries.map((e) => e.offset);
+}
+
+/** Classifies the L2 entries in `bytes`, the first of which is at file offset `at`. */
+function classifyAll(st: RefState, bytes: Uint8Array, count: number, at: number): Mapping[] {
   const g = st.geometry;
-  const at = l2Offset + index * g.l2EntryBytes;
+  const table = parseL2Table(bytes, { extendedL2: g.extendedL2, clusterBits: g.clusterBits, numEntries: count });
+  const ctx = { geometry: g, externalDataFile: st.features.externalDataFile, fileEnd: Infinity };
+  return table.entries.map((e, i) => {
+    const d = e.compressed ? e.compressedDescriptor! : undefined;
+    const decoded = {
+      copied: e.copied,
+      compressed: d && {
+        hostOffset: (d.offsetHi % 0x20_0000) * TWO_32 + d.offsetLo,
+        beyond2To53: d.offsetHi >= 0x20_0000,
+        additionalSectors: d.nbSectors,
+      },
+      hostOffset: e.offset ?? 0,
+      zeroFlag: e.readsAsZero === true,
+      allocBitmap: e.allocBitmap ?? 0,
+      zeroBitmap: e.zeroBitmap ?? 0,
+    };
+    return classifyL2Entry(decoded, ctx, at + i * g.l2EntryBytes);
+  });
+}
+
+export async function readL2Entry(st: RefState, l2: number, index: number): Promise<Mapping> {
+  const g = st.geometry;
+  const at = l2 + index * g.l2EntryBytes;
   const bytes = await st.file.read(at, g.l2EntryBytes);
   if (bytes.byteLength < g.l2EntryBytes) throw corrupt(`L2 entry lies past the end of the file`, { offset: at });
-  return { at, mapping: classify(st, bytes, at) };
+  return classifyAll(st, bytes, 1, at)[0]!;
 }
 
-export function classify(st: RefState, bytes: Uint8Array, at: number): Mapping {
+/** Every entry of the L2 table at `l2`. */
+export async function readL2Table(st: RefState, l2: number): Promise<Mapping[]> {
   const g = st.geometry;
-  const e = parseL2Table(bytes, { extendedL2: g.extendedL2, clusterBits: g.clusterBits, numEntries: 1 }).entries[0]!;
-  const external = st.features.externalDataFile;
-  if (e.compressed) {
-    const d = e.compressedDescriptor!;
-    if (external) return { kind: 'invalid', reason: 'compressed cluster in an image with an external data file' };
-    if (g.extendedL2 && (e.allocBitmap || e.zeroBitmap)) return { kind: 'invalid', reason: 'compressed cluster with a subcluster bitmap' };
-    if (d.offsetHi >= 0x20_0000) return { kind: 'invalid', reason: 'compressed data offset beyond 2^53' };
-    const hostOffset = d.offsetHi * 0x1_0000_0000 + d.offsetLo;
-    return { kind: 'compressed', hostOffset, length: (d.nbSectors + 1) * 512 - (hostOffset % 512) };
-  }
-  const offset = e.offset ?? 0;
-  if (offset % g.clusterSize !== 0) {
-    return { kind: 'invalid', reason: `host offset 0x${offset.toString(16)} is not cluster aligned (entry at 0x${at.toString(16)})` };
-  }
-  const hasOffset = offset !== 0 || (external && e.copied);
-  if (g.extendedL2) {
-    const alloc = e.allocBitmap ?? 0;
-    const zero = e.zeroBitmap ?? 0;
-    if ((alloc & zero) !== 0) return { kind: 'invalid', reason: 'a subcluster is both allocated and zero' };
-    if (!hasOffset && alloc !== 0) return { kind: 'invalid', reason: 'allocated subclusters without a host cluster' };
-    return { kind: 'subclusters', hostOffset: offset, copied: e.copied, alloc, zero };
-  }
-  if (e.readsAsZero) return { kind: 'zero', hostOffset: offset, copied: e.copied };
-  if (!hasOffset) return { kind: 'unallocated' };
-  return { kind: 'normal', hostOffset: offset, copied: e.copied };
+  const bytes = new Uint8Array(g.clusterSize);
+  bytes.set(await st.file.read(l2, g.clusterSize));
+  return classifyAll(st, bytes, g.l2Entries, l2);
 }
 
-export async function writeL2Entry(st: RefState, at: number, entry: NewL2Entry): Promise<void> {
-  const g = st.geometry;
-  const bytes = new Uint8Array(g.l2EntryBytes);
-  const std = (hostOffset: number, zero: boolean) => encodeStandardDescriptor({ hostOffset, zero, reservedLow: 0, reservedHigh: 0 });
-  let fields: { copied: boolean; compressed: boolean; descriptorHi: number; descriptorLo: number; allocBitmap: number; zeroBitmap: number };
-  switch (entry.kind) {
-    case 'unallocated':
-      fields = { copied: false, compressed: false, descriptorHi: 0, descriptorLo: 0, allocBitmap: 0, zeroBitmap: 0 };
-      break;
-    case 'normal':
-      fields = { copied: entry.copied, compressed: false, ...std(entry.hostOffset, false), allocBitmap: 0, zeroBitmap: 0 };
-      break;
-    case 'zero':
-      fields = { copied: entry.copied, compressed: false, ...std(entry.hostOffset, true), allocBitmap: 0, zeroBitmap: 0 };
-      break;
-    case 'subclusters':
-      fields = { copied: entry.copied, compressed: false, ...std(entry.hostOffset, false), allocBitmap: entry.alloc >>> 0, zeroBitmap: entry.zero >>> 0 };
-      break;
-    case 'compressed': {
-      const additionalSectors = Math.ceil(((entry.hostOffset % 512) + entry.length) / 512) - 1;
-      const d = encodeCompressedDescriptor({ hostOffset: entry.hostOffset, offsetHighBits: 0, additionalSectors }, g.clusterBits);
-      fields = { copied: false, compressed: true, ...d, allocBitmap: 0, zeroBitmap: 0 };
-      break;
-    }
+export async function writeL2Entry(st: RefState, l2: number, index: number, entry: NewL2Entry): Promise<void> {
+  const bytes = new Uint8Array(st.geometry.l2EntryBytes);
+  encodeMapping(st.geometry, bytes, 0, entry);
+  await st.file.write(l2 + index * st.geometry.l2EntryBytes, bytes, 'l2');
+}
+
+export function refcountTableEntries(st: RefState): number {
+  return (st.header.refcountTableClusters * st.geometry.clusterSize) / 8;
+}
+
+/** Offset of refcount block `index`, 0 when it does not exist. */
+export async function readRefcountTableEntry(st: RefState, index: number): Promise<number> {
+  if (index >= refcountTableEntries(st)) return 0;
+  const at = Number(st.header.refcountTableOffset) + index * 8;
+  const e = parseRefcountTable(await st.file.read(at, 8), 1).entries[0]!;
+  if (e.offsetHi > 0x1f_ffff) throw corrupt(`refcount block ${index} offset is beyond 2^53`, { offset: at });
+  const offset = e.offsetHi * TWO_32 + e.offsetLo * 512;
+  if (offset % st.geometry.clusterSize !== 0) {
+    throw corrupt(`refcount block ${index} at unaligned offset 0x${offset.toString(16)}`, { offset: at });
   }
-  encodeL2Entry(view(bytes), 0, fields, g.extendedL2);
-  await st.file.write(at, bytes, 'l2');
+  return offset;
+}
+
+export async function writeRefcountTableEntry(st: RefState, index: number, blockOffset: number): Promise<void> {
+  const bytes = new Uint8Array(8);
+  encodeRefcountTableEntry(view(bytes), 0, { blockOffset, offsetHighBits: 0, reserved: 0 });
+  await st.file.write(Number(st.header.refcountTableOffset) + index * 8, bytes, 'refcount-table');
+}
+
+/** Where refcount `index` of a block sits: the bytes to read and the entry's place among them. */
+function entryBytes(order: number, index: number): { byte: number; length: number; within: number; count: number } {
+  if (order < 3) {
+    const perByte = 8 >> order;
+    return { byte: Math.floor(index / perByte), length: 1, within: index % perByte, count: perByte };
+  }
+  const width = (1 << order) / 8;
+  return { byte: index * width, length: width, within: 0, count: 1 };
+}
+
+export async function getRefcount(st: RefState, cluster: number): Promise<number> {
+  const E = st.geometry.refcountBlockEntries;
+  const block = await readRefcountTableEntry(st, Math.floor(cluster / E));
+  if (block === 0) return 0;
+  const order = st.geometry.refcountOrder;
+  const where = entryBytes(order, cluster % E);
+  const bytes = await st.file.read(block + where.byte, where.length);
+  if (bytes.byteLength < where.length) throw corrupt('refcount block lies past the end of the file', { offset: block });
+  const value = refcountValues(parseRefcountBlock(bytes, order, where.count))[where.within]!;
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw unsupported(`refcount of cluster ${cluster} exceeds 2^53 - 1`);
+  return Number(value);
+}
+
+/** Sets a refcount in the existing block at `block`. */
+export async function putRefcount(st: RefState, block: number, cluster: number, value: number): Promise<void> {
+  const order = st.geometry.refcountOrder;
+  const where = entryBytes(order, cluster % st.geometry.refcountBlockEntries);
+  const bytes = await st.file.read(block + where.byte, where.length);
+  const buf = new Uint8Array(where.length);
+  buf.set(bytes);
+  writeRefcount(buf, where.within, order, value);
+  await st.file.write(block + where.byte, buf, 'refcount-block');
+}
+
+export async function lastUsedInBlock(st: RefState, block: number): Promise<number> {
+  const E = st.geometry.refcountBlockEntries;
+  const values = refcountValues(parseRefcountBlock(await st.file.read(block, st.geometry.clusterSize), st.geometry.refcountOrder, E));
+  for (let j = E - 1; j >= 0; j--) if (values[j] !== 0n) return j;
+  return -1;
 }

@@ -1,8 +1,8 @@
 /** The reference read path: one cluster (or subcluster run) at a time. */
 import { decompressCluster } from '../compress/index.js';
 import { corrupt } from '../errors.js';
-import type { Mapping } from './entries.js';
-import { mappingOf, spanOf } from './lookup.js';
+import { hasBit, type Mapping } from '../qcow2/mapping.js';
+import { l1Span, mappingOf } from '../qcow2/tables.js';
 import type { RefState } from './state.js';
 
 export async function readGuest(st: RefState, offset: number, length: number): Promise<Uint8Array> {
@@ -13,9 +13,10 @@ export async function readGuest(st: RefState, offset: number, length: number): P
   while (pos < end) {
     const clusterStart = pos - (pos % C);
     const located = await mappingOf(st, clusterStart);
-    if (located.l2 === undefined) {
+    if (located.l2 === 0) {
       // No L2 table: the whole L1 entry's range reads from below, in one go.
-      const n = Math.min(clusterStart + spanOf(st, located, clusterStart), end) - pos;
+      const span = l1Span(st);
+      const n = Math.min(clusterStart + span - (clusterStart % span), end) - pos;
       out.set(await readBelow(st, pos, n), pos - offset);
       pos += n;
       continue;
@@ -41,7 +42,7 @@ export async function readInCluster(st: RefState, mapping: Mapping, clusterStart
     case 'subclusters':
       return readSubclusters(st, mapping, clusterStart, inCluster, n);
     case 'invalid':
-      throw corrupt(mapping.reason);
+      throw corrupt(mapping.reason, mapping.at === undefined ? {} : { offset: mapping.at });
   }
 }
 
@@ -58,10 +59,9 @@ async function readSubclusters(
   while (pos < inCluster + n) {
     const sc = Math.floor(pos / S);
     const take = Math.min((sc + 1) * S, inCluster + n) - pos;
-    const bit = 2 ** sc;
     let piece: Uint8Array;
-    if (Math.floor(m.alloc / bit) % 2 === 1) piece = await readHost(st, m.hostOffset + pos, take);
-    else if (Math.floor(m.zero / bit) % 2 === 1) piece = new Uint8Array(take);
+    if (hasBit(m.alloc, sc)) piece = await readHost(st, m.hostOffset + pos, take);
+    else if (hasBit(m.zero, sc)) piece = new Uint8Array(take);
     else piece = await readBelow(st, clusterStart + pos, take);
     out.set(piece, pos - inCluster);
     pos += take;

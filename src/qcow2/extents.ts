@@ -1,18 +1,54 @@
-/** Turning decoded L2 entries into this layer's extents (mapExtents), shared by both engines. */
-import type { Mapping } from './mapping.js';
-import type { Extent } from './types.js';
+/** This layer's map of a guest range (what qemu-img map and block status build on), cluster by cluster. */
+import type { Extent } from '../engine/types.js';
+import { hasHostCluster, type Mapping } from './mapping.js';
+import type { Qcow2State } from './state.js';
+import { l1Span, l2IndexOf, l2TableFor, validMapping } from './tables.js';
 
-export interface ClusterShape {
+export async function mapExtents(st: Qcow2State, offset: number, length: number): Promise<Extent[]> {
+  const C = st.geometry.clusterSize;
+  const span = l1Span(st);
+  const out: Extent[] = [];
+  const shape = shapeOf(st);
+  let pos = offset;
+  const end = offset + length;
+  while (pos < end) {
+    const clusterStart = pos - (pos % C);
+    const l2 = await l2TableFor(st, clusterStart);
+    if (l2 === 0) {
+      // No L2 table: the rest of the L1 entry's range is unallocated, in one extent.
+      const to = Math.min(clusterStart + span - (clusterStart % span), end);
+      appendExtent(out, { start: pos, length: to - pos, kind: 'unallocated' });
+      pos = to;
+      continue;
+    }
+    const index = l2IndexOf(st, clusterStart);
+    const mapping = validMapping(await st.store.l2Entry(l2, index, true), clusterStart, l2 + index * st.geometry.l2EntryBytes);
+    appendClipped(out, clusterExtents(mapping, clusterStart, shape), pos, end);
+    pos = Math.min(clusterStart + C, end);
+  }
+  return out;
+}
+
+interface ClusterShape {
   clusterSize: number;
   subclusterSize: number;
   /** Where host offsets point: the image itself or its external data file. */
   file: 'image' | 'data-file';
-  /** Whether the mapping owns a host cluster (the engines' hasHostCluster). */
+  /** Whether the mapping owns a host cluster. */
   hasHost: (m: Mapping) => boolean;
 }
 
+function shapeOf(st: Qcow2State): ClusterShape {
+  return {
+    clusterSize: st.geometry.clusterSize,
+    subclusterSize: st.geometry.subclusterSize,
+    file: st.dataFile ? 'data-file' : 'image',
+    hasHost: (m) => hasHostCluster(st, m),
+  };
+}
+
 /** The extents of one whole cluster. */
-export function clusterExtents(m: Mapping, clusterStart: number, shape: ClusterShape): Extent[] {
+function clusterExtents(m: Mapping, clusterStart: number, shape: ClusterShape): Extent[] {
   const { clusterSize: C, file } = shape;
   switch (m.kind) {
     case 'unallocated':
@@ -45,7 +81,7 @@ export function clusterExtents(m: Mapping, clusterStart: number, shape: ClusterS
 }
 
 /** Appends the parts of `pieces` inside [from, to), merging with what continues exactly. */
-export function appendClipped(out: Extent[], pieces: readonly Extent[], from: number, to: number): void {
+function appendClipped(out: Extent[], pieces: readonly Extent[], from: number, to: number): void {
   for (const piece of pieces) {
     const start = Math.max(piece.start, from);
     const end = Math.min(piece.start + piece.length, to);

@@ -1,45 +1,20 @@
 /**
  * Internal snapshots (spec: "Snapshots"). Creating one copies the active L1 table and raises the
- * refcount of everything it reaches; applying one swaps L1 contents and moves the refcounts; deleting
- * one drops them. COPIED flags of the active tables are recomputed after each.
+ * refcount of everything it reaches; applying one swaps L1 contents and moves the refcounts;
+ * deleting one drops them. COPIED flags of the active tables are recomputed after each. The
+ * engines run these under the dirty bit (header.ts: underDirtyBit), since refcounts and COPIED
+ * flags cannot change together atomically.
  */
-import { unsupported, usage } from '../errors.js';
-import { encodeSnapshotExtra, encodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
-import { joinU64, parseSnapshotTable } from '../spec/kaitai.js';
 import type { SnapshotInfo } from '../engine/types.js';
+import { unsupported, usage } from '../errors.js';
 import { maxRefcount } from '../format/refcount.js';
-import { adjustRange, allocateClusters, getRefcount } from './refcounts.js';
-import { hasHostCluster } from './release.js';
+import { encodeSnapshotExtra, encodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
+import { writeHeader } from './header.js';
+import { hasHostCluster } from './mapping.js';
+import { adjustRange, allocateClusters } from './refcounts.js';
 import { growL1, setVirtualSize } from './resize.js';
-import { type RefState, writeHeader } from './state.js';
-import { adjustTree, readL1Table, readL2Table, recomputeCopied } from './walk.js';
-
-export async function readSnapshots(st: RefState): Promise<SnapshotEntry[]> {
-  if (st.header.nbSnapshots === 0) return [];
-  // The padding after the last entry may lie past the end of the file (QEMU does not write it).
-  const bytes = new Uint8Array(st.snapshotTableBytes);
-  bytes.set(await st.file.read(Number(st.header.snapshotsOffset), st.snapshotTableBytes));
-  return parseSnapshotTable(bytes, st.header.nbSnapshots).entries.map((e) => {
-    const x = e.extraData;
-    const extra = {
-      ...(x.vmStateSizeLargeHi !== undefined ? { vmStateSizeLarge: joinU64(x.vmStateSizeLargeHi, x.vmStateSizeLargeLo ?? 0) } : {}),
-      ...(x.diskSizeHi !== undefined ? { diskSize: joinU64(x.diskSizeHi, x.diskSizeLo ?? 0) } : {}),
-      ...(x.icountHi !== undefined ? { icount: BigInt.asIntN(64, joinU64(x.icountHi, x.icountLo ?? 0)) } : {}),
-    };
-    return {
-      l1TableOffset: joinU64(e.l1TableOffsetHi, e.l1TableOffsetLo),
-      l1Size: e.l1Size,
-      id: e.idStr,
-      name: e.name,
-      dateSec: e.dateSec,
-      dateNsec: e.dateNsec,
-      vmClockNsec: joinU64(e.vmClockNsecHi, e.vmClockNsecLo),
-      vmStateSize: e.vmStateSize,
-      extraData: encodeSnapshotExtra(extra, x.unknownExtraData),
-      extra,
-    };
-  });
-}
+import type { Qcow2State } from './state.js';
+import { adjustTree, recomputeCopied } from './tree.js';
 
 export function snapshotInfo(e: SnapshotEntry, virtualSize: number): SnapshotInfo {
   return {
@@ -54,8 +29,12 @@ export function snapshotInfo(e: SnapshotEntry, virtualSize: number): SnapshotInf
   };
 }
 
+export async function listSnapshots(st: Qcow2State): Promise<SnapshotInfo[]> {
+  return (await st.store.readSnapshots()).map((e) => snapshotInfo(e, st.geometry.virtualSize));
+}
+
 /** Writes the table to new clusters, points the header at it, then frees the old one. */
-async function writeSnapshotTable(st: RefState, entries: SnapshotEntry[]): Promise<void> {
+async function writeSnapshotTable(st: Qcow2State, entries: SnapshotEntry[]): Promise<void> {
   const C = st.geometry.clusterSize;
   const bytes = encodeSnapshotTable(entries);
   const oldOffset = Number(st.header.snapshotsOffset);
@@ -63,14 +42,12 @@ async function writeSnapshotTable(st: RefState, entries: SnapshotEntry[]): Promi
   let offset = 0;
   if (bytes.byteLength > 0) {
     offset = await allocateClusters(st, Math.ceil(bytes.byteLength / C));
-    await st.file.write(offset, bytes, 'snapshot-table');
-    await st.file.flush();
+    await st.store.writeThrough(offset, bytes, 'snapshot-table');
   }
   st.header.snapshotsOffset = BigInt(offset);
   st.header.nbSnapshots = entries.length;
   st.snapshotTableBytes = bytes.byteLength;
   await writeHeader(st);
-  await st.file.flush();
   if (oldBytes > 0) await adjustRange(st, oldOffset, oldBytes, -1);
 }
 
@@ -80,17 +57,23 @@ function find(entries: SnapshotEntry[], idOrName: string): SnapshotEntry {
   return found;
 }
 
-export async function createSnapshot(st: RefState, name: string): Promise<SnapshotEntry> {
+/** The active L1 table's L2 offsets. */
+async function activeTree(st: Qcow2State): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < st.header.l1Size; i++) out.push((await st.store.l1Entry(i)).l2Offset);
+  return out;
+}
+
+export async function createSnapshot(st: Qcow2State, name: string): Promise<SnapshotInfo> {
   if (st.features.externalDataFile) throw unsupported('internal snapshots are not possible with an external data file');
   const C = st.geometry.clusterSize;
-  const entries = await readSnapshots(st);
+  const entries = await st.store.readSnapshots();
   const id = String(entries.reduce((max, e) => Math.max(max, Number.parseInt(e.id, 10) || 0), 0) + 1);
-  const tree = await readL1Table(st, Number(st.header.l1TableOffset), st.header.l1Size);
+  const tree = await activeTree(st);
   await checkRoomForReference(st, tree);
   const l1Bytes = st.header.l1Size * 8;
   const l1Copy = await allocateClusters(st, Math.max(1, Math.ceil(l1Bytes / C)));
-  const l1 = await st.file.read(Number(st.header.l1TableOffset), l1Bytes);
-  await st.file.write(l1Copy, l1, 'l1');
+  await st.store.writeThrough(l1Copy, await st.store.activeL1Bytes(l1Bytes), 'l1');
   await adjustTree(st, tree, +1);
   await recomputeCopied(st);
   const now = Date.now();
@@ -108,20 +91,20 @@ export async function createSnapshot(st: RefState, name: string): Promise<Snapsh
     extra,
   };
   await writeSnapshotTable(st, [...entries, entry]);
-  return entry;
+  return snapshotInfo(entry, st.geometry.virtualSize);
 }
 
 /** Refuses, before changing anything, when one more reference would overflow a refcount. */
-async function checkRoomForReference(st: RefState, tree: readonly number[]): Promise<void> {
+async function checkRoomForReference(st: Qcow2State, tree: readonly number[]): Promise<void> {
   const max = maxRefcount(st.geometry.refcountOrder);
   const C = st.geometry.clusterSize;
-  const full = async (cluster: number) => BigInt(await getRefcount(st, cluster)) >= max;
+  const full = async (cluster: number) => BigInt(await st.store.getRefcount(cluster)) >= max;
   for (const l2 of tree) {
     if (l2 === 0) continue;
     let overflow = await full(l2 / C);
-    for (const { mapping } of overflow ? [] : await readL2Table(st, l2)) {
-      if (mapping.kind === 'compressed') overflow = await full(Math.floor(mapping.hostOffset / C));
-      else if (hasHostCluster(st, mapping)) overflow = await full(mapping.hostOffset / C);
+    for (const m of overflow ? [] : await st.store.l2Table(l2)) {
+      if (m.kind === 'compressed') overflow = await full(Math.floor(m.hostOffset / C));
+      else if (hasHostCluster(st, m)) overflow = await full(m.hostOffset / C);
       if (overflow) break;
     }
     if (overflow) {
@@ -130,29 +113,27 @@ async function checkRoomForReference(st: RefState, tree: readonly number[]): Pro
   }
 }
 
-export async function applySnapshot(st: RefState, idOrName: string): Promise<void> {
-  const sn = find(await readSnapshots(st), idOrName);
+export async function applySnapshot(st: Qcow2State, idOrName: string): Promise<void> {
+  const sn = find(await st.store.readSnapshots(), idOrName);
   const diskSize = Number(sn.extra.diskSize ?? BigInt(st.geometry.virtualSize));
   if (diskSize !== st.geometry.virtualSize) await setVirtualSize(st, diskSize);
   if (sn.l1Size > st.header.l1Size) await growL1(st, sn.l1Size);
-  const activeOffset = Number(st.header.l1TableOffset);
-  const oldTree = await readL1Table(st, activeOffset, st.header.l1Size);
+  const oldTree = await activeTree(st);
   const snOffset = Number(sn.l1TableOffset);
-  await adjustTree(st, await readL1Table(st, snOffset, sn.l1Size), +1);
+  await adjustTree(st, await st.store.readL1Table(snOffset, sn.l1Size), +1);
   const active = new Uint8Array(st.header.l1Size * 8);
   active.set(await st.file.read(snOffset, sn.l1Size * 8));
-  await st.file.write(activeOffset, active, 'l1');
-  await st.file.flush();
+  await st.store.replaceActiveL1(active);
   await adjustTree(st, oldTree, -1);
   await recomputeCopied(st);
 }
 
-export async function deleteSnapshot(st: RefState, idOrName: string): Promise<void> {
-  const entries = await readSnapshots(st);
+export async function deleteSnapshot(st: Qcow2State, idOrName: string): Promise<void> {
+  const entries = await st.store.readSnapshots();
   const sn = find(entries, idOrName);
   await writeSnapshotTable(st, entries.filter((e) => e !== sn));
   const snOffset = Number(sn.l1TableOffset);
-  await adjustTree(st, await readL1Table(st, snOffset, sn.l1Size), -1);
+  await adjustTree(st, await st.store.readL1Table(snOffset, sn.l1Size), -1);
   await adjustRange(st, snOffset, Math.max(1, sn.l1Size * 8), -1);
   await recomputeCopied(st);
 }

@@ -1,12 +1,13 @@
-/** Growing the virtual disk, and the L1 table with it. */
+/** Growing the virtual disk, and the active L1 table with it. */
 import { unsupported, usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
+import { writeHeader } from './header.js';
 import { adjustRange, allocateClusters } from './refcounts.js';
-import { type RefState, writeHeader } from './state.js';
+import type { Qcow2State } from './state.js';
 import { writeZeroes } from './zero-discard.js';
 
 /** Sets the virtual size (growing the L1 table when it needs more entries) and writes the header. */
-export async function setVirtualSize(st: RefState, newSize: number): Promise<void> {
+export async function setVirtualSize(st: Qcow2State, newSize: number): Promise<void> {
   const needed = l1EntriesFor(newSize, st.geometry);
   if (needed > st.header.l1Size) await growL1(st, needed);
   st.header.size = BigInt(newSize);
@@ -15,7 +16,7 @@ export async function setVirtualSize(st: RefState, newSize: number): Promise<voi
   if (st.dataFile && (await st.dataFile.size()) < newSize) await st.dataFile.truncate(newSize);
 }
 
-export async function resize(st: RefState, newSize: number): Promise<void> {
+export async function resize(st: Qcow2State, newSize: number): Promise<void> {
   if (!Number.isSafeInteger(newSize) || newSize < 0 || newSize % 512 !== 0) {
     throw usage(`new size ${newSize} is not a multiple of 512 bytes`);
   }
@@ -27,19 +28,21 @@ export async function resize(st: RefState, newSize: number): Promise<void> {
   if (backingEnd > oldSize) await writeZeroes(st, oldSize, backingEnd - oldSize);
 }
 
-/** Moves the active L1 table to a new place with `entries` entries, the old ones copied. */
-export async function growL1(st: RefState, entries: number): Promise<void> {
+/**
+ * Moves the active L1 table to new clusters with `entries` entries, the old ones copied: the new
+ * table, then the header, then the old table's clusters are freed.
+ */
+export async function growL1(st: Qcow2State, entries: number): Promise<void> {
   const C = st.geometry.clusterSize;
   const oldOffset = Number(st.header.l1TableOffset);
   const oldBytes = st.header.l1Size * 8;
-  const table = new Uint8Array(Math.ceil((entries * 8) / C) * C);
-  if (oldBytes > 0) table.set(await st.file.read(oldOffset, oldBytes));
+  const table = await st.store.activeL1Bytes(Math.ceil((entries * 8) / C) * C);
   const offset = await allocateClusters(st, table.byteLength / C);
-  await st.file.write(offset, table, 'l1');
+  await st.store.writeThrough(offset, table, 'l1');
   await st.file.flush();
   st.header.l1TableOffset = BigInt(offset);
   st.header.l1Size = entries;
+  st.store.activeL1Moved();
   await writeHeader(st);
-  await st.file.flush();
   if (oldBytes > 0) await adjustRange(st, oldOffset, oldBytes, -1);
 }

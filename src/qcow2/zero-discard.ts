@@ -4,25 +4,24 @@
  * a zero write become explicit zeros; partial pieces of a discard are ignored.
  */
 import type { WriteZeroesOptions } from '../engine/types.js';
-import { type Mapping, type NewL2Entry, writeL2Entry } from './entries.js';
-import { l2EntryAt, writableL2 } from './l2-table.js';
-import { mappingOf } from './lookup.js';
-import { readGuest } from './read.js';
-import { hasHostCluster, releaseMapping } from './release.js';
-import type { RefState } from './state.js';
-import { writeGuest, writeHost } from './write.js';
+import { unsupported } from '../errors.js';
+import { hasBit, hasHostCluster, isAllocated, type Mapping, type NewL2Entry, subclusterMask } from './mapping.js';
+import { releaseMapping } from './refcounts.js';
+import type { Qcow2State } from './state.js';
+import { l2IndexOf, mappingOf, writableL2 } from './tables.js';
 
 const ALL = 0xffff_ffff;
+/** Largest buffer of explicit zeros written in one guest write. */
+const ZERO_CHUNK = 1 << 20;
 
-export async function writeZeroes(st: RefState, offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
+export async function writeZeroes(st: Qcow2State, offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
+  if (opts.fast && (await needsExplicitZeros(st, offset, length))) {
+    throw unsupported(`zeroing ${length} bytes at 0x${offset.toString(16)} would write zeros (fast zeroing refused)`);
+  }
   // v2 has no zero flag, and a raw data file must itself read as zeros: write real zeros.
   if (st.header.version < 3 || st.features.dataFileRaw) return writeExplicitZeros(st, offset, length);
-  const unit = st.geometry.subclusterSize;
+  const { alignedStart, alignedEnd } = alignedUnits(st, offset, length);
   const end = offset + length;
-  const alignedStart = Math.ceil(offset / unit) * unit;
-  // A partial unit at the very end of the disk counts as whole, as in QEMU.
-  let alignedEnd = Math.floor(end / unit) * unit;
-  if (end === st.geometry.virtualSize && end > alignedEnd) alignedEnd = end;
   if (alignedStart >= alignedEnd) return zeroPartial(st, offset, length, opts);
   if (offset < alignedStart) await zeroPartial(st, offset, alignedStart - offset, opts);
   const C = st.geometry.clusterSize;
@@ -35,12 +34,44 @@ export async function writeZeroes(st: RefState, offset: number, length: number, 
   if (alignedEnd < end) await zeroPartial(st, alignedEnd, end - alignedEnd, opts);
 }
 
+/** The (sub)cluster-aligned part of a range; a partial unit at the very end of the disk counts as whole, as in QEMU. */
+function alignedUnits(st: Qcow2State, offset: number, length: number): { alignedStart: number; alignedEnd: number } {
+  const unit = st.geometry.subclusterSize;
+  const end = offset + length;
+  const alignedStart = Math.ceil(offset / unit) * unit;
+  let alignedEnd = Math.floor(end / unit) * unit;
+  if (end === st.geometry.virtualSize && end > alignedEnd) alignedEnd = end;
+  return { alignedStart, alignedEnd };
+}
+
+/**
+ * Whether a zero write of this range would write zero bytes somewhere (NBD FAST_ZERO refuses
+ * then): always on v2 and with a raw data file; for partial units at either end; and, with
+ * extended L2, for a partial cluster not yet mapped by subclusters.
+ */
+async function needsExplicitZeros(st: Qcow2State, offset: number, length: number): Promise<boolean> {
+  if (length === 0) return false;
+  if (st.header.version < 3 || st.features.dataFileRaw) return true;
+  const { alignedStart, alignedEnd } = alignedUnits(st, offset, length);
+  if (alignedStart !== offset || alignedEnd !== offset + length) return true;
+  if (!st.geometry.extendedL2) return false;
+  const C = st.geometry.clusterSize;
+  for (let pos = alignedStart; pos < alignedEnd; ) {
+    const clusterStart = pos - (pos % C);
+    const to = Math.min(clusterStart + C, alignedEnd);
+    const whole = pos === clusterStart && (to === clusterStart + C || to === st.geometry.virtualSize);
+    if (!whole && (await mappingOf(st, clusterStart)).mapping.kind !== 'subclusters') return true;
+    pos = to;
+  }
+  return false;
+}
+
 /**
  * A zero write inside one (sub)cluster. As in QEMU: when the rest of that unit already reads as
  * zeros and the unit holds no data of this layer, the whole unit becomes a zero (sub)cluster;
  * otherwise real zeros are written.
  */
-async function zeroPartial(st: RefState, offset: number, length: number, opts: WriteZeroesOptions): Promise<void> {
+async function zeroPartial(st: Qcow2State, offset: number, length: number, opts: WriteZeroesOptions): Promise<void> {
   const unit = st.geometry.subclusterSize;
   const unitStart = offset - (offset % unit);
   const unitEnd = Math.min(unitStart + unit, st.geometry.virtualSize);
@@ -49,11 +80,8 @@ async function zeroPartial(st: RefState, offset: number, length: number, opts: W
   const clusterStart = unitStart - (unitStart % C);
   const { mapping } = await mappingOf(st, clusterStart);
   const sc = (unitStart - clusterStart) / unit;
-  const holdsData =
-    mapping.kind === 'normal' ||
-    mapping.kind === 'compressed' ||
-    (mapping.kind === 'subclusters' && ((mapping.alloc >>> sc) & 1) === 1);
-  const readsZero = async (from: number, to: number) => from >= to || (await readGuest(st, from, to - from)).every((b) => b === 0);
+  const holdsData = mapping.kind === 'normal' || mapping.kind === 'compressed' || (mapping.kind === 'subclusters' && hasBit(mapping.alloc, sc));
+  const readsZero = async (from: number, to: number) => from >= to || (await st.store.readGuest(from, to - from)).every((b) => b === 0);
   if (!holdsData && (await readsZero(unitStart, offset)) && (await readsZero(offset + length, unitEnd))) {
     await zeroInCluster(st, clusterStart, unitStart - clusterStart, unitEnd - clusterStart, opts.unmap === true);
     return;
@@ -61,28 +89,26 @@ async function zeroPartial(st: RefState, offset: number, length: number, opts: W
   await writeExplicitZeros(st, offset, length);
 }
 
-async function writeExplicitZeros(st: RefState, offset: number, length: number): Promise<void> {
-  const chunk = Math.min(length, 1 << 20);
+async function writeExplicitZeros(st: Qcow2State, offset: number, length: number): Promise<void> {
+  const chunk = Math.min(length, ZERO_CHUNK);
   for (let pos = offset; pos < offset + length; pos += chunk) {
-    await writeGuest(st, pos, new Uint8Array(Math.min(chunk, offset + length - pos)));
+    await st.store.writeGuest(pos, new Uint8Array(Math.min(chunk, offset + length - pos)));
   }
 }
 
 /** Zeroes bytes [from, to) of one cluster, both (sub)cluster aligned. */
-async function zeroInCluster(st: RefState, clusterStart: number, from: number, to: number, unmap: boolean): Promise<void> {
+async function zeroInCluster(st: Qcow2State, clusterStart: number, from: number, to: number, unmap: boolean): Promise<void> {
   const C = st.geometry.clusterSize;
   const { mapping } = await mappingOf(st, clusterStart);
   const l2 = await writableL2(st, clusterStart);
-  const at = l2EntryAt(st, l2, clusterStart);
+  const index = l2IndexOf(st, clusterStart);
   const whole = from === 0 && (to === C || clusterStart + to === st.geometry.virtualSize);
   if (st.geometry.extendedL2 && !whole) {
     if (mapping.kind !== 'subclusters') return writeExplicitZeros(st, clusterStart + from, to - from);
-    {
-      // zero_l2_subclusters: the range reads as zero, keeps the host cluster.
-      const mask = rangeMask(st, from, to);
-      await write(st, at, { ...mapping, alloc: (mapping.alloc & ~mask) >>> 0, zero: (mapping.zero | mask) >>> 0 });
-      return;
-    }
+    // zero_l2_subclusters: the range reads as zero, keeps the host cluster.
+    const mask = subclusterMask(st.geometry.subclusterSize, from, to);
+    await st.store.setL2Entry(l2, index, { ...mapping, alloc: (mapping.alloc & ~mask) >>> 0, zero: (mapping.zero | mask) >>> 0 });
+    return;
   }
   const drop = mapping.kind === 'compressed' || (unmap && isAllocated(st, mapping));
   let next: NewL2Entry;
@@ -93,23 +119,8 @@ async function zeroInCluster(st: RefState, clusterStart: number, from: number, t
     const keep = !drop && (mapping.kind === 'normal' || mapping.kind === 'zero') && hasHostCluster(st, mapping);
     next = { kind: 'zero', hostOffset: keep ? mapping.hostOffset : 0, copied: keep ? mapping.copied : false };
   }
-  await write(st, at, next);
+  await st.store.setL2Entry(l2, index, next);
   if (drop) await releaseMapping(st, mapping);
-}
-
-function rangeMask(st: RefState, from: number, to: number): number {
-  const S = st.geometry.subclusterSize;
-  let mask = 0;
-  for (let sc = from / S; sc < to / S; sc++) mask = (mask | (1 << sc)) >>> 0;
-  return mask;
-}
-
-function isAllocated(st: RefState, m: Mapping): boolean {
-  return m.kind === 'compressed' || hasHostCluster(st, m);
-}
-
-async function write(st: RefState, at: number, entry: NewL2Entry): Promise<void> {
-  await writeL2Entry(st, at, entry);
 }
 
 /**
@@ -117,7 +128,7 @@ async function write(st: RefState, at: number, entry: NewL2Entry): Promise<void>
  * whose size is not cluster aligned). Afterwards a v3 cluster reads as zeros; a v2 cluster reads
  * from the backing file, or zeros without one.
  */
-export async function discard(st: RefState, offset: number, length: number): Promise<void> {
+export async function discard(st: Qcow2State, offset: number, length: number): Promise<void> {
   const C = st.geometry.clusterSize;
   const end = offset + length;
   const start = Math.ceil(offset / C) * C;
@@ -126,14 +137,14 @@ export async function discard(st: RefState, offset: number, length: number): Pro
   for (let clusterStart = start; clusterStart < stop; clusterStart += C) await discardCluster(st, clusterStart);
 }
 
-async function discardCluster(st: RefState, clusterStart: number): Promise<void> {
+async function discardCluster(st: Qcow2State, clusterStart: number): Promise<void> {
   const { mapping } = await mappingOf(st, clusterStart);
   const allocated = isAllocated(st, mapping);
   if (!st.backing && !allocated) return; // already reads as zeros
-  if (st.features.dataFileRaw) {
-    // The raw data file must keep reading as the guest does: zeros.
+  if (st.dataFile && st.features.dataFileRaw) {
+    // The raw data file must keep reading as the guest does: zeros (a hole where the file system can).
     const n = Math.min(st.geometry.clusterSize, st.geometry.virtualSize - clusterStart);
-    await writeHost(st, clusterStart, new Uint8Array(n));
+    await st.dataFile.punchHole(clusterStart, n, 'data');
   }
   const next: NewL2Entry = st.geometry.extendedL2
     ? { kind: 'subclusters', hostOffset: 0, copied: false, alloc: 0, zero: ALL }
@@ -142,7 +153,7 @@ async function discardCluster(st: RefState, clusterStart: number): Promise<void>
       : { kind: 'unallocated' };
   if (sameEntry(mapping, next)) return;
   const l2 = await writableL2(st, clusterStart);
-  await write(st, l2EntryAt(st, l2, clusterStart), next);
+  await st.store.setL2Entry(l2, l2IndexOf(st, clusterStart), next);
   if (allocated) await releaseMapping(st, mapping);
 }
 

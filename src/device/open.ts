@@ -1,0 +1,50 @@
+/**
+ * The composition root: the one place that turns a path and a user's choices into an open device.
+ * The CLI, the library API, the tests and the servers all open images here. qcow2 images open with
+ * the optimized engine (what every user-facing path runs on; the reference engine in
+ * src/reference is the specification it is checked against); raw images with the raw adapter.
+ */
+import type { BlockDevice, Qcow2Device } from '../engine/types.js';
+import { RawDevice } from '../engine/raw.js';
+import type { BlockFile } from '../io/block-file.js';
+import { driving, type FileDriving } from '../io/node-file.js';
+import { openOptimized } from '../optimized/open.js';
+import { type ImageFormat, probeFormat } from '../engine/probe.js';
+
+export { probeFormat, type ImageFormat } from '../engine/probe.js';
+
+export interface OpenImageOptions extends FileDriving {
+  /** Without it the format is probed: 'QFI\xfb' at offset 0 means qcow2, anything else raw. */
+  format?: ImageFormat;
+  readOnly?: boolean;
+  /** Do not follow backing / data file names stored in the image (an image from an untrusted source). */
+  untrusted?: boolean;
+  /** Open this backing file instead of the one the image names (qemu's `-b`), or none at all (null). */
+  backing?: { path: string; format: 'raw' | 'qcow2' } | null;
+  /** Metadata cache budgets of the optimized engine, in bytes (qemu's l2-cache-size, refcount-cache-size). */
+  cache?: { l2Bytes?: number; refcountBytes?: number };
+  /** Worker threads for compressed clusters: default the shared pool; 0 works on the calling thread. */
+  compressionThreads?: number;
+  /** A layer between the engine and the image file and its data file (tests: faults, recording). */
+  wrapFile?: (file: BlockFile, role: 'image' | 'data-file') => BlockFile;
+}
+
+export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
+  const format = opts.format ?? (await probeFormat(path));
+  if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false, ...driving(opts) });
+  return openQcow2(path, opts);
+}
+
+/** A qcow2 image, on the optimized engine. */
+export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'format'> = {}): Promise<Qcow2Device> {
+  return openOptimized(path, {
+    readOnly: opts.readOnly ?? false,
+    ...(opts.untrusted ? { followFileNames: false } : {}),
+    ...(opts.backing !== undefined ? { backingOverride: opts.backing } : {}),
+    ...(opts.cache?.l2Bytes !== undefined ? { l2CacheBytes: opts.cache.l2Bytes } : {}),
+    ...(opts.cache?.refcountBytes !== undefined ? { refcountCacheBytes: opts.cache.refcountBytes } : {}),
+    ...(opts.compressionThreads !== undefined ? { compressionThreads: opts.compressionThreads } : {}),
+    ...(opts.wrapFile ? { wrapFile: opts.wrapFile } : {}),
+    ...driving(opts),
+  });
+}

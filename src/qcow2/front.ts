@@ -1,0 +1,203 @@
+/**
+ * What both engines' devices do the same way around their own request paths: range checks, the
+ * checks and autoclear handling before the first change, flush, snapshots and resize on the whole
+ * image, and close (which clears a dirty bit lazy refcounts left, and reports an earlier failure).
+ * Each engine supplies how a request gets the whole image to itself (`whole`) and what a flush
+ * must first write back (`writeBackCaches`).
+ */
+import { chainStatus } from '../engine/chain.js';
+import type { BlockDevice, DeviceCapabilities, Extent, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import { stoppedError } from '../engine/stopped.js';
+import { unsupported, usage } from '../errors.js';
+import { clearAutoclear } from './bitmaps.js';
+import { setDirtyBit, underDirtyBit } from './header.js';
+import { resize } from './resize.js';
+import { applySnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
+import { poisoned, type Qcow2State } from './state.js';
+
+export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
+  readonly format = 'qcow2';
+  private autoclearDone = false;
+
+  constructor(readonly state: S) {}
+
+  get virtualSize(): number {
+    return this.state.geometry.virtualSize;
+  }
+  get clusterSize(): number {
+    return this.state.geometry.clusterSize;
+  }
+  get readOnly(): boolean {
+    return this.state.readOnly;
+  }
+  get backing(): BlockDevice | undefined {
+    return this.state.backing;
+  }
+  get path(): string | undefined {
+    return this.state.paths.image;
+  }
+  get backingName(): string | undefined {
+    return this.state.backingName;
+  }
+  get dataFile(): { name: string; path: string | undefined } | undefined {
+    const stored = this.state.extensions.find((e) => e.kind === 'data-file');
+    if (!this.state.dataFile || stored?.kind !== 'data-file') return undefined;
+    return { name: stored.name, path: this.state.paths.dataFile };
+  }
+
+  hostRefcount(index: number): Promise<number> {
+    return this.state.store.getRefcount(index);
+  }
+
+  /** The engine's request paths, called after the checks (range, writability, first-write autoclear). */
+  protected abstract readData(offset: number, target: Uint8Array): Promise<void>;
+  protected abstract writeData(offset: number, data: Uint8Array): Promise<void>;
+  protected abstract zeroData(offset: number, length: number, opts: WriteZeroesOptions): Promise<void>;
+  protected abstract discardData(offset: number, length: number): Promise<void>;
+  protected abstract extents(offset: number, length: number): Promise<Extent[]>;
+  abstract writeCompressed(offset: number, data: Uint8Array): Promise<void>;
+  /** Runs `fn` with the whole image to itself (no request of this device in flight). */
+  protected abstract whole<T>(fn: () => Promise<T>): Promise<T>;
+  /** Writes cached metadata back before a flush. */
+  protected abstract writeBackCaches(): Promise<void>;
+
+  get capabilities(): DeviceCapabilities {
+    const { header, features } = this.state;
+    return {
+      discard: true,
+      zeroUnmap: header.version >= 3,
+      fastZero: header.version >= 3 && !features.dataFileRaw,
+      compressedWrites: !features.externalDataFile,
+      snapshots: !features.externalDataFile,
+    };
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    this.checkRange(offset, target.byteLength);
+    await this.readData(offset, target);
+  }
+
+  async write(offset: number, data: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    this.checkRange(offset, data.byteLength);
+    await this.beforeWrite();
+    await this.writeData(offset, data);
+    if (opts.fua) await this.flush();
+  }
+
+  async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
+    this.checkRange(offset, length);
+    await this.beforeWrite();
+    await this.zeroData(offset, length, opts);
+    if (opts.fua) await this.flush();
+  }
+
+  async discard(offset: number, length: number, opts: WriteOptions = {}): Promise<void> {
+    this.checkRange(offset, length);
+    await this.beforeWrite();
+    await this.discardData(offset, length);
+    if (opts.fua) await this.flush();
+  }
+
+  async mapExtents(offset: number, length: number): Promise<Extent[]> {
+    this.checkRange(offset, length);
+    return this.extents(offset, length);
+  }
+
+  async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
+    this.checkRange(offset, length);
+    return chainStatus(this, offset, length);
+  }
+
+  async flush(): Promise<void> {
+    if (this.state.readOnly) return;
+    this.refuseIfStopped();
+    await this.whole(async () => {
+      await this.writeBackCaches();
+      await this.state.dataFile?.flush();
+      await this.state.file.flush();
+    });
+  }
+
+  async resize(newSize: number): Promise<void> {
+    await this.beforeWrite();
+    await this.whole(() => resize(this.state, newSize));
+  }
+
+  listSnapshots(): Promise<SnapshotInfo[]> {
+    return this.whole(() => listSnapshots(this.state));
+  }
+
+  async createSnapshot(name: string): Promise<SnapshotInfo> {
+    await this.beforeWrite();
+    return this.whole(() => underDirtyBit(this.state, () => createSnapshot(this.state, name)));
+  }
+
+  async applySnapshot(idOrName: string): Promise<void> {
+    // As QEMU: reverting would leave enabled bitmaps describing the wrong data.
+    if (this.state.activeBitmaps) throw unsupported('Device has active dirty bitmaps');
+    await this.beforeWrite();
+    await this.whole(() => underDirtyBit(this.state, () => applySnapshot(this.state, idOrName)));
+  }
+
+  async deleteSnapshot(idOrName: string): Promise<void> {
+    await this.beforeWrite();
+    await this.whole(() => underDirtyBit(this.state, () => deleteSnapshot(this.state, idOrName)));
+  }
+
+  async close(): Promise<void> {
+    const st = this.state;
+    const failure = poisoned(st);
+    if (!failure) {
+      await this.flush();
+      // Lazy refcounts left the image dirty: everything is on disk now, refcounts included.
+      if (st.features.dirty && !st.readOnly && !st.keepDirty && !st.features.corrupt) await this.whole(() => setDirtyBit(st, false));
+    }
+    await this.closeFiles();
+    if (failure) throw stoppedError(failure);
+  }
+
+  /** Closes the backing chain, the data file and the image file. */
+  protected async closeFiles(): Promise<void> {
+    await this.state.backing?.close();
+    await this.state.dataFile?.close();
+    await this.state.file.close();
+  }
+
+  protected checkRange(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw usage(`invalid request: offset ${offset}, length ${length}`);
+    }
+    if (offset + length > this.virtualSize) {
+      throw usage(`request at ${offset} of ${length} bytes is beyond the end of the disk (${this.virtualSize} bytes)`);
+    }
+  }
+
+  /**
+   * Before a change: refuse on read-only, corrupt or stopped images; before the first one, clear
+   * the autoclear bits we do not maintain (bitmaps.ts).
+   */
+  protected async beforeWrite(): Promise<void> {
+    const st = this.state;
+    if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
+    if (st.readOnly) throw usage('the image is open read-only');
+    this.refuseIfStopped();
+    if (this.autoclearDone) return;
+    await this.whole(async () => {
+      if (this.autoclearDone) return;
+      await clearAutoclear(st);
+      this.autoclearDone = true;
+    });
+  }
+
+  /** After a failed metadata write or flush, nothing more is changed (src/engine/stopped.ts). */
+  protected refuseIfStopped(): void {
+    const failure = poisoned(this.state);
+    if (failure) throw stoppedError(failure);
+  }
+}

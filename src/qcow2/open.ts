@@ -1,0 +1,102 @@
+/**
+ * Opening a qcow2 image, the part both engines share: the image file (wrapped for tests), its
+ * checked metadata (src/image/metadata.ts), its external data file and backing chain (names are
+ * resolved against the image's folder; the untrusted-image policy refuses to follow them), the
+ * state fields every engine keeps, and the repair of an image left dirty. Everything opened is
+ * closed again when a later step fails.
+ */
+import { openBacking, type OpenQcow2 } from '../engine/backing.js';
+import { linkedPath } from '../engine/linked-path.js';
+import type { BlockDevice, OpenOptions } from '../engine/types.js';
+import { corrupt, unsupported } from '../errors.js';
+import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
+import { type ImageMetadata, readMetadata } from '../image/metadata.js';
+import type { BlockFile } from '../io/block-file.js';
+import { driving, NodeFile } from '../io/node-file.js';
+import { writeHeader } from './header.js';
+import { rebuildRefcounts } from './rebuild.js';
+import type { FilePaths, MetadataStore, Qcow2State } from './state.js';
+
+export interface OpenedLayers {
+  file: BlockFile;
+  dataFile: BlockFile | undefined;
+  backing: BlockDevice | undefined;
+  meta: ImageMetadata;
+  paths: FilePaths;
+  /** Closes all of the above (after a failure). */
+  close(): Promise<void>;
+}
+
+/** Opens the image file, reads its metadata, then its data file and backing chain. */
+export async function openLayers<O extends OpenOptions>(path: string, opts: O, depth: number, openQcow2: OpenQcow2<O>): Promise<OpenedLayers> {
+  const readOnly = opts.readOnly ?? false;
+  const nodeFile = await NodeFile.open(path, { readOnly, ...driving(opts) });
+  const file = opts.wrapFile ? opts.wrapFile(nodeFile, 'image') : nodeFile;
+  let dataFile: BlockFile | undefined;
+  let backing: BlockDevice | undefined;
+  const close = async () => {
+    await backing?.close();
+    await dataFile?.close();
+    await file.close();
+  };
+  try {
+    const meta = await readMetadata(file);
+    const { features } = meta.layout;
+    if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
+    if (features.corrupt && !readOnly) {
+      throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
+    }
+    let dataPath: string | undefined;
+    if (features.externalDataFile) {
+      if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
+      dataPath = linkedPath(path, meta.dataFile, 'data file', opts);
+      const plain = await NodeFile.open(dataPath, { readOnly, ...driving(opts) });
+      dataFile = opts.wrapFile ? opts.wrapFile(plain, 'data-file') : plain;
+    }
+    backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth, openQcow2);
+    return { file, dataFile, backing, meta, paths: { image: path, dataFile: dataPath }, close };
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
+}
+
+/** The state fields both engines keep, from an image's metadata. */
+export function commonState(
+  meta: ImageMetadata,
+  files: Pick<Qcow2State, 'file' | 'dataFile' | 'backing'>,
+  readOnly: boolean,
+  paths: FilePaths = { image: undefined, dataFile: undefined },
+): Omit<Qcow2State, 'store' | 'lazyRefcounts'> {
+  const { features } = meta.layout;
+  return {
+    ...files,
+    paths,
+    header: meta.header,
+    extensions: meta.extensions,
+    backingName: meta.backingFile,
+    geometry: meta.layout.geometry,
+    features: { ...features },
+    readOnly,
+    activeBitmaps: features.bitmapsConsistent && meta.bitmaps.some((b) => (b.flags & BITMAP_FLAG_AUTO) !== 0),
+    snapshotTableBytes: meta.snapshotTableSize,
+    freeHint: 0,
+    keepDirty: false,
+  };
+}
+
+/** Completes a state with its engine's store. */
+export function withStore<S extends Omit<Qcow2State, 'store'>>(partial: S, store: (st: S & { store: MetadataStore }) => MetadataStore): S & { store: MetadataStore } {
+  const st = partial as S & { store: MetadataStore };
+  st.store = store(st);
+  return st;
+}
+
+/** An image left dirty (lazy refcounts, or an update that stopped half way) gets its refcounts rebuilt. */
+export async function repairIfDirty(st: Qcow2State): Promise<void> {
+  if (!st.features.dirty || st.readOnly) return;
+  await rebuildRefcounts(st);
+  st.header.incompatibleFeatures &= ~INCOMPAT_DIRTY;
+  st.features.dirty = false;
+  await writeHeader(st);
+}
