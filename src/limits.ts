@@ -112,5 +112,3 @@ export const CREATE_WRITE_BATCH_BYTES = 8 * MiB;
 export const BLOCK_STATUS_CHUNK_BYTES = 1 * GiB;
 /** Clusters of block status asked for at once when clusters are small (64 Ki clusters). */
 export const BLOCK_STATUS_CHUNK_CLUSTERS = 65536;
-/** Pages (of 4 KiB) `map` keeps of an image's metadata: 64 MiB at most. */
-export const MAP_PAGE_CACHE_PAGES = 16384;
