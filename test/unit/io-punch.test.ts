@@ -18,6 +18,7 @@ import { loadNative } from '../../src/io/native.js';
 import { NodeFile } from '../../src/io/node-file.js';
 import { RecordingFile, type FileOp } from '../../src/io/recording-file.js';
 import { DurableFile } from '../../src/reference/durable-file.js';
+import { crashStates, materialize } from '../../src/verification/crash/states.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -233,6 +234,20 @@ describe('the wrappers', () => {
       ['write', 4090, 10, 'l2', true],
       ['flush'],
     ]);
+  });
+
+  it('a recorded punch is a zero write to the crash states: landed or not, torn by sectors', async () => {
+    const log: FileOp[] = [];
+    const initial = new Uint8Array(2048).fill(7);
+    const file = new RecordingFile(new MemoryFile(initial), log);
+    await file.punchHole(512, 4096);
+    const states = [...crashStates(log)];
+    const images = states.map((s) => [...materialize(initial, log, s)]);
+    expect(images).toContainEqual([...initial]);
+    expect(images).toContainEqual([...initial.subarray(0, 512), ...Array(1536).fill(0)]);
+    // Torn: the first half of its three sectors landed.
+    expect(images).toContainEqual([...initial.subarray(0, 512), ...Array(1024).fill(0), ...initial.subarray(1536)]);
+    for (const image of images) expect(image.length).toBe(2048);
   });
 
   it('FaultFile fails a punch or zero range like a write with its tag', async () => {
