@@ -29,6 +29,51 @@ module.exports = {
       to: { path: '^src/(reference|optimized)/' },
     },
     {
+      name: 'contract-below-everything-but-io',
+      severity: 'error',
+      comment:
+        'The contract (src/engine/) stands on the error family, the limits and the file layer (src/io/) only: nothing above it (shared semantics, composition root, commands, servers).',
+      from: { path: '^src/engine/' },
+      to: { path: '^src/', pathNot: ['^src/engine/', '^src/io/', '^src/errors[.]ts$', '^src/limits[.]ts$'] },
+    },
+    {
+      name: 'io-at-the-bottom',
+      severity: 'error',
+      comment: 'src/io/ (BlockFile and its wrappers) imports nothing of the project but the error family and the limits.',
+      from: { path: '^src/io/' },
+      to: { path: '^src/', pathNot: ['^src/io/', '^src/errors[.]ts$', '^src/limits[.]ts$'] },
+    },
+    {
+      name: 'shared-semantics-below-engines',
+      severity: 'error',
+      comment:
+        'src/qcow2/ holds the QCOW2 rules both engines run: it imports neither engine, nor anything that uses engines (composition root, commands, map, servers, verification).',
+      from: { path: '^src/qcow2/' },
+      to: { path: '^src/(reference|optimized|device|cli|map|check|create|bench|verification)/' },
+    },
+    {
+      name: 'engines-apart',
+      severity: 'error',
+      comment: 'The reference engine and the optimized engine never import each other: what they share lives in src/qcow2/.',
+      from: { path: '^src/reference/' },
+      to: { path: '^src/optimized/' },
+    },
+    {
+      name: 'engines-apart-too',
+      severity: 'error',
+      comment: 'The other direction of engines-apart.',
+      from: { path: '^src/optimized/' },
+      to: { path: '^src/reference/' },
+    },
+    {
+      name: 'one-composition-root',
+      severity: 'error',
+      comment:
+        'The product opens engines only through the composition root (src/device/): no command, server or library entry imports an engine directly. The verification wing may (it tests each engine by name).',
+      from: { path: '^src/', pathNot: ['^src/(device|reference|optimized|verification)/'] },
+      to: { path: '^src/(reference|optimized)/' },
+    },
+    {
       name: 'codecs-are-pure',
       severity: 'error',
       comment:

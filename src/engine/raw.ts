@@ -16,6 +16,7 @@ import { readOnlyError, unsupported, usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
 import { driving, type FileDriving, NodeFile } from '../io/node-file.js';
 import { chainStatus } from './chain.js';
+import { checkRequest } from './request.js';
 import type { BlockDevice, DeviceCapabilities, Extent, StatusExtent, WriteOptions, WriteZeroesOptions } from './types.js';
 
 const SECTOR = 512;
@@ -59,7 +60,7 @@ export class RawDevice implements BlockDevice {
   }
 
   async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
-    this.checkRange('block status', offset, length);
+    checkRequest('block status', offset, length, this.virtualSize);
     return chainStatus(this, offset, length);
   }
 
@@ -71,7 +72,7 @@ export class RawDevice implements BlockDevice {
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
     const length = target.byteLength;
-    this.checkRange('read', offset, length);
+    checkRequest('read', offset, length, this.virtualSize);
     if (length === 0) return;
     const inFile = offset < this.fileSize ? Math.min(length, this.fileSize - offset) : 0;
     const got = inFile > 0 ? await this.file.readInto(offset, target.subarray(0, inFile)) : 0;
@@ -80,7 +81,7 @@ export class RawDevice implements BlockDevice {
 
   async write(offset: number, data: Uint8Array, opts: WriteOptions = {}): Promise<void> {
     this.checkWritable();
-    checkOffsets('write', offset, data.byteLength);
+    checkRequest('write', offset, data.byteLength, this.virtualSize, { mayExtend: true });
     if (data.byteLength === 0) return;
     await this.file.write(offset, data, 'data');
     this.fileSize = Math.max(this.fileSize, offset + data.byteLength);
@@ -89,7 +90,7 @@ export class RawDevice implements BlockDevice {
 
   async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
     this.checkWritable();
-    checkOffsets('write zeroes', offset, length);
+    checkRequest('write zeroes', offset, length, this.virtualSize, { mayExtend: true });
     if (opts.fast && !(opts.unmap ? this.file.capabilities.punchHole : this.file.capabilities.zeroRange)) {
       throw unsupported('raw: the file system cannot zero this range without writing zeros');
     }
@@ -103,7 +104,7 @@ export class RawDevice implements BlockDevice {
 
   async discard(offset: number, length: number, opts: WriteOptions = {}): Promise<void> {
     this.checkWritable();
-    checkOffsets('discard', offset, length);
+    checkRequest('discard', offset, length, this.virtualSize, { mayExtend: true });
     await this.punch(offset, length);
     if (opts.fua) await this.file.flush();
   }
@@ -120,7 +121,7 @@ export class RawDevice implements BlockDevice {
   }
 
   async mapExtents(offset: number, length: number): Promise<Extent[]> {
-    this.checkRange('map', offset, length);
+    checkRequest('map', offset, length, this.virtualSize);
     return length === 0 ? [] : [{ start: offset, length, kind: 'data', hostOffset: offset, file: 'image' }];
   }
 
@@ -138,16 +139,5 @@ export class RawDevice implements BlockDevice {
     if (this.readOnly) throw readOnlyError('raw: the image is open read-only');
   }
 
-  private checkRange(what: string, offset: number, length: number): void {
-    checkOffsets(what, offset, length);
-    if (offset + length > this.virtualSize) {
-      throw usage(`raw: ${what} of ${length} bytes at ${offset} is beyond the virtual size ${this.virtualSize}`, { offset });
-    }
-  }
-}
 
-function checkOffsets(what: string, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(offset + length)) {
-    throw usage(`raw: invalid ${what} request: offset ${offset}, length ${length}`);
-  }
 }

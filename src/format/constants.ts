@@ -59,23 +59,6 @@ export const V2_REFCOUNT_ORDER = 4;
 /** Offsets in L1/L2/refcount-table entries are bits 9-55: at most 2^56 - 512. */
 export const MAX_HOST_OFFSET_BITS = 56;
 
-/**
- * Limits, defined in src/limits.ts and re-exported here only for modules that still import them
- * from this file (the engines); new code imports them from src/limits.ts.
- */
-export {
-  MAX_BACKING_FILE_NAME,
-  MAX_BITMAP_DIRECTORY_BYTES,
-  MAX_BITMAP_NAME,
-  MAX_BITMAPS,
-  MAX_CLUSTER_BITS,
-  MAX_L1_BYTES,
-  MAX_REFCOUNT_TABLE_BYTES,
-  MAX_SNAPSHOT_EXTRA_DATA,
-  MAX_SNAPSHOT_TABLE_BYTES,
-  MAX_SNAPSHOTS,
-} from '../limits.js';
-
 /** Snapshot extra data known fields: vm_state_size_large(8) + disk_size(8) + icount(8). */
 export const SNAPSHOT_EXTRA_V3_MIN = 16;
 export const SNAPSHOT_EXTRA_FULL = 24;

@@ -4,6 +4,7 @@
  * can swap them.
  */
 import { usage } from '../errors.js';
+import { ZERO_CHUNK_BYTES } from '../limits.js';
 
 /** Names the metadata write a write belongs to, so faults can be injected at exactly that write. */
 export type WriteTag =
@@ -63,12 +64,10 @@ export interface BlockFile {
 /** How messages name punchHole() and zeroRange(). */
 export const ZEROING_NAMES: Readonly<Record<keyof FileCapabilities, string>> = { punchHole: 'hole punch', zeroRange: 'zero range' };
 
-/** Largest buffer of zeros writeZeros() writes in one call. */
-export const ZERO_CHUNK = 1 << 20;
 
 /**
  * The one fallback for punchHole() and zeroRange() on a file that cannot do them for real: writes
- * zeros, in chunks of at most ZERO_CHUNK bytes, over the range; for a punch only over its part
+ * zeros, in chunks of at most ZERO_CHUNK_BYTES bytes, over the range; for a punch only over its part
  * inside the file (a punch never extends the file).
  */
 export async function writeZeros(
@@ -80,7 +79,7 @@ export async function writeZeros(
 ): Promise<void> {
   const end = how === 'punchHole' ? Math.min(offset + length, await file.size()) : offset + length;
   if (end <= offset) return;
-  const zeros = new Uint8Array(Math.min(end - offset, ZERO_CHUNK));
+  const zeros = new Uint8Array(Math.min(end - offset, ZERO_CHUNK_BYTES));
   for (let at = offset; at < end; at += zeros.byteLength) {
     const n = Math.min(zeros.byteLength, end - at);
     await file.write(at, n === zeros.byteLength ? zeros : zeros.subarray(0, n), tag);

@@ -3,11 +3,11 @@
  * entries merged when nothing but their length tells them apart, printed as JSON or as the human
  * table of data extents.
  */
+import { BLOCK_STATUS_CHUNK_BYTES } from '../limits.js';
 import { unsupported } from '../errors.js';
 import { ChainStatus } from './status.js';
 import type { MapEntry, MapLayer } from './types.js';
 
-const GiB = 1 << 30;
 
 export type MapOutput = 'human' | 'json';
 
@@ -61,7 +61,7 @@ export async function runMap(
   let curr: MapEntry = { start: opts.startOffset ?? 0, length: 0, depth: 0, present: false, zero: false, data: false };
   while (curr.start + curr.length < length) {
     const offset = curr.start + curr.length;
-    const n = Math.min(GiB, length - offset);
+    const n = Math.min(BLOCK_STATUS_CHUNK_BYTES, length - offset);
     const next = await status.blockStatus(offset, n);
     if (entryMergeable(curr, next)) {
       curr.length += next.length;

@@ -14,6 +14,7 @@ import { openQcow2, probeFormat } from '../device/open.js';
 import { RawDevice } from '../engine/raw.js';
 import type { BlockDevice, Qcow2Device } from '../engine/types.js';
 import { unsupported } from '../errors.js';
+import { BLOCK_STATUS_CHUNK_BYTES, BLOCK_STATUS_CHUNK_CLUSTERS } from '../limits.js';
 import { Qcow2Front } from '../qcow2/front.js';
 import { allocatedBytes, type FileHoles, openFileHoles } from './holes.js';
 import { detectMetadataPreallocation } from './prealloc.js';
@@ -75,8 +76,8 @@ async function qcow2Layer(image: Qcow2Device, name: string, track: (h: FileHoles
     format: 'qcow2',
     size: image.virtualSize,
     extents: (offset, length) => image.mapExtents(offset, length),
-    // 64 Ki clusters at a time (1 GiB with 16 KiB clusters and more): bounded memory for small clusters.
-    extentWindow: Math.min(1 << 30, image.clusterSize * 65536),
+    // Bounded memory for small clusters: at most so many clusters at a time.
+    extentWindow: Math.min(BLOCK_STATUS_CHUNK_BYTES, image.clusterSize * BLOCK_STATUS_CHUNK_CLUSTERS),
     files,
     metadataPreallocation,
     backing: await backingLayer(image, realPath, name, track),

@@ -10,6 +10,7 @@
  *   host file for metadata-preallocated images;
  * - blockStatus: qemu-img.c's get_block_status, walking down the backing chain.
  */
+import { BLOCK_STATUS_CHUNK_BYTES } from '../limits.js';
 import { corrupt } from '../errors.js';
 import type { Extent, HoleOracle, MapEntry, MapLayer } from './types.js';
 
@@ -78,7 +79,7 @@ export class ExtentCursor {
   private readonly window: number;
 
   constructor(private readonly layer: Pick<MapLayer, 'extents' | 'size' | 'extentWindow'>) {
-    this.window = Math.max(1, layer.extentWindow ?? 1 << 30);
+    this.window = Math.max(1, layer.extentWindow ?? BLOCK_STATUS_CHUNK_BYTES);
   }
 
   async at(offset: number): Promise<Extent> {

@@ -5,6 +5,7 @@
  * range lock, then mutex.
  */
 import { sharedPool, WorkerPool } from '../compress/pool.js';
+import { checkRequest } from '../engine/request.js';
 import type { Extent, WriteZeroesOptions } from '../engine/types.js';
 import { isQcow2Error } from '../errors.js';
 import { mapExtents } from '../qcow2/extents.js';
@@ -50,7 +51,7 @@ export class OptimizedImage extends Qcow2Front<OptState> {
    * order the workers finish in).
    */
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
-    this.checkRange(offset, data.byteLength);
+    checkRequest('compressed write', offset, data.byteLength, this.virtualSize);
     const prepared = prepareCompressed(this.state, offset, data);
     prepared.catch(() => {}); // awaited below, in turn
     const turn = this.compressedTail.then(async () => {

@@ -7,6 +7,7 @@ import { type Codec, inlineCodec } from '../compress/codec.js';
 import { sharedPool, WorkerPool } from '../compress/pool.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { usage } from '../errors.js';
+import { DEFAULT_L2_CACHE_BYTES, DEFAULT_REFCOUNT_CACHE_BYTES } from '../limits.js';
 import { decodeL1Table } from '../format/l1.js';
 import { decodeRefcountTable } from '../format/refcount.js';
 import type { ImageMetadata } from '../image/metadata.js';
@@ -21,9 +22,6 @@ import type { OptState } from './state.js';
 import { OptimizedStore } from './store.js';
 import { TableCache } from './table-cache.js';
 
-/** Enough L2 to map 8 GiB of an image with 64 KiB clusters. */
-export const DEFAULT_L2_CACHE_BYTES = 1 << 20;
-export const DEFAULT_REFCOUNT_CACHE_BYTES = 256 << 10;
 
 export interface OptimizedOpenOptions extends OpenOptions {
   l2CacheBytes?: number;

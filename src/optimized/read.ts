@@ -163,7 +163,7 @@ async function readBatch(st: OptState, batch: CompressedPiece[], base: number, t
   const start = Math.min(...batch.map((p) => p.mapping.hostOffset));
   const end = Math.max(...batch.map((p) => p.mapping.hostOffset + p.mapping.length));
   const input = st.codec.buffer(end - start);
-  const got = await st.file.readInto(start, input);
+  const got = await st.file.inner.readInto(start, input);
   // Past the end of the file an item is shorter, exactly as a read of it alone would be.
   const items = batch.map((p) => {
     const at = p.mapping.hostOffset - start;
@@ -208,9 +208,12 @@ export async function readInCluster(st: OptState, m: Mapping, clusterStart: numb
   return out;
 }
 
-/** Host bytes into `into`; past the end of the file they read as zeros. */
+/**
+ * Host bytes into `into`; past the end of the file they read as zeros. Reads need no ordering:
+ * they go to the file under the barrier layer directly.
+ */
 async function readHostInto(st: OptState, hostOffset: number, into: Uint8Array): Promise<void> {
-  const got = await (st.dataFile ?? st.file).readInto(hostOffset, into);
+  const got = await (st.dataFile ?? st.file).inner.readInto(hostOffset, into);
   if (got < into.byteLength) into.fill(0, got);
 }
 
@@ -230,7 +233,7 @@ export async function readBelow(st: OptState, guestOffset: number, n: number): P
 
 /** One compressed cluster, whole (through the codec, so off this thread when it is a pool). */
 export async function readCompressed(st: OptState, m: Extract<Mapping, { kind: 'compressed' }>): Promise<Uint8Array> {
-  const input = await st.file.read(m.hostOffset, m.length);
+  const input = await st.file.inner.read(m.hostOffset, m.length);
   const item = { at: 0, length: input.byteLength, hostOffset: m.hostOffset };
   return decompressItems(st.codec, compressionOf(st), st.geometry.clusterSize, input, [item]);
 }

@@ -7,8 +7,9 @@
  */
 import { chainStatus } from '../engine/chain.js';
 import type { BlockDevice, DeviceCapabilities, Extent, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import { checkRequest } from '../engine/request.js';
 import { stoppedError } from '../engine/stopped.js';
-import { unsupported, usage } from '../errors.js';
+import { readOnlyError, unsupported } from '../errors.js';
 import { clearAutoclear } from './bitmaps.js';
 import { setDirtyBit, underDirtyBit } from './header.js';
 import { resize } from './resize.js';
@@ -79,38 +80,38 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   }
 
   async readInto(offset: number, target: Uint8Array): Promise<void> {
-    this.checkRange(offset, target.byteLength);
+    checkRequest('read', offset, target.byteLength, this.virtualSize);
     await this.readData(offset, target);
   }
 
   async write(offset: number, data: Uint8Array, opts: WriteOptions = {}): Promise<void> {
-    this.checkRange(offset, data.byteLength);
+    checkRequest('write', offset, data.byteLength, this.virtualSize);
     await this.beforeWrite();
     await this.writeData(offset, data);
     if (opts.fua) await this.flush();
   }
 
   async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
-    this.checkRange(offset, length);
+    checkRequest('write zeroes', offset, length, this.virtualSize);
     await this.beforeWrite();
     await this.zeroData(offset, length, opts);
     if (opts.fua) await this.flush();
   }
 
   async discard(offset: number, length: number, opts: WriteOptions = {}): Promise<void> {
-    this.checkRange(offset, length);
+    checkRequest('discard', offset, length, this.virtualSize);
     await this.beforeWrite();
     await this.discardData(offset, length);
     if (opts.fua) await this.flush();
   }
 
   async mapExtents(offset: number, length: number): Promise<Extent[]> {
-    this.checkRange(offset, length);
+    checkRequest('map', offset, length, this.virtualSize);
     return this.extents(offset, length);
   }
 
   async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
-    this.checkRange(offset, length);
+    checkRequest('block status', offset, length, this.virtualSize);
     return chainStatus(this, offset, length);
   }
 
@@ -169,14 +170,7 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     await this.state.file.close();
   }
 
-  protected checkRange(offset: number, length: number): void {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-      throw usage(`invalid request: offset ${offset}, length ${length}`);
-    }
-    if (offset + length > this.virtualSize) {
-      throw usage(`request at ${offset} of ${length} bytes is beyond the end of the disk (${this.virtualSize} bytes)`);
-    }
-  }
+
 
   /**
    * Before a change: refuse on read-only, corrupt or stopped images; before the first one, clear
@@ -185,7 +179,7 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   protected async beforeWrite(): Promise<void> {
     const st = this.state;
     if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
-    if (st.readOnly) throw usage('the image is open read-only');
+    if (st.readOnly) throw readOnlyError('the image is open read-only');
     this.refuseIfStopped();
     if (this.autoclearDone) return;
     await this.whole(async () => {

@@ -6,7 +6,7 @@
  */
 import { unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
-import { MAX_REFCOUNT_TABLE_BYTES } from '../format/constants.js';
+import { MAX_REFCOUNT_TABLE_BYTES } from '../limits.js';
 import { encodeRefcountTableEntry, maxRefcount, writeRefcount } from '../format/refcount.js';
 import { bitmapRanges } from './bitmaps.js';
 import { writeHeader } from './header.js';
@@ -119,7 +119,7 @@ export function planRefcounts(
         for (let k = 0; k < tableClusters; k++) counts.set(tableCluster + k, 0);
       }
       tableClusters = wanted + 1;
-      if (tableClusters * C > MAX_REFCOUNT_TABLE_BYTES) throw unsupported('the refcount table would exceed the 8 MiB limit');
+      if (tableClusters * C > MAX_REFCOUNT_TABLE_BYTES) throw unsupported(`the refcount table would exceed the ${MAX_REFCOUNT_TABLE_BYTES >> 20} MiB limit`);
       tableCluster = takeFree(tableClusters);
       newTable = true;
     }

@@ -9,7 +9,7 @@
 import { corrupt, unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { encodeRefcountTableEntry, maxRefcount, writeRefcount } from '../format/refcount.js';
-import { MAX_REFCOUNT_TABLE_BYTES } from '../format/constants.js';
+import { MAX_REFCOUNT_TABLE_BYTES } from '../limits.js';
 import { writeHeader } from './header.js';
 import { hasHostCluster, type Mapping } from './mapping.js';
 import type { Qcow2State } from './state.js';
@@ -104,7 +104,7 @@ async function growRefcountTable(st: Qcow2State, neededEntries: number): Promise
     entries = lastIndex + 1;
   }
   if (tableClusters * C > MAX_REFCOUNT_TABLE_BYTES) {
-    throw unsupported(`the refcount table would exceed the 8 MiB limit (${tableClusters * C} bytes)`);
+    throw unsupported(`the refcount table would exceed the ${MAX_REFCOUNT_TABLE_BYTES >> 20} MiB limit (${tableClusters * C} bytes)`);
   }
   const tableStart = start + newBlocks.length;
   const areaEnd = tableStart + tableClusters;

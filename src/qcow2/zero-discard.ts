@@ -5,14 +5,13 @@
  */
 import type { WriteZeroesOptions } from '../engine/types.js';
 import { unsupported } from '../errors.js';
+import { ZERO_CHUNK_BYTES } from '../limits.js';
 import { hasBit, hasHostCluster, isAllocated, type Mapping, type NewL2Entry, subclusterMask } from './mapping.js';
 import { releaseMapping } from './refcounts.js';
 import type { Qcow2State } from './state.js';
 import { l2IndexOf, mappingOf, writableL2 } from './tables.js';
 
 const ALL = 0xffff_ffff;
-/** Largest buffer of explicit zeros written in one guest write. */
-const ZERO_CHUNK = 1 << 20;
 
 export async function writeZeroes(st: Qcow2State, offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
   if (opts.fast && (await needsExplicitZeros(st, offset, length))) {
@@ -90,7 +89,7 @@ async function zeroPartial(st: Qcow2State, offset: number, length: number, opts:
 }
 
 async function writeExplicitZeros(st: Qcow2State, offset: number, length: number): Promise<void> {
-  const chunk = Math.min(length, ZERO_CHUNK);
+  const chunk = Math.min(length, ZERO_CHUNK_BYTES);
   for (let pos = offset; pos < offset + length; pos += chunk) {
     await st.store.writeGuest(pos, new Uint8Array(Math.min(chunk, offset + length - pos)));
   }

@@ -3,6 +3,7 @@
  * and one request at a time. The shared front (src/qcow2/front.ts) does the checks; this file
  * calls the module that does each operation.
  */
+import { checkRequest } from '../engine/request.js';
 import type { Extent, WriteZeroesOptions } from '../engine/types.js';
 import { mapExtents } from '../qcow2/extents.js';
 import { Qcow2Front } from '../qcow2/front.js';
@@ -34,7 +35,7 @@ export class ReferenceImage extends Qcow2Front<RefState> {
   }
 
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
-    this.checkRange(offset, data.byteLength);
+    checkRequest('compressed write', offset, data.byteLength, this.virtualSize);
     await this.beforeWrite();
     await writeCompressed(this.state, offset, data);
   }

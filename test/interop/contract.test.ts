@@ -5,7 +5,8 @@
  * capabilities a device states match what it does. Expected values are worked out by hand from
  * the images' layouts.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,4 +146,27 @@ describe('raw adapter', () => {
     expect(await dev.blockStatus(0, 4 * M)).toEqual([{ start: 0, length: 4 * M, zero: false, data: true, depth: 1 }]);
     await dev.close();
   });
+});
+
+describe('discard on an image with a raw external data file', () => {
+  for (const [name, open] of Object.entries(engines)) {
+    it(`${name}: punches a hole in the data file (it used to write zeros there)`, async () => {
+      const data = join(dir, `raw-data-${name}.img`);
+      const path = await image(`raw-data-${name}.qcow2`, `compat=1.1,cluster_size=65536,data_file=${data},data_file_raw=on`, '8M');
+      const dev = await open(path);
+      await dev.write(0, new Uint8Array(4 * M).fill(0x5a));
+      await dev.flush();
+      const before = (await stat(data)).blocks * 512;
+      await dev.discard(0, 4 * M);
+      await dev.flush();
+      const after = (await stat(data)).blocks * 512;
+      expect(before).toBeGreaterThanOrEqual(4 * M);
+      expect(after).toBeLessThanOrEqual(before - 4 * M);
+      expect((await dev.read(0, 4 * M)).every((b) => b === 0)).toBe(true);
+      await dev.close();
+      // QEMU reads the same zeros through the image and through the raw data file.
+      const raw = await execa('qemu-io', ['-f', 'raw', '-c', 'read -P 0 0 4M', data]);
+      expect(raw.stdout).toContain('read 4194304/4194304 bytes');
+    });
+  }
 });

@@ -1,7 +1,9 @@
 /**
  * The dependency rules of src/ (.dependency-cruiser.cjs): no circular imports, the product never
  * imports the verification wing (but for the `verify` command entry), the engine contract imports
- * no engine, the codecs are pure, nothing imports test/. Checked by dependency-cruiser, as
+ * no engine and nothing above it, the file layer stands at the bottom, the shared QCOW2 semantics
+ * import no engine, the engines never import each other, the product opens engines only through
+ * the composition root (src/device/), the codecs are pure, nothing imports test/. Checked by dependency-cruiser, as
  * `npm run depcheck` runs it; and, so that the check cannot pass by seeing nothing, on a small tree
  * with deliberate violations, which it must report.
  */
@@ -70,6 +72,13 @@ describe('dependency rules', () => {
         // src/ importing a test helper.
         'test/support/helper.ts': 'export const helper = 1;\n',
         'src/io/file.ts': "import { helper } from '../../test/support/helper.js';\nexport const file = helper;\n",
+        // The file layer reaching up; the shared semantics importing an engine; the engines
+        // importing each other; a command opening an engine without the composition root.
+        'src/io/up.ts': "import { open } from '../engine/open.js';\nexport const up = open;\n",
+        'src/qcow2/rules.ts': "import { openOptimized } from '../optimized/open.js';\nexport const rules = openOptimized;\n",
+        'src/reference/open.ts': "import { openOptimized } from '../optimized/open.js';\nexport const openReference = openOptimized;\n",
+        'src/cli/map.ts': "import { openReference } from '../reference/open.js';\nexport const map = openReference;\n",
+        'src/device/open.ts': "import { openOptimized } from '../optimized/open.js';\nexport const openImage = openOptimized;\n",
       };
       for (const [name, text] of Object.entries(files)) {
         await mkdir(dirname(join(dir, name)), { recursive: true });
@@ -80,9 +89,16 @@ describe('dependency rules', () => {
         [
           'codecs-are-pure: src/format/header.ts -> fs',
           'contract-not-engines: src/engine/open.ts -> src/optimized/open.ts',
+          'contract-below-everything-but-io: src/engine/open.ts -> src/optimized/open.ts',
+          'one-composition-root: src/engine/open.ts -> src/optimized/open.ts',
           'no-circular: src/map/a.ts -> src/map/b.ts (src/map/b.ts -> src/map/c.ts -> src/map/a.ts)',
           'product-not-verification: src/cli/info.ts -> src/verification/wing.ts',
           'src-not-test: src/io/file.ts -> test/support/helper.ts',
+          'io-at-the-bottom: src/io/up.ts -> src/engine/open.ts',
+          'shared-semantics-below-engines: src/qcow2/rules.ts -> src/optimized/open.ts',
+          'one-composition-root: src/qcow2/rules.ts -> src/optimized/open.ts',
+          'engines-apart: src/reference/open.ts -> src/optimized/open.ts',
+          'one-composition-root: src/cli/map.ts -> src/reference/open.ts',
         ].sort(),
       );
     });
