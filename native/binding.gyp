@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "qcow2_native",
-      "sources": ["addon.c", "seek.c", "fallocate.c"],
+      "sources": ["addon.c", "errors.c", "seek.c", "fallocate.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -100,7 +100,7 @@ export function usageLine(name: string): string {
 
 /** A summary for a terminal: `code` spans without their backquotes. */
 function plain(text: string): string {
-  return text.replace(/`([^`]*)`/g, '$1');
+  return text.replaceAll('\u0060', '');
 }
 
 /** What `qcow2 help` (and `qcow2` alone, and an unknown command) prints. */

@@ -1,6 +1,9 @@
-/** Entry point of the `qcow2` command: dispatches to one file per subcommand. */
+/**
+ * The product's commands: dispatches to one file per subcommand. The program (src/main.ts) adds
+ * `qcow2 verify`, which belongs to the verification wing.
+ */
 import { isQcow2Error } from '../errors.js';
-import { type CliContext, processContext, type Subcommand } from './context.js';
+import type { CliContext, Subcommand } from './context.js';
 import { bench } from './bench.js';
 import { check } from './check.js';
 import { commandHelp, mainHelp } from './commands.js';
@@ -8,30 +11,26 @@ import { compare } from './compare.js';
 import { convert } from './convert.js';
 import { create } from './create.js';
 import { info } from './info.js';
-import { io } from './io.js';
+import { io } from './io/run.js';
 import { map } from './map.js';
 import { snapshot } from './snapshot.js';
-import { verify } from './verify.js';
 
-/** The subcommands; their synopses and descriptions are in ./commands.ts (one entry each). */
-export const SUBCOMMANDS: Record<string, Subcommand> = { bench, check, compare, convert, create, info, io, map, snapshot, verify };
+/** The product's subcommands; their synopses and descriptions are in ./commands.ts (one entry each). */
+export const SUBCOMMANDS: Record<string, Subcommand> = { bench, check, compare, convert, create, info, io, map, snapshot };
 
-export async function main(argv: string[], ctx: CliContext = processContext()): Promise<void> {
-  process.exitCode = await run(argv, ctx);
-}
-
-export async function run(argv: string[], ctx: CliContext): Promise<number> {
+/** Runs one command line against `commands` (the program's table: these and `verify`). */
+export async function run(argv: string[], ctx: CliContext, commands: Record<string, Subcommand> = SUBCOMMANDS): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     const topic = name === 'help' ? args[0] : undefined;
-    if (topic !== undefined && !Object.hasOwn(SUBCOMMANDS, topic)) {
+    if (topic !== undefined && !Object.hasOwn(commands, topic)) {
       ctx.stderr(`qcow2: unknown command '${topic}'\n${mainHelp()}`);
       return 1;
     }
     ctx.stdout(topic === undefined ? mainHelp() : commandHelp(topic));
     return name === undefined ? 1 : 0;
   }
-  const command = Object.hasOwn(SUBCOMMANDS, name) ? SUBCOMMANDS[name] : undefined;
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) {
     ctx.stderr(`qcow2: unknown command '${name}'\n${mainHelp()}`);
     return 1;

@@ -157,3 +157,8 @@ export interface OpenOptions {
    */
   wrapFile?: (file: BlockFile, role: 'image' | 'data-file') => BlockFile;
 }
+
+/** A qcow2 device, by what the device says it is. */
+export function isQcow2(device: BlockDevice): device is Qcow2Device {
+  return device.format === 'qcow2';
+}

@@ -23,7 +23,8 @@ export class OptimizedImage extends Qcow2Front<OptState> {
   /** The last compressed write's turn: the next one stores its clusters after it. */
   private compressedTail: Promise<void> = Promise.resolve();
 
-  protected readData(offset: number, target: Uint8Array): Promise<void> {
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRequest('read', offset, target.byteLength, this.virtualSize);
     return this.onClusters(offset, target.byteLength, true, () => readGuestInto(this.state, offset, target));
   }
 

@@ -50,8 +50,9 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     return this.state.store.getRefcount(index);
   }
 
-  /** The engine's request paths, called after the checks (range, writability, first-write autoclear). */
-  protected abstract readData(offset: number, target: Uint8Array): Promise<void>;
+  /** Reads straight into `target` (the engine checks the request with checkRequest; engine/request.ts). */
+  abstract readInto(offset: number, target: Uint8Array): Promise<void>;
+  /** The engine's change paths, called after the checks (range, writability, first-write autoclear). */
   protected abstract writeData(offset: number, data: Uint8Array): Promise<void>;
   protected abstract zeroData(offset: number, length: number, opts: WriteZeroesOptions): Promise<void>;
   protected abstract discardData(offset: number, length: number): Promise<void>;
@@ -77,11 +78,6 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     const out = new Uint8Array(length);
     await this.readInto(offset, out);
     return out;
-  }
-
-  async readInto(offset: number, target: Uint8Array): Promise<void> {
-    checkRequest('read', offset, target.byteLength, this.virtualSize);
-    await this.readData(offset, target);
   }
 
   async write(offset: number, data: Uint8Array, opts: WriteOptions = {}): Promise<void> {

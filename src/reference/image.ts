@@ -14,7 +14,8 @@ import type { RefState } from './state.js';
 import { writeGuest } from './write.js';
 
 export class ReferenceImage extends Qcow2Front<RefState> {
-  protected async readData(offset: number, target: Uint8Array): Promise<void> {
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRequest('read', offset, target.byteLength, this.virtualSize);
     target.set(await readGuest(this.state, offset, target.byteLength));
   }
 

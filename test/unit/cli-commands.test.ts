@@ -8,14 +8,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { COMMAND_DOCS, commandHelp, mainHelp, readmeTable, spliceReadmeTable, usageLine } from '../../src/cli/commands.js';
 import type { CliContext } from '../../src/cli/context.js';
-import { run, SUBCOMMANDS } from '../../src/cli/main.js';
+import { run } from '../../src/cli/main.js';
+import { COMMANDS as SUBCOMMANDS } from '../../src/main.js';
 import { REPO } from '../support/cli.js';
 
 async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   const ctx: CliContext = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), isTTY: false };
-  const code = await run(argv, ctx);
+  const code = await run(argv, ctx, SUBCOMMANDS);
   return { code, stdout, stderr };
 }
 

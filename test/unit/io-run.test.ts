@@ -122,6 +122,7 @@ describe('runner', () => {
     const calls: [number, number, number][] = [];
     const base = (await raw(new Uint8Array(200 * 1024))).device;
     const fake = Object.assign(Object.create(base) as RawDevice, {
+      format: 'qcow2',
       clusterSize: 65536,
       backing: undefined,
       writeCompressed: async (offset: number, data: Uint8Array) => void calls.push([offset, data.byteLength, data[0] as number]),
@@ -140,7 +141,7 @@ describe('runner', () => {
     const base = (await raw(new Uint8Array(4096))).device;
     const failing = (err: unknown) =>
       Object.assign(Object.create(base) as RawDevice, {
-        read: async () => {
+        readInto: async () => {
           throw err;
         },
       }) as BlockDevice;

@@ -1,5 +1,10 @@
 /**
- * Runs parsed qemu-io commands against an engine and prints what qemu-io 7.2 prints:
+ * `qcow2 io [-f raw|qcow2] [-r] -c CMD [-c CMD …] IMAGE`: qemu-io's commands (read, write,
+ * discard, flush; see parse.ts) run on our engines, with qemu-io's output. Every command is parsed
+ * before the image is opened; then they all run in order, and the exit status is 1 when any of
+ * them failed (qemu-io's rule), else 0.
+ *
+ * Runs parsed qemu-io commands against a device and prints what qemu-io 7.2 prints:
  * - success: the statistics lines (`wrote 65536/65536 bytes at offset 0` + the timing line), none
  *   with -q; `read -v` dumps the data first;
  * - `read -P` mismatch: `Pattern verification failed at offset N, M bytes` (then the statistics
@@ -15,10 +20,42 @@
  * All of these go to stdout like qemu-io's printf()s, except the read-only message, and a failing
  * command does not stop the ones after it.
  */
-import { type Errno, errnoOf, errnoText, isQcow2Error } from '../../errors.js';
-import type { BlockDevice, Qcow2Device } from '../../engine/types.js';
+import { type ImageFormat, openImage } from '../../device/open.js';
+import { type Errno, errnoOf, errnoText, isQcow2Error, usage } from '../../errors.js';
+import { type BlockDevice, isQcow2 } from '../../engine/types.js';
 import { hexdump, report } from './format.js';
-import type { DiscardOp, IoOp, ReadOp, WriteOp } from './parse.js';
+import { onePositional, parse } from '../args.js';
+import type { CliContext } from '../context.js';
+import { type DiscardOp, type IoOp, parseScript, type ReadOp, type WriteOp } from './parse.js';
+
+export async function io(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      cmd: { type: 'string', short: 'c', multiple: true },
+      format: { type: 'string', short: 'f' },
+      'read-only': { type: 'boolean', short: 'r' },
+    },
+    'io',
+  );
+  const filename = onePositional(positionals, 'image', 'io');
+  const format = imageFormat(values.format);
+  const commands = values.cmd ?? [];
+  if (commands.length === 0) throw usage('io: give the commands with -c (interactive mode is not supported)');
+  const ops = parseScript(commands);
+  const device = await openImage(filename, { format, readOnly: values['read-only'] === true });
+  try {
+    const { failures } = await runOps(device, ops, ctx);
+    return failures === 0 ? 0 : 1;
+  } finally {
+    await device.close();
+  }
+}
+
+function imageFormat(value: string | undefined): ImageFormat | undefined {
+  if (value === undefined || value === 'raw' || value === 'qcow2') return value;
+  throw usage(`io: -f must be 'raw' or 'qcow2', not '${value}'`);
+}
 
 export interface IoOutput {
   stdout: (text: string) => void;
@@ -61,10 +98,6 @@ export async function runOp(device: BlockDevice, op: IoOp, out: IoOutput, opts: 
   }
 }
 
-export function isQcow2Device(device: BlockDevice): device is Qcow2Device {
-  return typeof (device as Partial<Qcow2Device>).writeCompressed === 'function';
-}
-
 class Runner {
   private readonly now: () => bigint;
   private readonly program: string;
@@ -83,7 +116,8 @@ class Runner {
     const t1 = this.now();
     let data: Uint8Array;
     try {
-      data = op.length === 0 ? new Uint8Array(0) : await this.device.read(op.offset, op.length);
+      data = new Uint8Array(op.length);
+      if (op.length > 0) await this.device.readInto(op.offset, data);
     } catch (err) {
       return this.engineFailed('read', err);
     }
@@ -113,7 +147,7 @@ class Runner {
       if (op.mode === 'zeroes') {
         if (op.length > 0) await this.device.writeZeroes(op.offset, op.length, { unmap: op.unmap });
       } else if (op.mode === 'compressed') {
-        if (!isQcow2Device(this.device)) return this.failed('write', 'ENOTSUP');
+        if (!isQcow2(this.device)) return this.failed('write', 'ENOTSUP');
         if (op.length > 0) {
           const cluster = this.device.clusterSize;
           const endsImage = op.offset + op.length === this.device.virtualSize;

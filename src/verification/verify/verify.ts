@@ -8,8 +8,7 @@
  *  3. runs us -> QEMU round trips for every create option combination (src/verification/campaign/roundtrip.ts);
  *  4. compares `qcow2 check` with `qemu-img check` on the corpus and judges a sample of crash
  *     states (safety.ts).
- * Reached through the thin `verify` command entry in src/cli/verify.ts, the one product file that
- * imports this wing.
+ * Reached through the program entry (src/main.ts), the one file outside this wing that imports it.
  * Prints one row per image, then a table of what was checked; exits 1 on any problem.
  */
 import fc from 'fast-check';
