@@ -5,18 +5,11 @@
  */
 import { MAX_L1_BYTES } from '../limits.js';
 import { countBitmaps } from './bitmaps.js';
-import { type CheckContext, cryptoHeaderRange } from './context.js';
-import type { InMemoryRefcounts } from './imrt.js';
+import { type CountingPass, cryptoHeaderRange } from './context.js';
 import { checkL1Tree } from './l1-check.js';
 import { checkRefblocks } from './refblocks.js';
-import type { CheckCounts } from './result.js';
 
-export async function calculateRefcounts(
-  ctx: CheckContext,
-  res: CheckCounts,
-  imrt: InMemoryRefcounts,
-  state: { rebuild: boolean },
-): Promise<void> {
+export const calculateRefcounts: CountingPass = async (ctx, res, imrt, state) => {
   const C = ctx.clusterSize;
   const { layout, snapshots } = ctx.meta;
   imrt.add(res, ctx.log, 0, C, ctx.fileSize);
@@ -47,4 +40,4 @@ export async function calculateRefcounts(
   if (crypto) imrt.add(res, ctx.log, crypto.offset, crypto.length, ctx.fileSize);
   await countBitmaps(ctx, res, imrt);
   await checkRefblocks(ctx, res, imrt, state);
-}
+};

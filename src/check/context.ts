@@ -9,6 +9,7 @@ import type { ImageMetadata } from '../image/metadata.js';
 import type { BlockFile } from '../io/block-file.js';
 import { readPadded } from './read.js';
 import { RefcountStore, decodeRefcountTableRaw } from './refcount-store.js';
+import type { InMemoryRefcounts } from './imrt.js';
 import type { CheckCounts, FixMode } from './result.js';
 
 export interface CheckContext {
@@ -82,3 +83,9 @@ export function cryptoHeaderRange(meta: ImageMetadata): { offset: number; length
 export function clustersOf(bytes: number, clusterSize: number): number {
   return Math.ceil(bytes / clusterSize);
 }
+
+/**
+ * A pass of the check that counts references into the in-memory refcount table, and notes in
+ * `state` when the refcount structure must be rebuilt (calculate.ts, refblocks.ts).
+ */
+export type CountingPass = (ctx: CheckContext, res: CheckCounts, imrt: InMemoryRefcounts, state: { rebuild: boolean }) => Promise<void>;

@@ -5,16 +5,9 @@
  * end of the file is brought inside it by growing the file (QEMU does the same), within a bound.
  */
 import { MAX_CHECK_GROWTH_BYTES } from '../limits.js';
-import type { CheckContext } from './context.js';
-import type { InMemoryRefcounts } from './imrt.js';
-import type { CheckCounts } from './result.js';
+import type { CountingPass } from './context.js';
 
-export async function checkRefblocks(
-  ctx: CheckContext,
-  res: CheckCounts,
-  imrt: InMemoryRefcounts,
-  state: { rebuild: boolean },
-): Promise<void> {
+export const checkRefblocks: CountingPass = async (ctx, res, imrt, state) => {
   const C = ctx.clusterSize;
   const table = ctx.store.table;
   for (let i = 0; i < table.length; i++) {
@@ -61,4 +54,4 @@ export async function checkRefblocks(
       }
     }
   }
-}
+};
