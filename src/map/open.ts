@@ -11,11 +11,9 @@
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { openQcow2, probeFormat } from '../device/open.js';
-import { RawDevice } from '../engine/raw.js';
-import type { BlockDevice, Qcow2Device } from '../engine/types.js';
+import { type BlockDevice, isQcow2, type Qcow2Device } from '../engine/types.js';
 import { unsupported } from '../errors.js';
 import { BLOCK_STATUS_CHUNK_BYTES, BLOCK_STATUS_CHUNK_CLUSTERS } from '../limits.js';
-import { Qcow2Front } from '../qcow2/front.js';
 import { allocatedBytes, type FileHoles, openFileHoles } from './holes.js';
 import { detectMetadataPreallocation } from './prealloc.js';
 import { roundUpToSector } from './status.js';
@@ -90,12 +88,9 @@ async function backingLayer(image: Qcow2Device, realPath: string, name: string, 
   if (!below) return undefined;
   const storedName = image.backingName ?? '';
   const shown = pathCombine(name, storedName);
-  if (below instanceof Qcow2Front) return qcow2Layer(below, shown, track);
-  if (below instanceof RawDevice) {
-    const belowPath = isAbsolute(storedName) ? storedName : join(dirname(realPath), storedName);
-    return rawLayer(track(openFileHoles(belowPath)), shown);
-  }
-  throw unsupported('the backing file is opened by an engine that map does not know');
+  if (isQcow2(below)) return qcow2Layer(below, shown, track);
+  const belowPath = isAbsolute(storedName) ? storedName : join(dirname(realPath), storedName);
+  return rawLayer(track(openFileHoles(belowPath)), shown);
 }
 
 /** QEMU's path_combine(): `filename` relative to the directory part of `base` (as typed). */
