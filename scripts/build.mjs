@@ -1,5 +1,6 @@
-// Build step run by `npm ci` (prepare) and `npm run build`: compile src/ to dist/ with tsc and
-// copy the generated Kaitai parsers (plain ES modules, committed under src/spec/generated/) along.
+// Build step run by `npm ci` (prepare) and `npm run build`: compile src/ to dist/ with tsc (with
+// .d.ts declarations, for the library's users) and copy the generated Kaitai parsers (plain ES
+// modules and their declarations, committed under src/spec/generated/) along.
 import { execFileSync } from 'node:child_process';
 import { cpSync, rmSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +12,6 @@ const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 const gen = join(root, 'src', 'spec', 'generated');
 if (existsSync(gen)) {
-  cpSync(gen, join(root, 'dist', 'spec', 'generated'), {
-    recursive: true,
-    filter: (src) => !src.endsWith('.d.ts'),
-  });
+  // With their declarations: dist/'s own .d.ts files import them.
+  cpSync(gen, join(root, 'dist', 'spec', 'generated'), { recursive: true });
 }

@@ -11,7 +11,11 @@ export function commandLineError(command: string, message: string): Qcow2Error {
   return usage(`${command}: ${message}; usage: ${usageLine(command)}`);
 }
 
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, command: string) {
+type Options = NonNullable<ParseArgsConfig['options']>;
+/** What parse() returns (named, so that the build's declarations can say it). */
+export type Parsed<T extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>>;
+
+export function parse<T extends Options>(args: string[], options: T, command: string): Parsed<T> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
