@@ -92,3 +92,18 @@ export function checkRange(what: string, offset: number, length: number): void {
     throw usage(`invalid ${what} request: offset ${offset}, length ${length}`);
   }
 }
+
+/** Runs every closer in turn, even after one fails; then throws the first failure, if any. */
+export async function closeAll(closers: readonly (() => Promise<void> | undefined)[]): Promise<void> {
+  let failed = false;
+  let first: unknown;
+  for (const close of closers) {
+    try {
+      await close();
+    } catch (err) {
+      if (!failed) first = err;
+      failed = true;
+    }
+  }
+  if (failed) throw first;
+}

@@ -8,6 +8,7 @@ import { sharedPool, WorkerPool } from '../compress/pool.js';
 import { checkRequest } from '../engine/request.js';
 import type { Extent, WriteZeroesOptions } from '../engine/types.js';
 import { isQcow2Error } from '../errors.js';
+import { closeAll } from '../io/block-file.js';
 import { mapExtents } from '../qcow2/extents.js';
 import { Qcow2Front } from '../qcow2/front.js';
 import { discard, writeZeroes } from '../qcow2/zero-discard.js';
@@ -69,8 +70,8 @@ export class OptimizedImage extends Qcow2Front<OptState> {
   }
 
   protected override async closeFiles(): Promise<void> {
-    await super.closeFiles();
-    if (this.state.codec instanceof WorkerPool && this.state.codec !== sharedPool()) await this.state.codec.close();
+    const codec = this.state.codec;
+    await closeAll([() => super.closeFiles(), () => (codec instanceof WorkerPool && codec !== sharedPool() ? codec.close() : undefined)]);
   }
 
   private async trimmed(work: Promise<void>): Promise<void> {

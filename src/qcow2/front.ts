@@ -14,6 +14,7 @@ import { clearAutoclear } from './bitmaps.js';
 import { setDirtyBit, underDirtyBit } from './header.js';
 import { resize } from './resize.js';
 import { applySnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
+import { closeAll } from '../io/block-file.js';
 import { poisoned, type Qcow2State } from './state.js';
 
 export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
@@ -147,23 +148,25 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     await this.whole(() => underDirtyBit(this.state, () => deleteSnapshot(this.state, idOrName)));
   }
 
+  /** Flushes and closes; the files are closed even when the flush fails (the failure is then thrown). */
   async close(): Promise<void> {
     const st = this.state;
     const failure = poisoned(st);
-    if (!failure) {
-      await this.flush();
-      // Lazy refcounts left the image dirty: everything is on disk now, refcounts included.
-      if (st.features.dirty && !st.readOnly && !st.keepDirty && !st.features.corrupt) await this.whole(() => setDirtyBit(st, false));
+    try {
+      if (!failure) {
+        await this.flush();
+        // Lazy refcounts left the image dirty: everything is on disk now, refcounts included.
+        if (st.features.dirty && !st.readOnly && !st.keepDirty && !st.features.corrupt) await this.whole(() => setDirtyBit(st, false));
+      }
+    } finally {
+      await this.closeFiles();
     }
-    await this.closeFiles();
     if (failure) throw stoppedError(failure);
   }
 
-  /** Closes the backing chain, the data file and the image file. */
+  /** Closes the backing chain, the data file and the image file: all of them, whatever fails. */
   protected async closeFiles(): Promise<void> {
-    await this.state.backing?.close();
-    await this.state.dataFile?.close();
-    await this.state.file.close();
+    await closeAll([() => this.state.backing?.close(), () => this.state.dataFile?.close(), () => this.state.file.close()]);
   }
 
 

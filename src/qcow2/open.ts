@@ -11,7 +11,7 @@ import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { type ImageMetadata, readMetadata } from '../image/metadata.js';
-import type { BlockFile } from '../io/block-file.js';
+import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
 import { writeHeader } from './header.js';
 import { rebuildRefcounts } from './rebuild.js';
@@ -34,11 +34,7 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
   const file = opts.wrapFile ? opts.wrapFile(nodeFile, 'image') : nodeFile;
   let dataFile: BlockFile | undefined;
   let backing: BlockDevice | undefined;
-  const close = async () => {
-    await backing?.close();
-    await dataFile?.close();
-    await file.close();
-  };
+  const close = () => closeAll([() => backing?.close(), () => dataFile?.close(), () => file.close()]);
   try {
     const meta = await readMetadata(file);
     const { features } = meta.layout;
