@@ -82,6 +82,21 @@ module.exports = {
       to: { pathNot: ['^src/format/', '^src/errors[.]ts$', '^src/limits[.]ts$'] },
     },
     {
+      name: 'serving-core-has-no-protocol',
+      severity: 'error',
+      comment:
+        'src/serve/ is the request core every server shares (NBD now, ublk next): it stands on the contract, the error family and the limits, and knows no protocol, server or command.',
+      from: { path: '^src/serve/' },
+      to: { path: '^src/', pathNot: ['^src/serve/', '^src/engine/', '^src/errors[.]ts$', '^src/limits[.]ts$'] },
+    },
+    {
+      name: 'nbd-codec-is-pure',
+      severity: 'error',
+      comment: "src/nbd/protocol.ts is NBD's wire format: bytes in, values out. It imports only src/errors.ts and src/limits.ts: no I/O, no node built-ins.",
+      from: { path: '^src/nbd/protocol[.]ts$' },
+      to: { pathNot: ['^src/errors[.]ts$', '^src/limits[.]ts$'] },
+    },
+    {
       name: 'src-not-test',
       severity: 'error',
       comment: 'Nothing in src/ imports from test/.',

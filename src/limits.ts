@@ -112,3 +112,58 @@ export const CREATE_WRITE_BATCH_BYTES = 8 * MiB;
 export const BLOCK_STATUS_CHUNK_BYTES = 1 * GiB;
 /** Clusters of block status asked for at once when clusters are small (64 Ki clusters). */
 export const BLOCK_STATUS_CHUNK_CLUSTERS = 65536;
+
+// ---------------------------------------------------------------------------------------------
+// Serving: the NBD server (src/nbd/) and the request core it shares with the ublk server (src/serve/).
+// Each bound keeps one client (hostile, broken or just slow) from making the server hold memory
+// or time without limit; the server's total is these times the connections it takes (`-e N`).
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The largest read, write or cache request a server takes: 32 MiB. The NBD spec says a length
+ * under 2^25 SHOULD NOT be deemed a denial of service and that clients desiring interoperability
+ * keep reads and writes to it; qemu-nbd's largest buffer (NBD_MAX_BUFFER_SIZE) is the same. We
+ * advertise it as the maximum block size, and it is the most one request's payload may hold in
+ * memory. A larger write payload closes the connection (it cannot be skipped cheaply); a larger
+ * read fails with EINVAL.
+ */
+export const MAX_SERVE_REQUEST_BYTES = 32 * MiB;
+/**
+ * Requests of one connection in flight at once. When reached, the server stops reading requests
+ * from that client until one completes: a client cannot queue work without bound. 64 keeps fio's
+ * and qemu's deepest usual queues (16-64) busy on the engine.
+ */
+export const SERVE_MAX_REQUESTS_IN_FLIGHT = 64;
+/**
+ * Payload bytes (write data received, read data to send) of one connection in flight before the
+ * server stops reading its requests: one largest request more may arrive, so a connection holds
+ * at most about twice {@link MAX_SERVE_REQUEST_BYTES} of request data.
+ */
+export const SERVE_MAX_BYTES_IN_FLIGHT = 32 * MiB;
+/**
+ * Reply bytes queued on one connection's socket (not yet taken by the kernel) above which the
+ * server reads no new requests from it: a client that stops reading its replies stops being
+ * served instead of making the server buffer them.
+ */
+export const SERVE_WRITE_HIGH_WATER = 4 * MiB;
+/** Request bytes read ahead from one socket before it is paused (TCP then pushes back on the client). */
+export const SERVE_READ_AHEAD_BYTES = 1 * MiB;
+/**
+ * The largest NBD option payload the handshake reads: 64 KiB, far above what any option needs
+ * (export names and meta context queries are strings of at most 4096 bytes, the spec's limit).
+ * A larger one is read and dropped in bounded chunks, and answered NBD_REP_ERR_TOO_BIG.
+ */
+export const NBD_MAX_OPTION_BYTES = 64 * KiB;
+/** The spec's limit on any NBD string (export names, descriptions, queries, error messages). */
+export const NBD_MAX_STRING_BYTES = 4096;
+/**
+ * Seconds a client has to finish the handshake before it is disconnected: qemu-nbd's default
+ * (its --handshake-limit, 10 s). Idle or half-sent handshakes cannot hold connections for ever.
+ */
+export const NBD_HANDSHAKE_TIMEOUT_MS = 10_000;
+/**
+ * Block status descriptors in one NBD reply chunk (per metadata context): 64 Ki, a 512 KiB
+ * chunk. The spec lets the server describe less than was asked; the client asks again from where
+ * the reply stopped.
+ */
+export const NBD_MAX_STATUS_EXTENTS = 65536;

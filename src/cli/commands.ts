@@ -81,6 +81,37 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     ].join('\n'),
   },
   {
+    name: 'nbd',
+    synopsis:
+      '[-f FMT] [-x NAME] [-D TEXT] [-k SOCKET | -b ADDR -p PORT] [-r] [-s] [-e N] [-t] [-A] [--cache=MODE] [--discard=ignore|unmap] [--detect-zeroes=off] [--untrusted] [--fork] [--pid-file=FILE] [-v] IMAGE',
+    summary:
+      'serves IMAGE over NBD with `qemu-nbd`\'s options: structured replies, block status (`base:allocation`, `-A` `qemu:allocation-depth`), many clients on one engine; listens on 0.0.0.0:10809 (all interfaces, as qemu-nbd) unless told',
+    details: [
+      '  -f FMT            raw or qcow2; without it the format is probed, and a writable export of a',
+      '                    probed raw image is refused (give -f raw, or -r)',
+      "  -x NAME           export name (default '')",
+      '  -D TEXT           description shown to clients',
+      '  -k SOCKET         listen on a unix socket instead of TCP',
+      '  -b ADDR, -p PORT  TCP address and port (default 0.0.0.0 and 10809: every IPv4 interface)',
+      '  -r                read-only export',
+      '  -s                writes go to a temporary qcow2 overlay in $TMPDIR (removed at exit); the',
+      '                    image is never written',
+      '  -e N              serve at most N clients at once (default 1; 0: no limit); one more is',
+      '                    refused with a message',
+      '  -t                keep serving after the last client leaves (else exit then, as qemu-nbd)',
+      '  -A                offer the qemu:allocation-depth metadata context',
+      '  --cache=MODE      writeback (default), writethrough (every write durable), unsafe (no flushes)',
+      '  --discard=MODE    ignore (default: trims do nothing) or unmap (trims and zero writes free space)',
+      '  --detect-zeroes=off  the only mode for now',
+      '  --untrusted       never open backing or data files the image names',
+      '  --fork            run in the background once the socket listens (the command exits 0)',
+      '  --pid-file=FILE   write the server\'s process id to FILE (removed at exit)',
+      '  -v                connection events on stderr (otherwise only engine errors)',
+      'SIGTERM or SIGINT: stop accepting, finish the requests in flight, flush, close the image, exit 0.',
+      'Not yet: -l SNAPSHOT (refused: unsupported), -B BITMAP, --tls-creds, -L, -c.',
+    ].join('\n'),
+  },
+  {
     name: 'verify',
     synopsis: '[--runs N] [--round-trips N] [--crash-states N] [--seed S] [--dir DIR] [--filter REGEX]',
     summary:

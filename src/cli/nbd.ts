@@ -1,0 +1,282 @@
+/**
+ * `qcow2 nbd [options] IMAGE`: serves an image over NBD with qemu-nbd's options and meanings where
+ * implemented (src/nbd/ speaks the protocol; src/serve/ runs the requests).
+ *
+ * Where we differ from qemu-nbd, on purpose:
+ * - A writable export of an image whose format was probed as raw is refused: give `-f raw` (or
+ *   `-r`). Probing a raw disk a guest writes is the qemu probing hole: the guest can write a qcow2
+ *   header, and the next probe would trust it (with a backing file name of the guest's choice).
+ *   QEMU only warns and guards sector 0.
+ * - `-l SNAPSHOT` (export an internal snapshot) is refused with a typed 'unsupported' error: our
+ *   engines open an image's active state only.
+ * - `--detect-zeroes` takes only `off` for now; `--cache` takes writeback (default), writethrough
+ *   and unsafe (the O_DIRECT modes are refused, as for `qcow2 bench`).
+ * - `-e 0` serves any number of clients (as qemu-nbd 5.2+); one client over the limit is answered
+ *   with NBD_REP_ERR_POLICY and a message instead of waiting in the listen queue.
+ * - TLS (`--tls-creds`), `-B BITMAP`, `-c DEV` and `-L` are not implemented yet.
+ * The default address is qemu-nbd's: 0.0.0.0 (every IPv4 interface), port 10809.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createImage } from '../create/create.js';
+import { type ImageFormat, openImage, probeFormat } from '../device/open.js';
+import type { BlockDevice } from '../engine/types.js';
+import { isQcow2Error, unsupported, usage } from '../errors.js';
+import { NBD_MAX_STRING_BYTES } from '../limits.js';
+import { type ListenAddress, NbdServer } from '../nbd/server.js';
+import type { LogSink } from '../serve/log.js';
+import type { ServePolicy } from '../serve/request.js';
+import { onTerminationSignals, shutdownGracefully } from '../serve/shutdown.js';
+import { commandLineError, onePositional, parse } from './args.js';
+import { cacheMode, type CacheMode } from './cache-mode.js';
+import type { CliContext } from './context.js';
+
+/** qemu-nbd's defaults: every IPv4 interface, the IANA port of NBD. */
+export const DEFAULT_BIND = '0.0.0.0';
+export const DEFAULT_PORT = 10809;
+
+/** Set in the environment of the daemon started by --fork. */
+const DAEMON_ENV = 'QCOW2_NBD_DAEMON';
+
+export interface NbdCommand {
+  image: string;
+  format: ImageFormat | undefined;
+  exportName: string;
+  description: string;
+  listen: ListenAddress;
+  readOnly: boolean;
+  snapshot: boolean;
+  shared: number;
+  persistent: boolean;
+  allocationDepth: boolean;
+  cache: CacheMode;
+  discard: ServePolicy['discard'];
+  untrusted: boolean;
+  fork: boolean;
+  pidFile: string | undefined;
+  verbose: boolean;
+}
+
+const OPTIONS = {
+  format: { type: 'string', short: 'f' },
+  'export-name': { type: 'string', short: 'x' },
+  description: { type: 'string', short: 'D' },
+  socket: { type: 'string', short: 'k' },
+  bind: { type: 'string', short: 'b' },
+  port: { type: 'string', short: 'p' },
+  'read-only': { type: 'boolean', short: 'r' },
+  snapshot: { type: 'boolean', short: 's' },
+  'load-snapshot': { type: 'string', short: 'l' },
+  shared: { type: 'string', short: 'e' },
+  persistent: { type: 'boolean', short: 't' },
+  'allocation-depth': { type: 'boolean', short: 'A' },
+  cache: { type: 'string' },
+  discard: { type: 'string' },
+  'detect-zeroes': { type: 'string' },
+  untrusted: { type: 'boolean' },
+  fork: { type: 'boolean' },
+  'pid-file': { type: 'string' },
+  verbose: { type: 'boolean', short: 'v' },
+  bitmap: { type: 'string', short: 'B' },
+  'tls-creds': { type: 'string' },
+} as const;
+
+function nonNegativeInt(text: string, what: string, max: number): number {
+  if (!/^\d+$/.test(text)) throw usage(`nbd: Invalid ${what} '${text}'`);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n > max) throw usage(`nbd: Invalid ${what} '${text}' (0 to ${max})`);
+  return n;
+}
+
+function stringOption(text: string, what: string): string {
+  if (Buffer.byteLength(text) > NBD_MAX_STRING_BYTES) throw usage(`nbd: ${what} is longer than ${NBD_MAX_STRING_BYTES} bytes`);
+  if (text.includes('\u0000')) throw usage(`nbd: ${what} contains a NUL character`);
+  return text;
+}
+
+/** Reads the command line; every check happens before the image is opened. */
+export function parseNbdArgs(args: string[]): NbdCommand {
+  const { values, positionals } = parse(args, OPTIONS, 'nbd');
+  const image = onePositional(positionals, 'image', 'nbd');
+  const format = values.format;
+  if (format !== undefined && format !== 'raw' && format !== 'qcow2') throw usage(`nbd: -f must be 'raw' or 'qcow2', not '${format}'`);
+  if (values['load-snapshot'] !== undefined) {
+    throw unsupported('nbd: -l (exporting an internal snapshot) is not implemented: our engines open the active state of an image only');
+  }
+  if (values.bitmap !== undefined) throw unsupported('nbd: -B (exporting a persistent bitmap) is not implemented yet');
+  if (values['tls-creds'] !== undefined) throw unsupported('nbd: --tls-creds is not implemented yet: this server runs without TLS');
+  if (values.socket !== undefined && (values.bind !== undefined || values.port !== undefined)) {
+    throw commandLineError('nbd', '-k (unix socket) cannot be combined with -b or -p (TCP)');
+  }
+  const listen: ListenAddress =
+    values.socket !== undefined
+      ? { kind: 'unix', path: values.socket }
+      : { kind: 'tcp', host: values.bind ?? DEFAULT_BIND, port: values.port === undefined ? DEFAULT_PORT : nonNegativeInt(values.port, 'port', 65535) };
+  const detect = values['detect-zeroes'];
+  if (detect !== undefined && detect !== 'off') {
+    if (detect === 'on' || detect === 'unmap') throw unsupported(`nbd: --detect-zeroes=${detect} is not implemented yet (only 'off')`);
+    throw usage(`nbd: invalid --detect-zeroes '${detect}' (off, on or unmap)`);
+  }
+  let discard: ServePolicy['discard'] = 'ignore';
+  if (values.discard !== undefined) {
+    if (values.discard === 'ignore' || values.discard === 'off') discard = 'ignore';
+    else if (values.discard === 'unmap' || values.discard === 'on') discard = 'unmap';
+    else throw usage(`nbd: Invalid discard option '${values.discard}' (ignore or unmap)`);
+  }
+  return {
+    image,
+    format,
+    exportName: stringOption(values['export-name'] ?? '', 'the export name'),
+    description: stringOption(values.description ?? '', 'the description'),
+    listen,
+    readOnly: values['read-only'] === true,
+    snapshot: values.snapshot === true,
+    shared: values.shared === undefined ? 1 : nonNegativeInt(values.shared, 'shared device number', 2 ** 31 - 1),
+    persistent: values.persistent === true,
+    allocationDepth: values['allocation-depth'] === true,
+    cache: values.cache === undefined ? 'writeback' : cacheMode('nbd', values.cache),
+    discard,
+    untrusted: values.untrusted === true,
+    fork: values.fork === true,
+    pidFile: values['pid-file'],
+    verbose: values.verbose === true,
+  };
+}
+
+export async function nbd(args: string[], ctx: CliContext): Promise<number> {
+  const cmd = parseNbdArgs(args);
+  const daemon = process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';
+  if (cmd.fork && !daemon) return daemonize(args, cmd, ctx);
+  if (!daemon) return serve(cmd, ctx, () => {});
+  // The daemon: a failure before the socket listens goes to the waiting parent.
+  let ready = false;
+  try {
+    return await serve(cmd, ctx, () => {
+      ready = true;
+      process.send?.({ ready: true });
+      process.disconnect?.();
+    });
+  } catch (err) {
+    if (!ready && process.connected) {
+      const line = isQcow2Error(err) ? `qcow2 nbd: ${err.describe()}` : `qcow2 nbd: internal error: ${(err as Error).message}`;
+      process.send?.({ error: line });
+      process.disconnect?.();
+    }
+    throw err;
+  }
+}
+
+/** Opens the export, serves it until the last client leaves (without -t) or a signal, and cleans up. */
+async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Promise<number> {
+  const log: LogSink = (line) => ctx.stderr(`qcow2 nbd: ${line}\n`);
+  const events: LogSink = cmd.verbose ? log : () => {};
+  const cleanups: Array<() => Promise<unknown>> = [];
+  try {
+    const device = await openExport(cmd, cleanups);
+    let server: NbdServer;
+    try {
+      server = await NbdServer.listen({
+        device,
+        exportName: cmd.exportName,
+        description: cmd.description,
+        listen: cmd.listen,
+        shared: cmd.shared,
+        persistent: cmd.persistent,
+        allocationDepth: cmd.allocationDepth,
+        policy: { discard: cmd.discard, writethrough: cmd.cache === 'writethrough' },
+        events,
+        errors: log,
+      });
+    } catch (err) {
+      await device.close().catch(() => {});
+      throw err;
+    }
+    let stopSignal: NodeJS.Signals | undefined;
+    let removeSignals = () => {};
+    const signalled = new Promise<void>((resolveSignal) => {
+      removeSignals = onTerminationSignals(
+        (signal) => {
+          stopSignal = signal;
+          resolveSignal();
+        },
+        (signal) => events(`${signal} again: still finishing the requests in flight`),
+      );
+    });
+    try {
+      if (cmd.pidFile !== undefined) {
+        const pidFile = cmd.pidFile;
+        await writeFile(pidFile, `${process.pid}\n`);
+        cleanups.push(() => rm(pidFile, { force: true }));
+      }
+      events(`serving '${cmd.image}' as export '${cmd.exportName}' on ${server.address()}${device.readOnly ? ' (read-only)' : ''}`);
+      onReady();
+      await Promise.race([server.idle, signalled]);
+      events(stopSignal ? `${stopSignal}: stopping` : 'the last client has gone: stopping');
+      await shutdownGracefully(server, device);
+    } finally {
+      removeSignals();
+      await server.stopAccepting().catch(() => {});
+    }
+    return 0;
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  }
+}
+
+/** The device to export: the image itself, or (-s) a temporary overlay over it. */
+async function openExport(cmd: NbdCommand, cleanups: Array<() => Promise<unknown>>): Promise<BlockDevice> {
+  const overlay = cmd.snapshot && !cmd.readOnly;
+  const writable = !cmd.readOnly && !overlay;
+  let format = cmd.format;
+  if (format === undefined) {
+    format = await probeFormat(cmd.image);
+    if (format === 'raw' && writable) {
+      throw usage(
+        `nbd: '${cmd.image}' has no qcow2 header, so it would be exported as raw: a writable raw export needs -f raw (a guest could write a qcow2 header into a probed raw image, and the next probe would trust it); add -f raw, or -r for a read-only export`,
+      );
+    }
+  }
+  const driving = { ...(cmd.cache === 'unsafe' ? { noFlush: true } : {}) };
+  if (!overlay) return openImage(cmd.image, { format, readOnly: cmd.readOnly, untrusted: cmd.untrusted, ...driving });
+  // -s: the image is opened read-only below a temporary overlay in $TMPDIR, removed at exit.
+  const base = resolve(cmd.image);
+  const probe = await openImage(base, { format, readOnly: true, untrusted: cmd.untrusted });
+  const size = probe.virtualSize;
+  await probe.close();
+  const dir = await mkdtemp(join(tmpdir(), 'qcow2-nbd-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'overlay.qcow2');
+  await createImage(path, { size, backingFile: base, backingFormat: format });
+  return openImage(path, { format: 'qcow2', backing: { path: base, format }, untrusted: cmd.untrusted, ...driving });
+}
+
+/** --fork: runs the server in a detached child and exits 0 once it listens (1 if it could not start). */
+async function daemonize(args: string[], cmd: NbdCommand, ctx: CliContext): Promise<number> {
+  const script = process.argv[1];
+  if (script === undefined) throw usage('nbd: --fork: cannot find the program to start');
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, script, 'nbd', ...args.filter((a) => a !== '--fork')], {
+    detached: true,
+    stdio: ['ignore', 'ignore', cmd.verbose ? 'inherit' : 'ignore', 'ipc'],
+    env: { ...process.env, [DAEMON_ENV]: '1' },
+  });
+  const code = await new Promise<number>((resolveCode) => {
+    child.on('message', (m: { ready?: boolean; error?: string }) => {
+      if (m.error !== undefined) ctx.stderr(`${m.error}\n`);
+      resolveCode(m.ready ? 0 : 1);
+    });
+    child.on('error', (err) => {
+      ctx.stderr(`qcow2 nbd: --fork: ${err.message}\n`);
+      resolveCode(1);
+    });
+    child.on('exit', (status) => {
+      ctx.stderr(`qcow2 nbd: the server exited before it was ready (status ${status})\n`);
+      resolveCode(1);
+    });
+  });
+  child.removeAllListeners();
+  if (child.connected) child.disconnect();
+  child.unref();
+  return code;
+}
