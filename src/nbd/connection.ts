@@ -91,7 +91,9 @@ export class NbdConnection {
     private readonly reader: SocketReader,
     private readonly cfg: ConnectionConfig,
   ) {
+    // Replies drained, or the socket closed (then the next read ends the loop instead of waiting).
     socket.on('drain', () => this.wakeGate());
+    socket.on('close', () => this.wakeGate());
   }
 
   /** Requests in flight now. */
@@ -149,6 +151,7 @@ export class NbdConnection {
   private gateOpen(): boolean {
     return (
       this.stopping ||
+      this.socket.destroyed ||
       (this.inFlight.size < SERVE_MAX_REQUESTS_IN_FLIGHT &&
         this.inFlightBytes < SERVE_MAX_BYTES_IN_FLIGHT &&
         this.socket.writableLength <= SERVE_WRITE_HIGH_WATER)

@@ -27,6 +27,8 @@ export class SocketReader {
   private buffered = 0;
   private want = 0;
   private ended = false;
+  /** The socket is closed both ways: nothing more can be answered, so nothing more is read. */
+  private closed = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
 
@@ -46,6 +48,7 @@ export class SocketReader {
     });
     socket.on('close', () => {
       this.ended = true;
+      this.closed = true;
       this.notify();
     });
     socket.on('error', (err) => {
@@ -70,6 +73,7 @@ export class SocketReader {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
     if (this.failure instanceof ReadAborted) throw this.failure;
+    if (this.closed) throw new EndOfStream(true);
     this.want = 0;
     const out = this.take(n);
     if (this.buffered < this.readAhead && this.socket.isPaused() && !this.ended) this.socket.resume();
