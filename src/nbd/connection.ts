@@ -85,6 +85,8 @@ export class NbdConnection {
   private inFlightBytes = 0;
   private stopping = false;
   private gateWake: (() => void) | undefined;
+  private outQueue: Uint8Array[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly socket: Socket,
@@ -276,20 +278,37 @@ export class NbdConnection {
     else this.send([encodeSimpleReply(error, h.cookie)]);
   }
 
-  /** Writes one whole reply (the parts are corked together: replies never interleave). */
+  /**
+   * Queues one whole reply. Replies queued in the same turn of the event loop go out together in
+   * one corked write (one writev for many completions); a reply is never split by another.
+   */
   private send(parts: readonly Uint8Array[]): void {
+    if (this.socket.destroyed) return;
+    for (const p of parts) this.outQueue.push(p);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushOut());
+    }
+  }
+
+  private flushOut(): void {
+    this.flushScheduled = false;
+    const queue = this.outQueue;
+    if (queue.length === 0) return;
+    this.outQueue = [];
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
-    if (parts.length === 1) {
-      s.write(parts[0]!);
+    if (queue.length === 1) {
+      s.write(queue[0]!);
       return;
     }
     s.cork();
-    for (const p of parts) s.write(p);
+    for (const p of queue) s.write(p);
     s.uncork();
   }
 
   private close(): Promise<void> {
+    this.flushOut();
     const s = this.socket;
     if (s.destroyed) return Promise.resolve();
     return new Promise((resolve) => {
