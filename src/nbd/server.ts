@@ -11,8 +11,9 @@
  * - Transmission flags tell the truth: READ_ONLY for a read-only device; otherwise FUA, WRITE_ZEROES,
  *   FAST_ZERO if the device can zero fast, TRIM if discards are passed on (--discard=unmap) and
  *   the device frees space. FLUSH and CACHE always; DF with structured replies; CAN_MULTI_CONN
- *   always: every connection uses the one engine, so a flush on any connection covers writes
- *   completed on all of them. ROTATIONAL never.
+ *   whenever more than one connection is allowed (`-e` other than 1, as qemu-nbd): every
+ *   connection uses the one engine, so a flush on any connection covers writes completed on all
+ *   of them. ROTATIONAL never.
  * - A typed engine error fails its request only; it is reported once on the error sink.
  * - stopAccepting() + drain() (the serving core's graceful shutdown): the listening socket closes,
  *   handshakes are cut, and every connection finishes its requests in flight, sends the replies
@@ -65,10 +66,14 @@ interface Client {
   task: Promise<void>;
 }
 
-/** The transmission flags of `device`'s export. */
-export function transmissionFlags(device: BlockDevice, policy: ServePolicy, structured: boolean): number {
+/**
+ * The transmission flags of `device`'s export. `multiConn`: more than one connection may be open
+ * (`-e` is not 1); every connection runs on the one engine, so a flush covers them all.
+ */
+export function transmissionFlags(device: BlockDevice, policy: ServePolicy, structured: boolean, multiConn: boolean): number {
   const F = TRANSMISSION_FLAG;
-  let flags = F.HAS_FLAGS | F.SEND_FLUSH | F.SEND_CACHE | F.CAN_MULTI_CONN;
+  let flags = F.HAS_FLAGS | F.SEND_FLUSH | F.SEND_CACHE;
+  if (multiConn) flags |= F.CAN_MULTI_CONN;
   if (structured) flags |= F.SEND_DF;
   if (device.readOnly) return flags | F.READ_ONLY;
   flags |= F.SEND_FUA | F.SEND_WRITE_ZEROES;
@@ -85,7 +90,8 @@ export function exportSpec(opts: NbdServerOptions): ExportSpec {
     name: opts.exportName ?? '',
     description: opts.description ?? '',
     size: device.virtualSize,
-    flags: (structured) => transmissionFlags(device, policy, structured),
+    // A client told it may use several connections (nbdcopy opens four) must be able to.
+    flags: (structured) => transmissionFlags(device, policy, structured, (opts.shared ?? 1) !== 1),
     // Our engines take any byte offset and length: no client has to align (minimum 1).
     blockSizes: { minimum: 1, preferred, maximum: MAX_SERVE_REQUEST_BYTES },
     contexts: opts.allocationDepth ? [CONTEXT.BASE_ALLOCATION, CONTEXT.ALLOCATION_DEPTH] : [CONTEXT.BASE_ALLOCATION],
