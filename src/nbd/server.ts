@@ -8,9 +8,10 @@
  *   beyond a few such, connections are closed at once.
  * - Without `persistent` (qemu-nbd's `-t`), `idle` resolves when the last served client has gone
  *   (after the first one came), as qemu-nbd exits then.
- * - Transmission flags tell the truth: READ_ONLY for a read-only device; otherwise FUA, WRITE_ZEROES,
- *   FAST_ZERO if the device can zero fast, TRIM if discards are passed on (--discard=unmap) and
- *   the device frees space. FLUSH and CACHE always; DF with structured replies; CAN_MULTI_CONN
+ * - Transmission flags tell the truth: READ_ONLY for a read-only device; otherwise WRITE_ZEROES,
+ *   FAST_ZERO if the device can zero fast, TRIM if the device can free space (with the default
+ *   --discard=ignore a trim is taken and does nothing, as qemu-nbd does). FLUSH, FUA and CACHE
+ *   always; DF with structured replies; CAN_MULTI_CONN
  *   whenever more than one connection is allowed (`-e` other than 1, as qemu-nbd): every
  *   connection uses the one engine, so a flush on any connection covers writes completed on all
  *   of them. ROTATIONAL never.
@@ -67,31 +68,33 @@ interface Client {
 }
 
 /**
- * The transmission flags of `device`'s export. `multiConn`: more than one connection may be open
- * (`-e` is not 1); every connection runs on the one engine, so a flush covers them all.
+ * The transmission flags of `device`'s export (what qemu-nbd advertises, where the device allows
+ * it). `multiConn`: more than one connection may be open (`-e` is not 1); every connection runs
+ * on the one engine, so a flush covers them all.
  */
-export function transmissionFlags(device: BlockDevice, policy: ServePolicy, structured: boolean, multiConn: boolean): number {
+export function transmissionFlags(device: BlockDevice, structured: boolean, multiConn: boolean): number {
   const F = TRANSMISSION_FLAG;
-  let flags = F.HAS_FLAGS | F.SEND_FLUSH | F.SEND_CACHE;
+  // FUA on a read-only export is true of nothing, and harmless: qemu-nbd offers it too.
+  let flags = F.HAS_FLAGS | F.SEND_FLUSH | F.SEND_FUA | F.SEND_CACHE;
   if (multiConn) flags |= F.CAN_MULTI_CONN;
   if (structured) flags |= F.SEND_DF;
   if (device.readOnly) return flags | F.READ_ONLY;
-  flags |= F.SEND_FUA | F.SEND_WRITE_ZEROES;
+  flags |= F.SEND_WRITE_ZEROES;
   if (device.capabilities.fastZero) flags |= F.SEND_FAST_ZERO;
-  if (policy.discard === 'unmap' && device.capabilities.discard) flags |= F.SEND_TRIM;
+  // A trim is a hint: with --discard=ignore (the default) it is taken and does nothing.
+  if (device.capabilities.discard) flags |= F.SEND_TRIM;
   return flags;
 }
 
 export function exportSpec(opts: NbdServerOptions): ExportSpec {
   const { device } = opts;
-  const policy = opts.policy ?? { discard: 'ignore', writethrough: false };
   const preferred = isQcow2(device) ? Math.max(4096, device.clusterSize) : 4096;
   return {
     name: opts.exportName ?? '',
     description: opts.description ?? '',
     size: device.virtualSize,
     // A client told it may use several connections (nbdcopy opens four) must be able to.
-    flags: (structured) => transmissionFlags(device, policy, structured, (opts.shared ?? 1) !== 1),
+    flags: (structured) => transmissionFlags(device, structured, (opts.shared ?? 1) !== 1),
     // Our engines take any byte offset and length: no client has to align (minimum 1).
     blockSizes: { minimum: 1, preferred, maximum: MAX_SERVE_REQUEST_BYTES },
     contexts: opts.allocationDepth ? [CONTEXT.BASE_ALLOCATION, CONTEXT.ALLOCATION_DEPTH] : [CONTEXT.BASE_ALLOCATION],
