@@ -280,6 +280,8 @@ describe('qcow2 nbd, listening and daemon options', () => {
       [['--detect-zeroes=on', top], /^qcow2 nbd: unsupported: .*detect-zeroes/],
       [['-l', 'snap1', top], /^qcow2 nbd: unsupported: .*-l/],
       [['-f', 'vmdk', top], /^qcow2 nbd: usage: /],
+      // --untrusted: the backing file top.qcow2 names is not opened.
+      [['--untrusted', '-r', '-k', join(dir, 'untrusted.sock'), '-f', 'qcow2', top], /^qcow2 nbd: unsupported: refusing to open the backing file/],
     ] as const) {
       const r = await execa(process.execPath, [QCOW2_BIN, 'nbd', ...args], { reject: false });
       expect(r.exitCode, args.join(' ')).toBe(1);
