@@ -480,23 +480,6 @@ describe.runIf(NBD_SERVERS.includes('qemu') && NBD_SERVERS.includes('ours'))('ou
       // read-modify-write").
       block_size_preferred: { ours: 64 * KiB, why: 'qcow2 cluster size' },
     };
-    if (!opts.readOnly && (opts.discard ?? 'ignore') === 'ignore') {
-      // qemu-nbd advertises NBD_FLAG_SEND_TRIM under its default --discard=ignore and then drops
-      // every trim; ours advertises trim only when it does something (--discard=unmap). Both are
-      // allowed ("The server MAY set the flag for features it supports").
-      d.can_trim = { ours: false, why: '--discard=ignore: trims would do nothing' };
-    }
-    if ((opts.shared ?? 8) === 1 && !opts.readOnly) {
-      // qemu-nbd advertises NBD_FLAG_CAN_MULTI_CONN on a writable export only when -e allows
-      // more than one client; ours always does: every connection shares one engine, so a flush
-      // or FUA covers all of them, which is the flag's whole condition.
-      d.can_multi_conn = { ours: true, why: 'one engine behind every connection' };
-    }
-    if (opts.readOnly) {
-      // qemu-nbd advertises NBD_FLAG_SEND_FUA on a read-only export; ours does not: no command
-      // there writes anything that FUA could make durable.
-      d.can_fua = { ours: false, why: 'read-only: nothing to make durable' };
-    }
     return d;
   }
 
