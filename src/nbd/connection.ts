@@ -86,6 +86,8 @@ export class NbdConnection {
   private stopping = false;
   private gateWake: (() => void) | undefined;
   private outQueue: Uint8Array[] = [];
+  /** Bytes in outQueue: replies finished but not yet handed to the socket count against the high-water mark. */
+  private outQueueBytes = 0;
   private flushScheduled = false;
 
   constructor(
@@ -156,7 +158,7 @@ export class NbdConnection {
       this.socket.destroyed ||
       (this.inFlight.size < SERVE_MAX_REQUESTS_IN_FLIGHT &&
         this.inFlightBytes < SERVE_MAX_BYTES_IN_FLIGHT &&
-        this.socket.writableLength <= SERVE_WRITE_HIGH_WATER)
+        this.socket.writableLength + this.outQueueBytes <= SERVE_WRITE_HIGH_WATER)
     );
   }
 
@@ -284,7 +286,12 @@ export class NbdConnection {
    */
   private send(parts: readonly Uint8Array[]): void {
     if (this.socket.destroyed) return;
-    for (const p of parts) this.outQueue.push(p);
+    for (const p of parts) {
+      this.outQueue.push(p);
+      this.outQueueBytes += p.byteLength;
+    }
+    // Past the high-water mark, hand them to the socket now (its 'drain' then reopens the gate).
+    if (this.outQueueBytes > SERVE_WRITE_HIGH_WATER) return this.flushOut();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flushOut());
@@ -296,15 +303,18 @@ export class NbdConnection {
     const queue = this.outQueue;
     if (queue.length === 0) return;
     this.outQueue = [];
+    this.outQueueBytes = 0;
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
-    if (queue.length === 1) {
-      s.write(queue[0]!);
-      return;
+    if (queue.length === 1) s.write(queue[0]!);
+    else {
+      s.cork();
+      for (const p of queue) s.write(p);
+      s.uncork();
     }
-    s.cork();
-    for (const p of queue) s.write(p);
-    s.uncork();
+    // The queued bytes now count in the socket's buffer: a gate they held shut may open (if the
+    // socket is still above its high-water mark, 'drain' wakes it later).
+    this.wakeGate();
   }
 
   private close(): Promise<void> {
