@@ -14,6 +14,9 @@ import { lanesFor } from '../../src/verification/engines.js';
 import type { FaultRule } from '../../src/io/fault-file.js';
 import { requireTool } from '../support/tools.js';
 
+/** Growth injects 80 faults, each a run and a qemu-img check: ~30 s idle. A bound, not an assertion. */
+const WORKLOAD_TIMEOUT_MS = 180_000;
+
 const TAGS = ['l2', 'refcount-block', 'refcount-table', 'l1', 'header', 'snapshot-table', 'data', 'flush'] as const;
 
 describe('error injection', () => {
@@ -50,7 +53,7 @@ describe('error injection', () => {
         console.log(`faults ${engine} ${w.name}: ${rules.length} injected (${[...counts].map(([k, v]) => `${k} ${v}`).join(', ')})`);
         expect(failures).toEqual([]);
         expect(fired).toBeGreaterThan(10);
-      });
+      }, WORKLOAD_TIMEOUT_MS);
     }
   }
 });
