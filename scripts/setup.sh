@@ -16,6 +16,7 @@ have nbdsh || need+=(libnbd-bin)
 /usr/bin/python3 -c 'import nbd' >/dev/null 2>&1 || need+=(python3-libnbd)
 have nbdkit || need+=(nbdkit)
 have fio || need+=(fio)
+have openssl || need+=(openssl) # test certificates (test/nbd/tls.test.ts)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

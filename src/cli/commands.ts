@@ -83,7 +83,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'nbd',
     synopsis:
-      '[-f FMT] [-x NAME] [-D TEXT] [-k SOCKET | -b ADDR -p PORT] [-r] [-s] [-e N] [-t] [-A] [--cache=MODE] [--discard=ignore|unmap] [--detect-zeroes=off] [--untrusted] [--fork] [--pid-file=FILE] [-v] IMAGE',
+      '[-f FMT] [-x NAME] [-D TEXT] [-k SOCKET | -b ADDR -p PORT] [-r] [-s] [-e N] [-t] [-A] [--cache=MODE] [--discard=ignore|unmap] [--detect-zeroes=off] [--untrusted] [--tls-creds DIR [--tls-verify-peer] | --tls-psk FILE] [--fork] [--pid-file=FILE] [-v] IMAGE',
     summary:
       'serves IMAGE over NBD with `qemu-nbd`\'s options: structured replies, block status (`base:allocation`, `-A` `qemu:allocation-depth`), many clients on one engine; listens on 0.0.0.0:10809 (all interfaces, as qemu-nbd) unless told',
     details: [
@@ -104,11 +104,17 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       '  --discard=MODE    ignore (default: trims do nothing) or unmap (trims and zero writes free space)',
       '  --detect-zeroes=off  the only mode for now',
       '  --untrusted       never open backing or data files the image names',
+      '  --tls-creds DIR   require TLS (x509): DIR/ca-cert.pem, server-cert.pem, server-key.pem and',
+      '                    optionally ca-crl.pem, as QEMU\'s tls-creds-x509 (DIR itself, not an object id)',
+      '  --tls-verify-peer clients must present a certificate the CA signed (QEMU: verify-peer=on)',
+      '  --tls-psk FILE    require TLS with pre-shared keys (TLS 1.2): FILE holds username:hexkey lines,',
+      '                    as QEMU\'s tls-creds-psk keys.psk',
       '  --fork            run in the background once the socket listens (the command exits 0)',
       '  --pid-file=FILE   write the server\'s process id to FILE (removed at exit)',
       '  -v                connection events on stderr (otherwise only engine errors)',
       'SIGTERM or SIGINT: stop accepting, finish the requests in flight, flush, close the image, exit 0.',
-      'Not yet: -l SNAPSHOT (refused: unsupported), -B BITMAP, --tls-creds, -L, -c.',
+      'With TLS credentials, every option before NBD_OPT_STARTTLS is NBD_REP_ERR_TLS_REQD (EXPORT_NAME closes).',
+      'Not yet: -l SNAPSHOT (refused: unsupported), -B BITMAP, --tls-authz, --tls-hostname, -L, -c.',
     ].join('\n'),
   },
   {

@@ -13,7 +13,12 @@
  *   and unsafe (the O_DIRECT modes are refused, as for `qcow2 bench`).
  * - `-e 0` serves any number of clients (as qemu-nbd 5.2+); one client over the limit is answered
  *   with NBD_REP_ERR_POLICY and a message instead of waiting in the listen queue.
- * - TLS (`--tls-creds`), `-B BITMAP`, `-c DEV` and `-L` are not implemented yet.
+ * - TLS: `--tls-creds DIR` takes the directory itself (qemu-nbd takes the id of a
+ *   `--object tls-creds-x509,dir=DIR`), same files (ca-cert.pem, server-cert.pem, server-key.pem,
+ *   ca-crl.pem); client certificates are verified only with `--tls-verify-peer` (QEMU's
+ *   verify-peer defaults to on). `--tls-psk FILE` takes QEMU's tls-creds-psk keys file
+ *   (`username:hexkey` lines), over TLS 1.2. With either, TLS is required of every client.
+ * - `-B BITMAP`, `-c DEV`, `-L`, `--tls-authz` and `--tls-hostname` are not implemented yet.
  * The default address is qemu-nbd's: 0.0.0.0 (every IPv4 interface), port 10809.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -26,6 +31,7 @@ import type { BlockDevice } from '../engine/types.js';
 import { isQcow2Error, unsupported, usage } from '../errors.js';
 import { NBD_MAX_STRING_BYTES } from '../limits.js';
 import { type ListenAddress, NbdServer } from '../nbd/server.js';
+import { loadPsk, loadX509, type TlsConfig } from '../nbd/tls.js';
 import type { LogSink } from '../serve/log.js';
 import type { ServePolicy } from '../serve/request.js';
 import { onTerminationSignals, shutdownGracefully } from '../serve/shutdown.js';
@@ -57,6 +63,8 @@ export interface NbdCommand {
   fork: boolean;
   pidFile: string | undefined;
   verbose: boolean;
+  /** TLS credentials (--tls-creds DIR [--tls-verify-peer] or --tls-psk FILE): TLS required. */
+  tls: { kind: 'x509'; dir: string; verifyPeer: boolean } | { kind: 'psk'; file: string } | undefined;
 }
 
 const OPTIONS = {
@@ -81,6 +89,8 @@ const OPTIONS = {
   verbose: { type: 'boolean', short: 'v' },
   bitmap: { type: 'string', short: 'B' },
   'tls-creds': { type: 'string' },
+  'tls-verify-peer': { type: 'boolean' },
+  'tls-psk': { type: 'string' },
 } as const;
 
 function nonNegativeInt(text: string, what: string, max: number): number {
@@ -106,7 +116,14 @@ export function parseNbdArgs(args: string[]): NbdCommand {
     throw unsupported('nbd: -l (exporting an internal snapshot) is not implemented: our engines open the active state of an image only');
   }
   if (values.bitmap !== undefined) throw unsupported('nbd: -B (exporting a persistent bitmap) is not implemented yet');
-  if (values['tls-creds'] !== undefined) throw unsupported('nbd: --tls-creds is not implemented yet: this server runs without TLS');
+  if (values['tls-creds'] !== undefined && values['tls-psk'] !== undefined) throw commandLineError('nbd', '--tls-creds and --tls-psk cannot be combined');
+  if (values['tls-verify-peer'] === true && values['tls-creds'] === undefined) throw commandLineError('nbd', '--tls-verify-peer needs --tls-creds');
+  const tls: NbdCommand['tls'] =
+    values['tls-creds'] !== undefined
+      ? { kind: 'x509', dir: values['tls-creds'], verifyPeer: values['tls-verify-peer'] === true }
+      : values['tls-psk'] !== undefined
+        ? { kind: 'psk', file: values['tls-psk'] }
+        : undefined;
   if (values.socket !== undefined && (values.bind !== undefined || values.port !== undefined)) {
     throw commandLineError('nbd', '-k (unix socket) cannot be combined with -b or -p (TCP)');
   }
@@ -142,6 +159,7 @@ export function parseNbdArgs(args: string[]): NbdCommand {
     fork: values.fork === true,
     pidFile: values['pid-file'],
     verbose: values.verbose === true,
+    tls,
   };
 }
 
@@ -173,6 +191,8 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
   const log: LogSink = (line) => ctx.stderr(`qcow2 nbd: ${line}\n`);
   const events: LogSink = cmd.verbose ? log : () => {};
   const cleanups: Array<() => Promise<unknown>> = [];
+  // The credentials are checked before the image is opened: a bad file is a usage error at start.
+  const tls: TlsConfig | undefined = cmd.tls === undefined ? undefined : cmd.tls.kind === 'x509' ? loadX509(cmd.tls.dir, cmd.tls.verifyPeer) : loadPsk(cmd.tls.file);
   try {
     const device = await openExport(cmd, cleanups);
     let server: NbdServer;
@@ -185,6 +205,7 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
         shared: cmd.shared,
         persistent: cmd.persistent,
         allocationDepth: cmd.allocationDepth,
+        ...(tls ? { tls } : {}),
         policy: { discard: cmd.discard, writethrough: cmd.cache === 'writethrough' },
         events,
         errors: log,
@@ -210,7 +231,9 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
         await writeFile(pidFile, `${process.pid}\n`);
         cleanups.push(() => rm(pidFile, { force: true }));
       }
-      events(`serving '${cmd.image}' as export '${cmd.exportName}' on ${server.address()}${device.readOnly ? ' (read-only)' : ''}`);
+      events(
+        `serving '${cmd.image}' as export '${cmd.exportName}' on ${server.address()}${device.readOnly ? ' (read-only)' : ''}${tls ? `, TLS required (${tls.describe})` : ''}`,
+      );
       onReady();
       await Promise.race([server.idle, signalled]);
       events(stopSignal ? `${stopSignal}: stopping` : 'the last client has gone: stopping');

@@ -18,7 +18,7 @@
  * - Errors: an unknown command or a flag not valid for its command is EINVAL; the serving core's
  *   errnos become NBD error values (nbdError in protocol.ts).
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { BlockDevice, StatusExtent } from '../engine/types.js';
 import type { Errno } from '../errors.js';
 import { MAX_SERVE_REQUEST_BYTES, NBD_MAX_STATUS_EXTENTS, SERVE_MAX_BYTES_IN_FLIGHT, SERVE_MAX_REQUESTS_IN_FLIGHT, SERVE_WRITE_HIGH_WATER } from '../limits.js';
@@ -91,7 +91,7 @@ export class NbdConnection {
   private flushScheduled = false;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
     private readonly reader: SocketReader,
     private readonly cfg: ConnectionConfig,
   ) {

@@ -14,7 +14,12 @@
  *   `base:allocation`, and `qemu:allocation-depth` when the export offers it. `base:` and `qemu:`
  *   list a namespace's contexts (and select nothing), unknown namespaces and leaves are ignored,
  *   `qemu:dirty-bitmap:NAME` finds nothing (no bitmap is exported yet).
- * - NBD_OPT_STARTTLS: NBD_REP_ERR_POLICY (this server runs without TLS: the spec's NOTLS mode).
+ * - NBD_OPT_STARTTLS: without TLS credentials, NBD_REP_ERR_POLICY (the spec's NOTLS mode). With
+ *   them (the spec's FORCEDTLS mode): before STARTTLS every option but STARTTLS and ABORT is
+ *   NBD_REP_ERR_TLS_REQD and NBD_OPT_EXPORT_NAME closes the connection, so neither the export's
+ *   name, size nor data reach a client without TLS; STARTTLS is answered NBD_REP_ACK, the socket
+ *   is upgraded (`HandshakeTls.start`) and option haggling goes on over TLS; a second STARTTLS is
+ *   NBD_REP_ERR_INVALID.
  * - Anything else (NBD_OPT_EXTENDED_HEADERS included): NBD_REP_ERR_UNSUP.
  * Malformed option data is NBD_REP_ERR_INVALID; data over NBD_MAX_OPTION_BYTES is read and dropped
  * in bounded chunks and answered NBD_REP_ERR_TOO_BIG. A wrong option magic or unknown client flags
@@ -85,7 +90,18 @@ export type HandshakeOutcome =
     }
   | { kind: 'closed'; reason: string };
 
+/** TLS is required: how to upgrade the connection once NBD_OPT_STARTTLS is acknowledged. */
+export interface HandshakeTls {
+  /**
+   * Runs the TLS handshake over the connection (after the ACK is written) and returns the
+   * handshake's IO over TLS; rejects when TLS cannot be set up (the connection is then dropped).
+   */
+  start(): Promise<HandshakeIO>;
+}
+
 export interface HandshakeOptions {
+  /** With TLS credentials: TLS is required before anything else is answered. */
+  tls?: HandshakeTls;
   /** Refuse this client politely: the message of every NBD_REP_ERR_POLICY. */
   refuse?: string;
   /** Called for each option received (verbose logs). */
@@ -121,7 +137,9 @@ export function matchContexts(queries: readonly string[], available: readonly st
   return [...found];
 }
 
-export async function negotiate(io: HandshakeIO, exp: ExportSpec, opts: HandshakeOptions = {}): Promise<HandshakeOutcome> {
+export async function negotiate(plainIO: HandshakeIO, exp: ExportSpec, opts: HandshakeOptions = {}): Promise<HandshakeOutcome> {
+  let io = plainIO;
+  let secured = false;
   io.write(encodeGreeting(HANDSHAKE_FLAG.FIXED_NEWSTYLE | HANDSHAKE_FLAG.NO_ZEROES));
   const clientFlags = decodeClientFlags(await io.read(4));
   if ((clientFlags & ~(CLIENT_FLAG.FIXED_NEWSTYLE | CLIENT_FLAG.NO_ZEROES)) !== 0) {
@@ -157,6 +175,18 @@ export async function negotiate(io: HandshakeIO, exp: ExportSpec, opts: Handshak
       fail(option, REP.ERR_POLICY, opts.refuse);
       continue;
     }
+    if (opts.tls !== undefined && !secured) {
+      if (option === OPT.STARTTLS && length === 0) {
+        reply(option, REP.ACK);
+        io = await opts.tls.start();
+        secured = true;
+        continue;
+      }
+      if (option === OPT.STARTTLS) fail(option, REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+      else if (option === OPT.EXPORT_NAME) return { kind: 'closed', reason: 'NBD_OPT_EXPORT_NAME without TLS (TLS is required)' };
+      else fail(option, REP.ERR_TLS_REQD, 'TLS is required on this server: send NBD_OPT_STARTTLS first');
+      continue;
+    }
 
     switch (option) {
       case OPT.EXPORT_NAME: {
@@ -176,6 +206,7 @@ export async function negotiate(io: HandshakeIO, exp: ExportSpec, opts: Handshak
         break;
       case OPT.STARTTLS:
         if (length !== 0) fail(option, REP.ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+        else if (secured) fail(option, REP.ERR_INVALID, 'TLS is already negotiated');
         else fail(option, REP.ERR_POLICY, 'TLS is not enabled on this server');
         break;
       case OPT.STRUCTURED_REPLY:

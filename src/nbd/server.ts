@@ -16,12 +16,15 @@
  *   connection uses the one engine, so a flush on any connection covers writes completed on all
  *   of them. ROTATIONAL never.
  * - A typed engine error fails its request only; it is reported once on the error sink.
+ * - With `tls`, TLS is required (handshake.ts): after NBD_OPT_STARTTLS the socket is handed to
+ *   the TLS layer (tls.ts) and the handshake, then the requests, go on over the TLS socket.
  * - stopAccepting() + drain() (the serving core's graceful shutdown): the listening socket closes,
  *   handshakes are cut, and every connection finishes its requests in flight, sends the replies
  *   and closes.
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { BlockDevice } from '../engine/types.js';
 import { isQcow2 } from '../engine/types.js';
 import { ioError } from '../errors.js';
@@ -32,6 +35,7 @@ import type { Drainable } from '../serve/shutdown.js';
 import { NbdConnection } from './connection.js';
 import { type ExportSpec, negotiate, optionName } from './handshake.js';
 import { CONTEXT, TRANSMISSION_FLAG } from './protocol.js';
+import { type TlsConfig, upgrade } from './tls.js';
 import { ReadAborted, SocketReader } from './wire.js';
 
 export type ListenAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
@@ -52,6 +56,8 @@ export interface NbdServerOptions {
   policy?: ServePolicy;
   /** Connection events (qemu-nbd's -v); default silent. */
   events?: LogSink;
+  /** TLS credentials: TLS is then required of every client (NBD_OPT_STARTTLS first). */
+  tls?: TlsConfig;
   /** Engine errors (each distinct one once) and server failures. */
   errors?: LogSink;
 }
@@ -60,10 +66,14 @@ export interface NbdServerOptions {
 const MAX_REFUSING = 16;
 
 interface Client {
+  /** The connection's stream: the socket, or the TLS socket over it after NBD_OPT_STARTTLS. */
+  stream: Duplex;
   socket: Socket;
   reader: SocketReader;
   label: string;
   connection: NbdConnection | undefined;
+  /** A TLS handshake under way (after NBD_OPT_STARTTLS): how to cut it. */
+  upgrading?: { abort: (err: Error) => void } | undefined;
   task: Promise<void>;
 }
 
@@ -179,7 +189,10 @@ export class NbdServer implements Drainable {
     this.stopping = true;
     for (const c of this.clients) {
       if (c.connection) c.connection.stop();
-      else c.reader.abort(new ReadAborted('server shutting down'));
+      else {
+        c.reader.abort(new ReadAborted('server shutting down'));
+        c.upgrading?.abort(new ReadAborted('server shutting down'));
+      }
     }
     await Promise.allSettled([...this.clients].map((c) => c.task));
   }
@@ -203,12 +216,13 @@ export class NbdServer implements Drainable {
       this.everServed = true;
     } else this.refusing++;
     this.events(`${label}: connected${counted ? '' : ` (over the limit of ${limit}: refusing)`}`);
-    const client: Client = { socket, reader: new SocketReader(socket), label, connection: undefined, task: Promise.resolve() };
+    const client: Client = { stream: socket, socket, reader: new SocketReader(socket), label, connection: undefined, task: Promise.resolve() };
     socket.resume();
     this.clients.add(client);
     client.task = this.serve(client, counted)
       .catch((err: unknown) => (this.opts.errors ?? (() => {}))(`${label}: ${(err as Error).message}`))
       .finally(() => {
+        client.stream.destroy();
         socket.destroy();
         this.clients.delete(client);
         if (counted) this.served--;
@@ -218,20 +232,40 @@ export class NbdServer implements Drainable {
   }
 
   private async serve(client: Client, counted: boolean): Promise<void> {
-    const { socket, reader, label } = client;
-    const timer = setTimeout(() => reader.abort(new ReadAborted('handshake timed out')), NBD_HANDSHAKE_TIMEOUT_MS);
+    const { socket, label } = client;
+    const timer = setTimeout(() => {
+      client.reader.abort(new ReadAborted('handshake timed out'));
+      client.upgrading?.abort(new ReadAborted('handshake timed out'));
+    }, NBD_HANDSHAKE_TIMEOUT_MS);
     timer.unref();
-    const io = {
+    const ioOf = (stream: Duplex, reader: SocketReader) => ({
       read: (n: number) => reader.read(n),
       skip: (n: number) => reader.skip(n),
       write: (bytes: Uint8Array) => {
-        if (!socket.destroyed && socket.writable) socket.write(bytes);
+        if (!stream.destroyed && stream.writable) stream.write(bytes);
+      },
+    });
+    const io = ioOf(socket, client.reader);
+    const tlsConfig = this.opts.tls;
+    const tls = tlsConfig && {
+      start: async () => {
+        // The client waits for the ACK before its ClientHello: bytes already here are not TLS.
+        if (client.reader.pendingBytes > 0) throw new Error('data sent after NBD_OPT_STARTTLS before its reply');
+        client.reader.detach();
+        const up = upgrade(socket, tlsConfig);
+        client.upgrading = up;
+        const secure = await up.ready.finally(() => (client.upgrading = undefined));
+        client.stream = secure;
+        this.events(`${label}: TLS established (${secure.getProtocol() ?? 'TLS'}, ${secure.getCipher().name})`);
+        client.reader = new SocketReader(secure);
+        return ioOf(secure, client.reader);
       },
     };
     const limit = this.opts.shared ?? 1;
     let outcome;
     try {
       outcome = await negotiate(io, this.spec, {
+        ...(tls ? { tls } : {}),
         ...(counted ? {} : { refuse: `this server serves at most ${limit} client${limit === 1 ? '' : 's'} at once (qemu-nbd -e); try again later` }),
         onOption: (option, length) => this.events(`${label}: ${optionName(option)} (${length} bytes)`),
       });
@@ -242,7 +276,7 @@ export class NbdServer implements Drainable {
     }
     if (outcome.kind === 'closed' || this.stopping) {
       this.events(`${label}: handshake ended: ${outcome.kind === 'closed' ? outcome.reason : 'server shutting down'}`);
-      await endSocket(socket);
+      await endSocket(client.stream);
       return;
     }
     const contexts = outcome.contexts.map((c) => c.name).join(', ');
@@ -251,7 +285,7 @@ export class NbdServer implements Drainable {
         outcome.structured ? 'structured replies' : 'simple replies'
       }${contexts ? `, contexts ${contexts}` : ''})`,
     );
-    const connection = new NbdConnection(socket, reader, {
+    const connection = new NbdConnection(client.stream, client.reader, {
       device: this.opts.device,
       serve: { policy: this.opts.policy ?? { discard: 'ignore', writethrough: false }, errors: this.errors },
       structured: outcome.structured,
@@ -272,7 +306,7 @@ function handshakeEnd(err: unknown): string {
   return (err as Error).message;
 }
 
-function endSocket(socket: Socket): Promise<void> {
+function endSocket(socket: Duplex): Promise<void> {
   if (socket.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     socket.once('close', () => resolve());

@@ -4,7 +4,7 @@
  * all: a server that stops asking for requests stops receiving them, and TCP pushes back on the
  * client). Only a read() of n bytes makes the buffer hold n bytes.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { SERVE_READ_AHEAD_BYTES } from '../limits.js';
 
 /** The peer closed the stream (partial: in the middle of a message). */
@@ -31,30 +31,64 @@ export class SocketReader {
   private closed = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  private readonly listeners: Array<[string, Parameters<Duplex['on']>[1]]>;
 
+  /** `socket`: any duplex stream (a net.Socket, or the tls.TLSSocket over it after NBD_OPT_STARTTLS). */
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: Duplex,
     private readonly readAhead = SERVE_READ_AHEAD_BYTES,
   ) {
-    socket.on('data', (chunk: Buffer) => {
-      this.chunks.push(chunk);
-      this.buffered += chunk.byteLength;
-      if (this.buffered >= Math.max(this.want, this.readAhead)) socket.pause();
-      this.notify();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.closed = true;
-      this.notify();
-    });
-    socket.on('error', (err) => {
-      this.failure ??= err;
-      this.notify();
-    });
+    this.listeners = [
+      [
+        'data',
+        (chunk: Buffer) => {
+          this.chunks.push(chunk);
+          this.buffered += chunk.byteLength;
+          if (this.buffered >= Math.max(this.want, this.readAhead)) socket.pause();
+          this.notify();
+        },
+      ],
+      [
+        'end',
+        () => {
+          this.ended = true;
+          this.notify();
+        },
+      ],
+      [
+        'close',
+        () => {
+          this.ended = true;
+          this.closed = true;
+          this.notify();
+        },
+      ],
+      [
+        'error',
+        (err: Error) => {
+          this.failure ??= err;
+          this.notify();
+        },
+      ],
+    ];
+    for (const [event, fn] of this.listeners) socket.on(event, fn);
+  }
+
+  /** Bytes received and not yet read. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  /**
+   * Stops listening to the stream (its next owner, the TLS layer, reads it from now on); the
+   * stream is left paused. Bytes buffered and not read are dropped: call it when none are.
+   */
+  detach(): void {
+    this.socket.pause();
+    for (const [event, fn] of this.listeners) this.socket.off(event, fn);
+    this.chunks = [];
+    this.buffered = 0;
+    this.head = 0;
   }
 
   private notify(): void {

@@ -16,6 +16,8 @@ const TOOLS = {
   // /usr/bin/python3 only (a pyenv or venv python3 earlier on PATH would not find it).
   nbdsh: { pkg: 'libnbd-bin python3-libnbd', probe: ['-c', 'import nbd'] },
   fio: { pkg: 'fio', probe: ['--enghelp=nbd'] },
+  // Test certificates for the NBD TLS tests (in Debian's base system).
+  openssl: { pkg: 'openssl', probe: ['version'] },
 } as const;
 
 export type ToolName = keyof typeof TOOLS;
