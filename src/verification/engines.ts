@@ -7,6 +7,7 @@
 import type { OpenOptions, Qcow2Device } from '../engine/types.js';
 import { JitterFile } from '../io/jitter-file.js';
 import { openOptimized } from '../optimized/open.js';
+import { openNbdLane } from './nbd-lane.js';
 import { openReference } from '../reference/open.js';
 
 /**
@@ -16,9 +17,12 @@ import { openReference } from '../reference/open.js';
  *  - `crash-states`: every crash state of every crash workload (test/crash, `qcow2 verify`'s sample);
  *  - `error-injection`: EIO and ENOSPC at every kind of write (test/crash/error-injection.test.ts);
  *  - `dirty-bit`: the dirty bit as the engine keeps it (test/crash/dirty-bit.test.ts);
- *  - `reads`: reads every corpus image as qemu-img does (test/interop, `qcow2 verify`).
+ *  - `reads`: reads every corpus image as qemu-img does (test/interop, `qcow2 verify`);
+ *  - `nbd-campaign`: the model-based campaign again, its lanes side by side with the reference
+ *    (test/property/nbd.property.test.ts): lanes behind a real server and client, slower to start,
+ *    so run for fewer sequences than `campaign`.
  */
-export type Suite = 'campaign' | 'crash-states' | 'error-injection' | 'dirty-bit' | 'reads';
+export type Suite = 'campaign' | 'crash-states' | 'error-injection' | 'dirty-bit' | 'reads' | 'nbd-campaign';
 
 /**
  * Opens an image on a lane. `opts` are the suite's (read-only, no flush, a recording or fault
@@ -85,6 +89,17 @@ export const LANES: readonly EngineLane[] = [
         refcountCacheBytes: 2048,
         wrapFile: (f, role) => new JitterFile(opts.wrapFile ? opts.wrapFile(f, role) : f, ++jitterOpens),
       }),
+  },
+  {
+    // The optimized engine behind `qcow2 nbd` (a process of its own), driven over a unix socket by
+    // libnbd; what NBD cannot say (snapshots, resize, compressed writes, mappings) is done with the
+    // server stopped (src/verification/nbd-lane.ts).
+    name: 'nbd',
+    engine: 'optimized',
+    caches: 'default',
+    concurrent: false,
+    suites: ['nbd-campaign'],
+    open: (path, opts = {}) => openNbdLane(path, opts),
   },
 ];
 
