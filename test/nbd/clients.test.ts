@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NBD_SERVERS, startServer, stopAllServers, type NbdServer, type ServeOptions, type ServerKind } from '../support/nbd.js';
 import { requireTool, toolEnv } from '../support/tools.js';
 import { KNOWN, KiB, MiB, copyOf, expectCheckClean, expectSameContents, knownBytes, makeKnownImage, tempDir } from './fixtures.js';
+import { uniform } from '../../src/verification/prng.js';
 
 const NBDSH_SCRIPT = fileURLToPath(new URL('./nbdsh-edges.py', import.meta.url));
 
@@ -128,17 +129,6 @@ async function listExport(uri: string): Promise<Record<string, unknown>> {
   return rest;
 }
 
-/** A deterministic generator (mulberry32) for the op scripts. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A qemu-io script of writes (-P), zero writes (-z), discards (cluster-aligned, served with
@@ -147,7 +137,7 @@ function rng(seed: number): () => number {
  * model says is there, with the model (the guest bytes) updated alongside.
  */
 function opScript(seed: number, model: Buffer, count: number): string[] {
-  const rand = rng(seed);
+  const rand = uniform(seed);
   const int = (n: number) => Math.floor(rand() * n);
   const cluster = 64 * KiB;
   const cmds: string[] = [];
@@ -300,7 +290,7 @@ describe.each(NBD_SERVERS)('clients: %s', (kind) => {
 
     // A raw file with data, zeros and a pattern that changes every 4 KiB, copied into a fresh copy.
     const src = Buffer.alloc(KNOWN.size);
-    const rand = rng(7);
+    const rand = uniform(7);
     for (let off = 0; off < src.length; off += 64 * KiB) {
       const what = Math.floor(rand() * 3);
       if (what === 0) for (let b = off; b < off + 64 * KiB; b += 4 * KiB) src.fill(1 + Math.floor(rand() * 255), b, b + 4 * KiB);

@@ -43,6 +43,7 @@ import { startServer, stopAllServers, type NbdServer, type ServerKind } from '..
 import { ClosedError, CMD, CMD_FLAG, SIMPLE_REPLY_MAGIC, TFLAG, WireClient } from '../support/nbd-wire.js';
 import { requireTool } from '../support/tools.js';
 import { MiB, tempDir } from './fixtures.js';
+import { uniform } from '../../src/verification/prng.js';
 
 const SIZE = 16 * MiB;
 const SECTOR = 512;
@@ -73,17 +74,6 @@ afterAll(async () => {
   await cleanup();
 });
 
-/** mulberry32: a small seeded generator. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The byte write `seq` puts at absolute offset `pos`. */
 function patternByte(seq: number, pos: number): number {
@@ -118,7 +108,7 @@ interface LoadResult {
 
 /** Drives the load until the server is killed after `killAfter` replies; returns what happened. */
 async function runLoad(server: NbdServer, seed: number, killAfter: number): Promise<LoadResult> {
-  const random = rng(seed);
+  const random = uniform(seed);
   const client = await WireClient.connect(server.endpoint);
   const session = await client.handshake({ exportName: server.exportName });
   expect(Number(session.size)).toBe(SIZE);
@@ -296,7 +286,7 @@ describe.each(SERVERS)('kill -9 of the %s NBD server under a write load', (serve
     const image = join(dir, `${server}-${kind}-${seed}.qcow2`);
     await makeImage(image, kind);
     const srv = await startServer(server, image, { format: 'qcow2' });
-    const killAfter = 150 + Math.floor(rng(seed * 7919)() * 600);
+    const killAfter = 150 + Math.floor(uniform(seed * 7919)() * 600);
     const load = await runLoad(srv, seed, killAfter);
     await srv.stop().catch(() => {});
     expect(srv.exitStatus()?.signal).toBe('SIGKILL');

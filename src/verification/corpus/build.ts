@@ -8,6 +8,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { runTool as run } from '../../tools/run.js';
 import { RECIPES, type GuestRead, type RawSegment, type Recipe, type Step } from './recipes.js';
+import { mulberry32 } from '../prng.js';
 
 export type { GuestRead, Recipe } from './recipes.js';
 export { RECIPES, FEATURE_VOCABULARY } from './recipes.js';
@@ -104,23 +105,12 @@ const subst = (s: string, vars: Record<string, string>): string =>
     return s.includes('=') ? v.replace(/,/g, ',,') : v;
   });
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 const WORDS = 'qcow2 cluster refcount table snapshot bitmap backing sector guest host offset zero'.split(' ');
 
 function segmentBytes(seg: RawSegment): Buffer {
   const buf = Buffer.alloc(seg.length);
-  const next = prng(seg.seed);
+  const next = mulberry32(seg.seed);
   if (seg.fill === 'random') {
     for (let i = 0; i + 4 <= buf.length; i += 4) buf.writeUInt32LE(next(), i);
     for (let i = buf.length & ~3; i < buf.length; i++) buf[i] = next() & 0xff;
