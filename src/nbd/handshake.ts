@@ -34,6 +34,7 @@ import {
   CLIENT_FLAG,
   CONTEXT,
   decodeClientFlags,
+  type Decoded,
   decodeInfoRequest,
   decodeMetaContextRequest,
   decodeOptionHeader,
@@ -152,6 +153,13 @@ export async function negotiate(plainIO: HandshakeIO, exp: ExportSpec, opts: Han
   const reply = (option: number, type: number, data?: Uint8Array) => io.write(encodeOptionReply(option, type, data));
   const fail = (option: number, type: number, message: string) => reply(option, type, limitString(message));
   const contextId = (name: string) => exp.contexts.indexOf(name) + 1;
+  /** A decoded request that names an export: a malformed one, or one naming another export, fails its option. */
+  const forExport = <T extends { name: string }>(option: number, req: Decoded<T>): T | undefined => {
+    if (!req.ok) fail(option, REP.ERR_INVALID, req.error);
+    else if (req.value.name !== exp.name) fail(option, REP.ERR_UNKNOWN, `export '${req.value.name}' not present`);
+    else return req.value;
+    return undefined;
+  };
 
   for (;;) {
     const header = decodeOptionHeader(await io.read(OPTION_HEADER_BYTES));
@@ -219,19 +227,12 @@ export async function negotiate(plainIO: HandshakeIO, exp: ExportSpec, opts: Han
         break;
       case OPT.INFO:
       case OPT.GO: {
-        const req = decodeInfoRequest(data);
-        if (!req.ok) {
-          fail(option, REP.ERR_INVALID, req.error);
-          break;
-        }
-        if (req.value.name !== exp.name) {
-          fail(option, REP.ERR_UNKNOWN, `export '${req.value.name}' not present`);
-          break;
-        }
+        const req = forExport(option, decodeInfoRequest(data));
+        if (req === undefined) break;
         const flags = exp.flags(structured);
         reply(option, REP.INFO, encodeInfoExport(exp.size, flags));
-        if (req.value.requests.includes(INFO.NAME)) reply(option, REP.INFO, encodeInfoString(INFO.NAME, exp.name));
-        if (req.value.requests.includes(INFO.DESCRIPTION) && exp.description !== '') {
+        if (req.requests.includes(INFO.NAME)) reply(option, REP.INFO, encodeInfoString(INFO.NAME, exp.name));
+        if (req.requests.includes(INFO.DESCRIPTION) && exp.description !== '') {
           reply(option, REP.INFO, encodeInfoString(INFO.DESCRIPTION, exp.description));
         }
         reply(option, REP.INFO, encodeInfoBlockSize(exp.blockSizes));
@@ -248,16 +249,9 @@ export async function negotiate(plainIO: HandshakeIO, exp: ExportSpec, opts: Han
           fail(option, REP.ERR_INVALID, 'structured replies must be negotiated first');
           break;
         }
-        const req = decodeMetaContextRequest(data);
-        if (!req.ok) {
-          fail(option, REP.ERR_INVALID, req.error);
-          break;
-        }
-        if (req.value.name !== exp.name) {
-          fail(option, REP.ERR_UNKNOWN, `export '${req.value.name}' not present`);
-          break;
-        }
-        const names = matchContexts(req.value.queries, exp.contexts, !set);
+        const req = forExport(option, decodeMetaContextRequest(data));
+        if (req === undefined) break;
+        const names = matchContexts(req.queries, exp.contexts, !set);
         for (const name of names) reply(option, REP.META_CONTEXT, encodeRepMetaContext(set ? contextId(name) : 0, name));
         reply(option, REP.ACK);
         // Only the one export's name gets this far: the selection holds for the GO that follows.
