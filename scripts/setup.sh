@@ -24,3 +24,4 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 fi
 npm ci --no-audit --no-fund
+bash test/vm/setup.sh # the VM the ublk tests boot (test/support/vm.ts): kernel, initramfs, into /var/cache/qcow2-vm
