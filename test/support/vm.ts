@@ -56,6 +56,7 @@ export interface VmResult {
 
 export type VmFailure =
   | 'unavailable' // no qemu-system-x86_64, or no cache: run `bash test/vm/setup.sh`
+  | 'usage' // bad options (a cwd or writable directory that does not exist, ...); nothing booted
   | 'qemu' // QEMU refused to start
   | 'boot' // test/vm/init reported a set-up failure (a 9p mount, a module)
   | 'died' // the guest stopped without reporting a status (kernel panic or oops), twice
@@ -107,7 +108,7 @@ function readCache(): VmCache | string {
     modules: env.get('QCOW2_VM_MODULES') ?? '',
   };
   for (const [key, file] of Object.entries(cache)) {
-    if (key !== 'kernelVersion' && (!file || !existsSync(file))) {
+    if (!file || (key !== 'kernelVersion' && !existsSync(file))) {
       return `VM cache ${cacheDir()} is incomplete (${key} ${file || 'unset'}): ${SETUP_HINT}`;
     }
   }
@@ -143,10 +144,10 @@ function hostDir(dir: string, what: string): string {
   try {
     real = realpathSync(dir);
   } catch {
-    throw new VmError('unavailable', `${what} ${dir} does not exist on the host`);
+    throw new VmError('usage', `${what} ${dir} does not exist on the host`);
   }
-  if (!statSync(real).isDirectory()) throw new VmError('unavailable', `${what} ${dir} is not a directory`);
-  if (/[\n\0]/.test(real)) throw new VmError('unavailable', `${what} ${JSON.stringify(dir)}: no newlines in paths`);
+  if (!statSync(real).isDirectory()) throw new VmError('usage', `${what} ${dir} is not a directory`);
+  if (/[\n\0]/.test(real)) throw new VmError('usage', `${what} ${JSON.stringify(dir)}: no newlines in paths`);
   return real;
 }
 
@@ -162,7 +163,7 @@ function commandScript(cmd: string, cwd: string, env: Record<string, string>): s
     ...env,
   };
   const lines = Object.entries(vars).map(([k, v]) => {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new VmError('unavailable', `bad environment variable name ${JSON.stringify(k)}`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new VmError('usage', `bad environment variable name ${JSON.stringify(k)}`);
     return `export ${k}=${shq(v)}`;
   });
   lines.push(`cd -- ${shq(cwd)} || exit 126`, `exec /bin/bash -c ${shq(cmd)}`);
@@ -228,11 +229,14 @@ async function bootOnce(plan: BootPlan, attempt: number): Promise<VmResult> {
       ...['-append', 'console=ttyS0 quiet panic=-1 oops=panic'],
     ];
     const started = Date.now();
-    const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // timeout(1) bounds QEMU even if this process dies without killing it (a test runner's
+    // worker being terminated); it relays SIGTERM to QEMU and follows up with SIGKILL.
+    const seconds = Math.max(0.1, (plan.deadline - started) / 1000).toFixed(1);
+    const child = spawn('timeout', ['--kill-after=5', seconds, QEMU, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.add(child);
     if (!exitHook) {
       exitHook = true;
-      process.once('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+      process.once('exit', () => running.forEach((c) => c.kill('SIGTERM')));
     }
     let consoleText = '';
     let stderr = '';
@@ -243,17 +247,14 @@ async function bootOnce(plan: BootPlan, attempt: number): Promise<VmResult> {
       if (process.env.QCOW2_VM_VERBOSE) process.stderr.write(chunk);
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, Math.max(0, plan.deadline - started));
     const exit = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
       child.once('error', (error) => resolve({ code: null, error }));
       child.once('close', (code) => resolve({ code }));
     });
-    clearTimeout(timer);
     running.delete(child);
+    // timeout(1) exits 124 when it stopped QEMU with SIGTERM, 137 when it had to kill it. QEMU's own
+    // exit statuses are odd (isa-debug-exit) or 0/1, and the guest only ever writes 1 to the port.
+    const timedOut = exit.code === 124 || exit.code === 137;
     const totalMs = Date.now() - started;
 
     const consoleOut = consoleText.replace(/\r/g, '');
@@ -264,7 +265,8 @@ async function bootOnce(plan: BootPlan, attempt: number): Promise<VmResult> {
     if (status) return { status: Number(status[1]), output, console: consoleOut, bootMs, totalMs, attempts: attempt };
     if (timedOut) throw new VmError('timeout', `VM timed out after ${plan.timeoutMs} ms`, consoleOut, output);
     if (error) throw new VmError('boot', `VM set-up failed: ${error[1]}`, consoleOut, output);
-    if (exit.error || (consoleOut === '' && stderr !== '')) {
+    // 125-127: timeout(1) failed, or could not run QEMU.
+    if (exit.error || exit.code === 125 || exit.code === 126 || exit.code === 127 || (consoleOut === '' && stderr !== '')) {
       throw new VmError('qemu', `${QEMU} failed: ${exit.error?.message ?? stderr.trim()}`, consoleOut);
     }
     throw new VmError('died', `VM stopped without reporting a status (QEMU exit ${exit.code}); ${stderr.trim()}`, consoleOut, output);
@@ -286,8 +288,8 @@ export async function runInVm(cmd: string, opts: VmOptions = {}): Promise<VmResu
   const writable = [...new Set((opts.writable ?? []).map((d) => hostDir(d, 'writable directory')))]
     // Parents before children, so that a child's mount is not hidden by its parent's.
     .sort((a, b) => a.split('/').length - b.split('/').length);
-  if (writable.includes('/')) throw new VmError('unavailable', 'the host\'s / cannot be writable');
-  if (writable.length > MAX_WRITABLE) throw new VmError('unavailable', `at most ${MAX_WRITABLE} writable directories`);
+  if (writable.includes('/')) throw new VmError('usage', 'the host\'s / cannot be writable');
+  if (writable.length > MAX_WRITABLE) throw new VmError('usage', `at most ${MAX_WRITABLE} writable directories`);
   const timeoutMs = opts.timeoutMs ?? 300_000;
   const plan: BootPlan = {
     cache,

@@ -90,7 +90,16 @@ describe.skipIf(!available.ok)(`VM harness${reason ? ` (skipped: ${reason})` : '
     expect(vmErr.message).toContain('Kernel panic');
   }, 180_000);
 
+  it('kills the VM at the timeout and rejects with what it printed', async () => {
+    const started = Date.now();
+    const err = await runInVm('echo sleeping; sleep 600', { timeoutMs: 15_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VmError);
+    expect((err as VmError).kind).toBe('timeout');
+    expect((err as VmError).console).toContain('vm: ready');
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+
   it('refuses a writable directory that does not exist, without booting', async () => {
-    await expect(runInVm('true', { writable: ['/nonexistent/qcow2-vm'] })).rejects.toMatchObject({ kind: 'unavailable' });
+    await expect(runInVm('true', { writable: ['/nonexistent/qcow2-vm'] })).rejects.toMatchObject({ kind: 'usage' });
   });
 });
