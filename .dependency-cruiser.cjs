@@ -85,9 +85,9 @@ module.exports = {
       name: 'serving-core-has-no-protocol',
       severity: 'error',
       comment:
-        'src/serve/ is the request core every server shares (NBD now, ublk next): it stands on the contract, the error family and the limits, and knows no protocol, server or command.',
+        'src/serve/ is the request core every server shares (NBD now, ublk next): it stands on the contract, the error family, the limits and the pure byte helpers, and knows no protocol, server or command.',
       from: { path: '^src/serve/' },
-      to: { path: '^src/', pathNot: ['^src/serve/', '^src/engine/', '^src/errors[.]ts$', '^src/limits[.]ts$'] },
+      to: { path: '^src/', pathNot: ['^src/serve/', '^src/engine/', '^src/errors[.]ts$', '^src/limits[.]ts$', '^src/format/bytes[.]ts$'] },
     },
     {
       name: 'nbd-codec-is-pure',

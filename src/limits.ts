@@ -37,6 +37,13 @@ export const MAX_SNAPSHOT_EXTRA_DATA = 1024;
 export const MAX_BITMAPS = 65535;
 /** QEMU's limit on the bitmap directory (QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1024 × 64 KiB = 64 MiB). */
 export const MAX_BITMAP_DIRECTORY_BYTES = 1024 * 64 * KiB;
+/** Bitmap granularities QEMU supports (granularity_bits 9 to 31; the spec allows 0 to 63). */
+export const MIN_BITMAP_GRANULARITY_BITS = 9;
+export const MAX_BITMAP_GRANULARITY_BITS = 31;
+/** Largest bitmap table we read into memory (QEMU's BME_MAX_TABLE_SIZE is 1 GiB of entries; 64 MiB covers 2^53 bytes at 64 KiB granularity). */
+export const MAX_BITMAP_TABLE_BYTES = 64 * MiB;
+/** Bitmap data clusters an exported bitmap keeps in memory (64 of 64 KiB: 4 MiB). */
+export const BITMAP_DATA_CACHE_CLUSTERS = 64;
 /** QEMU's limit on a bitmap name (BDRV_BITMAP_MAX_NAME_SIZE). */
 export const MAX_BITMAP_NAME = 1023;
 /** The spec: a backing file name may not be longer than 1023 bytes. */

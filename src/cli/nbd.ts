@@ -7,10 +7,11 @@
  *   `-r`). Probing a raw disk a guest writes is the qemu probing hole: the guest can write a qcow2
  *   header, and the next probe would trust it (with a backing file name of the guest's choice).
  *   QEMU only warns and guards sector 0.
- * - `-l SNAPSHOT` (export an internal snapshot) is refused with a typed 'unsupported' error: our
- *   engines open an image's active state only.
- * - `--detect-zeroes` takes only `off` for now; `--cache` takes writeback (default), writethrough
- *   and unsafe (the O_DIRECT modes are refused, as for `qcow2 bench`).
+ * - `-B BITMAP` needs a read-only export (`-r` or `-l`): our writes do not keep persistent bitmaps
+ *   (the first write drops them, as the spec allows for a program that does not maintain them),
+ *   so the bitmap could not follow the writes of a writable export. qemu-nbd tracks them.
+ * - `--cache` takes writeback (default), writethrough and unsafe (the O_DIRECT modes are refused,
+ *   as for `qcow2 bench`).
  * - `-e 0` serves any number of clients (as qemu-nbd 5.2+); one client over the limit is answered
  *   with NBD_REP_ERR_POLICY and a message instead of waiting in the listen queue.
  * - TLS: `--tls-creds DIR` takes the directory itself (qemu-nbd takes the id of a
@@ -18,7 +19,7 @@
  *   ca-crl.pem); client certificates are verified only with `--tls-verify-peer` (QEMU's
  *   verify-peer defaults to on). `--tls-psk FILE` takes QEMU's tls-creds-psk keys file
  *   (`username:hexkey` lines), over TLS 1.2. With either, TLS is required of every client.
- * - `-B BITMAP`, `-c DEV`, `-L`, `--tls-authz` and `--tls-hostname` are not implemented yet.
+ * - `-c DEV`, `--tls-authz` and `--tls-hostname` are not implemented.
  * The default address is qemu-nbd's: 0.0.0.0 (every IPv4 interface), port 10809.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -27,11 +28,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createImage } from '../create/create.js';
 import { type ImageFormat, openImage, probeFormat } from '../device/open.js';
-import type { BlockDevice } from '../engine/types.js';
-import { isQcow2Error, unsupported, usage } from '../errors.js';
+import { type BlockDevice, isQcow2, type PersistentBitmap } from '../engine/types.js';
+import { isQcow2Error, usage } from '../errors.js';
 import { NBD_MAX_STRING_BYTES } from '../limits.js';
 import { type ListenAddress, NbdServer } from '../nbd/server.js';
-import { loadPsk, loadX509, type TlsConfig } from '../nbd/tls.js';
+import { formatListing, listExports } from '../nbd/list.js';
+import { loadClientTls, loadPsk, loadX509, type TlsConfig } from '../nbd/tls.js';
 import type { LogSink } from '../serve/log.js';
 import type { ServePolicy } from '../serve/request.js';
 import { onTerminationSignals, shutdownGracefully } from '../serve/shutdown.js';
@@ -47,6 +49,8 @@ export const DEFAULT_PORT = 10809;
 const DAEMON_ENV = 'QCOW2_NBD_DAEMON';
 
 export interface NbdCommand {
+  /** -L: list the exports of the server at `listen` instead of serving (no image). */
+  list: boolean;
   image: string;
   format: ImageFormat | undefined;
   exportName: string;
@@ -54,11 +58,16 @@ export interface NbdCommand {
   listen: ListenAddress;
   readOnly: boolean;
   snapshot: boolean;
+  /** -l: the internal snapshot to export (ID or name), read-only. */
+  loadSnapshot: string | undefined;
+  /** -B: the persistent bitmap to export as qemu:dirty-bitmap:NAME. */
+  bitmap: string | undefined;
   shared: number;
   persistent: boolean;
   allocationDepth: boolean;
   cache: CacheMode;
   discard: ServePolicy['discard'];
+  detectZeroes: NonNullable<ServePolicy['detectZeroes']>;
   untrusted: boolean;
   fork: boolean;
   pidFile: string | undefined;
@@ -88,6 +97,7 @@ const OPTIONS = {
   'pid-file': { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
   bitmap: { type: 'string', short: 'B' },
+  list: { type: 'boolean', short: 'L' },
   'tls-creds': { type: 'string' },
   'tls-verify-peer': { type: 'boolean' },
   'tls-psk': { type: 'string' },
@@ -106,16 +116,30 @@ function stringOption(text: string, what: string): string {
   return text;
 }
 
+/** -l's argument: `ID_OR_NAME`, or qemu's `snapshot.id=ID` / `snapshot.name=NAME`. */
+function snapshotName(text: string): string {
+  if (!text.startsWith('snapshot.')) return text;
+  const parts = text.split(',');
+  if (parts.length !== 1) throw usage(`nbd: -l '${text}': give one of snapshot.id=ID or snapshot.name=NAME`);
+  const m = /^snapshot\.(id|name)=(.+)$/.exec(text);
+  if (!m?.[2]) throw usage(`nbd: -l '${text}': expected snapshot.id=ID or snapshot.name=NAME`);
+  return m[2];
+}
+
 /** Reads the command line; every check happens before the image is opened. */
 export function parseNbdArgs(args: string[]): NbdCommand {
   const { values, positionals } = parse(args, OPTIONS, 'nbd');
-  const image = onePositional(positionals, 'image', 'nbd');
+  const list = values.list === true;
+  if (list && positionals.length > 0) throw commandLineError('nbd', '-L lists the exports of a server and takes no image');
+  const image = list ? '' : onePositional(positionals, 'image', 'nbd');
   const format = values.format;
   if (format !== undefined && format !== 'raw' && format !== 'qcow2') throw usage(`nbd: -f must be 'raw' or 'qcow2', not '${format}'`);
-  if (values['load-snapshot'] !== undefined) {
-    throw unsupported('nbd: -l (exporting an internal snapshot) is not implemented: our engines open the active state of an image only');
+  const loadSnapshot = values['load-snapshot'] === undefined ? undefined : snapshotName(values['load-snapshot']);
+  // As qemu-nbd: -l implies -r.
+  const readOnly = values['read-only'] === true || loadSnapshot !== undefined;
+  if (values.bitmap !== undefined && !readOnly) {
+    throw usage('nbd: -B needs a read-only export (-r): our writes do not keep persistent bitmaps up to date');
   }
-  if (values.bitmap !== undefined) throw unsupported('nbd: -B (exporting a persistent bitmap) is not implemented yet');
   if (values['tls-creds'] !== undefined && values['tls-psk'] !== undefined) throw commandLineError('nbd', '--tls-creds and --tls-psk cannot be combined');
   if (values['tls-verify-peer'] === true && values['tls-creds'] === undefined) throw commandLineError('nbd', '--tls-verify-peer needs --tls-creds');
   const tls: NbdCommand['tls'] =
@@ -131,30 +155,32 @@ export function parseNbdArgs(args: string[]): NbdCommand {
     values.socket !== undefined
       ? { kind: 'unix', path: values.socket }
       : { kind: 'tcp', host: values.bind ?? DEFAULT_BIND, port: values.port === undefined ? DEFAULT_PORT : nonNegativeInt(values.port, 'port', 65535) };
-  const detect = values['detect-zeroes'];
-  if (detect !== undefined && detect !== 'off') {
-    if (detect === 'on' || detect === 'unmap') throw unsupported(`nbd: --detect-zeroes=${detect} is not implemented yet (only 'off')`);
-    throw usage(`nbd: invalid --detect-zeroes '${detect}' (off, on or unmap)`);
-  }
   let discard: ServePolicy['discard'] = 'ignore';
   if (values.discard !== undefined) {
     if (values.discard === 'ignore' || values.discard === 'off') discard = 'ignore';
     else if (values.discard === 'unmap' || values.discard === 'on') discard = 'unmap';
     else throw usage(`nbd: Invalid discard option '${values.discard}' (ignore or unmap)`);
   }
+  const detect = values['detect-zeroes'] ?? 'off';
+  if (detect !== 'off' && detect !== 'on' && detect !== 'unmap') throw usage(`nbd: invalid --detect-zeroes '${detect}' (off, on or unmap)`);
+  if (detect === 'unmap' && discard !== 'unmap') throw usage('nbd: --detect-zeroes=unmap needs --discard=unmap');
   return {
+    list,
     image,
     format,
     exportName: stringOption(values['export-name'] ?? '', 'the export name'),
     description: stringOption(values.description ?? '', 'the description'),
     listen,
-    readOnly: values['read-only'] === true,
+    readOnly,
     snapshot: values.snapshot === true,
+    loadSnapshot,
+    bitmap: values.bitmap === undefined ? undefined : stringOption(values.bitmap, 'the bitmap name'),
     shared: values.shared === undefined ? 1 : nonNegativeInt(values.shared, 'shared device number', 2 ** 31 - 1),
     persistent: values.persistent === true,
     allocationDepth: values['allocation-depth'] === true,
     cache: values.cache === undefined ? 'writeback' : cacheMode('nbd', values.cache),
     discard,
+    detectZeroes: detect,
     untrusted: values.untrusted === true,
     fork: values.fork === true,
     pidFile: values['pid-file'],
@@ -165,6 +191,7 @@ export function parseNbdArgs(args: string[]): NbdCommand {
 
 export async function nbd(args: string[], ctx: CliContext): Promise<number> {
   const cmd = parseNbdArgs(args);
+  if (cmd.list) return listCommand(cmd, ctx);
   const daemon = process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';
   if (cmd.fork && !daemon) return daemonize(args, cmd, ctx);
   if (!daemon) return serve(cmd, ctx, () => {});
@@ -197,6 +224,7 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
     const device = await openExport(cmd, cleanups);
     let server: NbdServer;
     try {
+      const bitmap = cmd.bitmap === undefined ? undefined : await exportedBitmap(device, cmd.bitmap);
       server = await NbdServer.listen({
         device,
         exportName: cmd.exportName,
@@ -205,8 +233,9 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
         shared: cmd.shared,
         persistent: cmd.persistent,
         allocationDepth: cmd.allocationDepth,
+        ...(bitmap ? { bitmap } : {}),
         ...(tls ? { tls } : {}),
-        policy: { discard: cmd.discard, writethrough: cmd.cache === 'writethrough' },
+        policy: { discard: cmd.discard, writethrough: cmd.cache === 'writethrough', detectZeroes: cmd.detectZeroes },
         events,
         errors: log,
       });
@@ -262,7 +291,10 @@ async function openExport(cmd: NbdCommand, cleanups: Array<() => Promise<unknown
     }
   }
   const driving = { ...(cmd.cache === 'unsafe' ? { noFlush: true } : {}) };
-  if (!overlay) return openImage(cmd.image, { format, readOnly: cmd.readOnly, untrusted: cmd.untrusted, ...driving });
+  if (!overlay) {
+    const snapshot = cmd.loadSnapshot === undefined ? {} : { snapshot: cmd.loadSnapshot };
+    return openImage(cmd.image, { format, readOnly: cmd.readOnly, untrusted: cmd.untrusted, ...snapshot, ...driving });
+  }
   // -s: the image is opened read-only below a temporary overlay in $TMPDIR, removed at exit.
   const base = resolve(cmd.image);
   const probe = await openImage(base, { format, readOnly: true, untrusted: cmd.untrusted });
@@ -273,6 +305,22 @@ async function openExport(cmd: NbdCommand, cleanups: Array<() => Promise<unknown
   const path = join(dir, 'overlay.qcow2');
   await createImage(path, { size, backingFile: base, backingFormat: format });
   return openImage(path, { format: 'qcow2', backing: { path: base, format }, untrusted: cmd.untrusted, ...driving });
+}
+
+/** -L: the server's exports, printed as qemu-nbd -L prints them. */
+async function listCommand(cmd: NbdCommand, ctx: CliContext): Promise<number> {
+  const host = cmd.listen.kind === 'tcp' ? (cmd.listen.host === DEFAULT_BIND ? 'localhost' : cmd.listen.host) : undefined;
+  // As qemu-nbd -L: with no -b, the server is looked for on this machine.
+  const address: ListenAddress = cmd.listen.kind === 'tcp' ? { ...cmd.listen, host: host! } : cmd.listen;
+  const tls = cmd.tls === undefined ? undefined : loadClientTls(cmd.tls, host);
+  ctx.stdout(formatListing(await listExports(address, tls)));
+  return 0;
+}
+
+/** -B: the bitmap, from a qcow2 export. */
+async function exportedBitmap(device: BlockDevice, name: string): Promise<PersistentBitmap> {
+  if (!isQcow2(device)) throw usage(`nbd: -B '${name}': a ${device.format} image has no persistent bitmaps`);
+  return device.readBitmap(name);
 }
 
 /** --fork: runs the server in a detached child and exits 0 once it listens (1 if it could not start). */

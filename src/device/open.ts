@@ -6,6 +6,7 @@
  */
 import type { BlockDevice, Qcow2Device } from '../engine/types.js';
 import { RawDevice } from '../engine/raw.js';
+import { usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
 import { driving, type FileDriving } from '../io/node-file.js';
 import { openOptimized } from '../optimized/open.js';
@@ -19,6 +20,8 @@ export interface OpenImageOptions extends FileDriving {
   readOnly?: boolean;
   /** Do not follow backing / data file names stored in the image (an image from an untrusted source). */
   untrusted?: boolean;
+  /** Open the image as it was at this internal snapshot (ID or name); qcow2 and read-only only. */
+  snapshot?: string;
   /** Open this backing file instead of the one the image names (qemu's `-b`), or none at all (null). */
   backing?: { path: string; format: 'raw' | 'qcow2' } | null;
   /** Metadata cache budgets of the optimized engine, in bytes (qemu's l2-cache-size, refcount-cache-size). */
@@ -31,6 +34,7 @@ export interface OpenImageOptions extends FileDriving {
 
 export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
   const format = opts.format ?? (await probeFormat(path));
+  if (format === 'raw' && opts.snapshot !== undefined) throw usage('a raw image has no internal snapshots');
   if (format === 'raw') return RawDevice.open(path, { readOnly: opts.readOnly ?? false, ...driving(opts) });
   return openQcow2(path, opts);
 }
@@ -40,6 +44,7 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
   return openOptimized(path, {
     readOnly: opts.readOnly ?? false,
     ...(opts.untrusted ? { followFileNames: false } : {}),
+    ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
     ...(opts.backing !== undefined ? { backingOverride: opts.backing } : {}),
     ...(opts.cache?.l2Bytes !== undefined ? { l2CacheBytes: opts.cache.l2Bytes } : {}),
     ...(opts.cache?.refcountBytes !== undefined ? { refcountCacheBytes: opts.cache.refcountBytes } : {}),

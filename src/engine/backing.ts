@@ -39,5 +39,6 @@ async function openLayer<O extends OpenOptions>(path: string, format: 'raw' | 'q
   const below: O = { ...opts, readOnly: true };
   delete below.backingOverride;
   delete below.wrapFile;
+  delete below.snapshot;
   return openQcow2(path, below, depth + 1);
 }

@@ -113,6 +113,24 @@ export interface SnapshotInfo {
 }
 
 /** A qcow2 image as an engine sees it. */
+/** A run of equal bits of a persistent bitmap, in guest bytes. */
+export interface DirtyRun {
+  length: number;
+  /** The bit is set: the range was written while the bitmap was enabled. */
+  dirty: boolean;
+}
+
+/** A persistent dirty-tracking bitmap stored in the image, read-only (qemu-nbd's `-B`). */
+export interface PersistentBitmap {
+  readonly name: string;
+  /** Guest bytes per bit. */
+  readonly granularity: number;
+  /** The bitmap has the 'auto' flag: it tracks writes while the image is in use. */
+  readonly enabled: boolean;
+  /** From `offset`, runs of equal bits covering at most `length` bytes (less at the disk's end), at most `maxRuns` of them. */
+  runs(offset: number, length: number, maxRuns: number): Promise<DirtyRun[]>;
+}
+
 export interface Qcow2Device extends BlockDevice {
   readonly format: 'qcow2';
   readonly clusterSize: number;
@@ -131,6 +149,8 @@ export interface Qcow2Device extends BlockDevice {
   /** Makes the snapshot (by id or name) the active state. */
   applySnapshot(idOrName: string): Promise<void>;
   deleteSnapshot(idOrName: string): Promise<void>;
+  /** Persistent bitmap `name`, checked, for reading. */
+  readBitmap(name: string): Promise<PersistentBitmap>;
 }
 
 export interface OpenOptions {
@@ -149,6 +169,11 @@ export interface OpenOptions {
    * pool (one per core, at most 4); 0 (de)compresses on the calling thread.
    */
   compressionThreads?: number;
+  /**
+   * Open the image as it was at this internal snapshot (ID or name, IDs first as in QEMU) instead
+   * of its active state; needs readOnly. Applies to the top image only, not its backing chain.
+   */
+  snapshot?: string;
   /** Open this backing instead of the one the image names (qemu's `-b` at open time). */
   backingOverride?: { path: string; format: 'raw' | 'qcow2' } | null;
   /**

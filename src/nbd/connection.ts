@@ -19,9 +19,9 @@
  *   errnos become NBD error values (nbdError in protocol.ts).
  */
 import type { Duplex } from 'node:stream';
-import type { BlockDevice, StatusExtent } from '../engine/types.js';
-import type { Errno } from '../errors.js';
-import { MAX_SERVE_REQUEST_BYTES, NBD_MAX_STATUS_EXTENTS, SERVE_MAX_BYTES_IN_FLIGHT, SERVE_MAX_REQUESTS_IN_FLIGHT, SERVE_WRITE_HIGH_WATER } from '../limits.js';
+import type { BlockDevice, PersistentBitmap, StatusExtent } from '../engine/types.js';
+import { type Errno, errnoOf, errnoText } from '../errors.js';
+import { BLOCK_STATUS_CHUNK_BYTES, MAX_SERVE_REQUEST_BYTES, NBD_MAX_STATUS_EXTENTS, SERVE_MAX_BYTES_IN_FLIGHT, SERVE_MAX_REQUESTS_IN_FLIGHT, SERVE_WRITE_HIGH_WATER } from '../limits.js';
 import type { LogSink } from '../serve/log.js';
 import { execute, type ServeContext, type ServeRequest } from '../serve/request.js';
 import { InFlight } from '../serve/shutdown.js';
@@ -43,6 +43,7 @@ import {
   REQUEST_MAGIC,
   type RequestHeader,
   STATE,
+  STATE_DIRTY,
   type StatusDescriptor,
   TRANSMISSION_FLAG,
 } from './protocol.js';
@@ -53,6 +54,8 @@ export interface ConnectionConfig {
   serve: ServeContext;
   structured: boolean;
   contexts: readonly SelectedContext[];
+  /** The persistent bitmap behind a qemu:dirty-bitmap: context. */
+  bitmap?: PersistentBitmap;
   /** The transmission flags the client was given. */
   flags: number;
   /** Connection events (verbose). */
@@ -268,10 +271,37 @@ export class NbdConnection {
     const res = await execute(this.cfg.device, { kind: 'block-status', offset, length }, this.cfg.serve);
     if (!res.ok) return this.replyError(h, res.errno, res.message);
     const extents = res.extents ?? [];
-    const chunks = contexts.map((c, i) =>
-      encodeBlockStatusChunk(i === contexts.length - 1 ? REPLY_FLAG_DONE : 0, h.cookie, c.id, statusDescriptors(extents, c.name, offset, length, reqOne)),
-    );
+    const chunks: Uint8Array[] = [];
+    for (const [i, c] of contexts.entries()) {
+      const flags = i === contexts.length - 1 ? REPLY_FLAG_DONE : 0;
+      if (!c.name.startsWith(CONTEXT.DIRTY_BITMAP_PREFIX)) {
+        chunks.push(encodeBlockStatusChunk(flags, h.cookie, c.id, statusDescriptors(extents, c.name, offset, length, reqOne)));
+        continue;
+      }
+      const dirty = await this.bitmapDescriptors(offset, length, reqOne);
+      if (!dirty.ok) return this.replyError(h, dirty.errno, dirty.message);
+      chunks.push(encodeBlockStatusChunk(flags, h.cookie, c.id, dirty.descriptors));
+    }
     this.send(chunks);
+  }
+
+  /** qemu:dirty-bitmap:NAME's descriptors: runs of set (DIRTY) and clear bits. */
+  private async bitmapDescriptors(
+    offset: number,
+    length: number,
+    reqOne: boolean,
+  ): Promise<{ ok: true; descriptors: StatusDescriptor[] } | { ok: false; errno: Errno; message: string }> {
+    const bitmap = this.cfg.bitmap;
+    if (!bitmap) return { ok: true, descriptors: [{ length, flags: 0 }] };
+    try {
+      const runs = await bitmap.runs(offset, Math.min(length, BLOCK_STATUS_CHUNK_BYTES), reqOne ? 1 : NBD_MAX_STATUS_EXTENTS);
+      const descriptors = runs.map((r) => ({ length: r.length, flags: r.dirty ? STATE_DIRTY : 0 }));
+      return { ok: true, descriptors: descriptors.length > 0 ? descriptors : [{ length, flags: 0 }] };
+    } catch (err) {
+      const errno = errnoOf(err);
+      this.cfg.serve.errors.report(err, `dirty bitmap status of ${length} bytes at ${offset}`);
+      return { ok: false, errno, message: errnoText(errno) };
+    }
   }
 
   private replyError(h: RequestHeader, errno: Errno, message: string): void {

@@ -131,8 +131,11 @@ export function matchContexts(queries: readonly string[], available: readonly st
       if (list) for (const a of available) if (a.startsWith(namespace)) found.add(a);
       continue;
     }
-    // qemu:dirty-bitmap: with an empty name would list bitmaps: we export none yet.
-    if (q === CONTEXT.DIRTY_BITMAP_PREFIX) continue;
+    // qemu:dirty-bitmap: with no name lists the exported bitmaps, and selects none (as QEMU).
+    if (q === CONTEXT.DIRTY_BITMAP_PREFIX) {
+      if (list) for (const a of available) if (a.startsWith(q)) found.add(a);
+      continue;
+    }
     if (available.includes(q)) found.add(q);
   }
   return [...found];

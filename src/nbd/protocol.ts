@@ -100,6 +100,8 @@ export const CONTEXT = {
 
 /** base:allocation's flags. */
 export const STATE = { HOLE: 1 << 0, ZERO: 1 << 1 } as const;
+/** qemu:dirty-bitmap:NAME's flag: the range is dirty (NBD_STATE_DIRTY). */
+export const STATE_DIRTY = 1 << 0;
 
 // ---------------------------------------------------------------------------------------------
 // Transmission

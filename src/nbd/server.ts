@@ -25,12 +25,12 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { BlockDevice } from '../engine/types.js';
+import type { BlockDevice, PersistentBitmap } from '../engine/types.js';
 import { isQcow2 } from '../engine/types.js';
 import { ioError } from '../errors.js';
 import { MAX_SERVE_REQUEST_BYTES, NBD_HANDSHAKE_TIMEOUT_MS } from '../limits.js';
 import { ErrorLog, type LogSink } from '../serve/log.js';
-import type { ServePolicy } from '../serve/request.js';
+import { DEFAULT_POLICY, type ServePolicy } from '../serve/request.js';
 import type { Drainable } from '../serve/shutdown.js';
 import { NbdConnection } from './connection.js';
 import { type ExportSpec, negotiate, optionName } from './handshake.js';
@@ -53,6 +53,8 @@ export interface NbdServerOptions {
   persistent?: boolean;
   /** Offer the qemu:allocation-depth metadata context (qemu-nbd's -A). */
   allocationDepth?: boolean;
+  /** Offer this persistent bitmap as qemu:dirty-bitmap:NAME (qemu-nbd's -B). */
+  bitmap?: PersistentBitmap;
   policy?: ServePolicy;
   /** Connection events (qemu-nbd's -v); default silent. */
   events?: LogSink;
@@ -107,7 +109,11 @@ export function exportSpec(opts: NbdServerOptions): ExportSpec {
     flags: (structured) => transmissionFlags(device, structured, (opts.shared ?? 1) !== 1),
     // Our engines take any byte offset and length: no client has to align (minimum 1).
     blockSizes: { minimum: 1, preferred, maximum: MAX_SERVE_REQUEST_BYTES },
-    contexts: opts.allocationDepth ? [CONTEXT.BASE_ALLOCATION, CONTEXT.ALLOCATION_DEPTH] : [CONTEXT.BASE_ALLOCATION],
+    contexts: [
+      CONTEXT.BASE_ALLOCATION,
+      ...(opts.allocationDepth ? [CONTEXT.ALLOCATION_DEPTH] : []),
+      ...(opts.bitmap ? [CONTEXT.DIRTY_BITMAP_PREFIX + opts.bitmap.name] : []),
+    ],
   };
 }
 
@@ -287,9 +293,10 @@ export class NbdServer implements Drainable {
     );
     const connection = new NbdConnection(client.stream, client.reader, {
       device: this.opts.device,
-      serve: { policy: this.opts.policy ?? { discard: 'ignore', writethrough: false }, errors: this.errors },
+      serve: { policy: this.opts.policy ?? DEFAULT_POLICY, errors: this.errors },
       structured: outcome.structured,
       contexts: outcome.contexts,
+      ...(this.opts.bitmap ? { bitmap: this.opts.bitmap } : {}),
       flags: outcome.flags,
       events: this.events,
       label,

@@ -158,3 +158,29 @@ export function upgrade(socket: Socket, cfg: TlsConfig): { abort: (err: Error) =
     }),
   };
 }
+
+/** TLS as a client: x509 (a CA, and a client certificate if the directory has one) or a PSK identity. */
+export type ClientTls = { kind: 'x509'; ca: Buffer; cert?: Buffer; key?: Buffer; servername?: string } | { kind: 'psk'; identity: string; key: Buffer };
+
+/**
+ * Client credentials (`qcow2 nbd -L`): x509 from the same directory layout as QEMU's client side
+ * (DIR/ca-cert.pem, and DIR/client-cert.pem with DIR/client-key.pem when present), or a PSK
+ * identity from a keys file (user 'qemu', QEMU's default username, else the file's first).
+ */
+export function loadClientTls(creds: { kind: 'x509'; dir: string } | { kind: 'psk'; file: string }, servername: string | undefined): ClientTls {
+  if (creds.kind === 'x509') {
+    const ca = readCred(join(creds.dir, 'ca-cert.pem'), 'CA certificate')!;
+    const cert = readCred(join(creds.dir, 'client-cert.pem'), 'client certificate', true);
+    const key = readCred(join(creds.dir, 'client-key.pem'), 'client key', true);
+    return { kind: 'x509', ca, ...(cert && key ? { cert, key } : {}), ...(servername ? { servername } : {}) };
+  }
+  let text: string;
+  try {
+    text = readFileSync(creds.file, 'utf8');
+  } catch (err) {
+    throw usage(`nbd: --tls-psk: cannot read the keys file '${creds.file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const keys = parsePskKeys(text, creds.file);
+  const identity = keys.has('qemu') ? 'qemu' : keys.keys().next().value!;
+  return { kind: 'psk', identity, key: keys.get(identity)! };
+}

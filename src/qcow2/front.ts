@@ -6,10 +6,11 @@
  * must first write back (`writeBackCaches`).
  */
 import { chainStatus } from '../engine/chain.js';
-import type { BlockDevice, DeviceCapabilities, Extent, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import type { BlockDevice, DeviceCapabilities, Extent, PersistentBitmap, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
 import { checkRequest } from '../engine/request.js';
 import { stoppedError } from '../engine/stopped.js';
 import { readOnlyError, unsupported } from '../errors.js';
+import { readPersistentBitmap } from './bitmap-read.js';
 import { clearAutoclear } from './bitmaps.js';
 import { setDirtyBit, underDirtyBit } from './header.js';
 import { resize } from './resize.js';
@@ -146,6 +147,15 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   async deleteSnapshot(idOrName: string): Promise<void> {
     await this.beforeWrite();
     await this.whole(() => underDirtyBit(this.state, () => deleteSnapshot(this.state, idOrName)));
+  }
+
+  /**
+   * A persistent bitmap, for reading. Our engines do not keep bitmaps through writes (the first
+   * write drops them: bitmaps.ts), so only a read-only device lends one out.
+   */
+  readBitmap(name: string): Promise<PersistentBitmap> {
+    if (!this.state.readOnly) throw unsupported(`bitmap '${name}' can only be read from an image opened read-only: our writes do not keep persistent bitmaps up to date`);
+    return this.whole(() => readPersistentBitmap(this.state, name));
   }
 
   /** Flushes and closes; the files are closed even when the flush fails (the failure is then thrown). */

@@ -8,13 +8,14 @@
 import { openBacking, type OpenQcow2 } from '../engine/backing.js';
 import { linkedPath } from '../engine/linked-path.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
-import { corrupt, unsupported } from '../errors.js';
+import { corrupt, unsupported, usage } from '../errors.js';
 import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { type ImageMetadata, readMetadata } from '../image/metadata.js';
 import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
 import { writeHeader } from './header.js';
 import { rebuildRefcounts } from './rebuild.js';
+import { snapshotView } from './snapshots.js';
 import type { FilePaths, MetadataStore, Qcow2State } from './state.js';
 
 export interface OpenedLayers {
@@ -36,7 +37,9 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
   let backing: BlockDevice | undefined;
   const close = () => closeAll([() => backing?.close(), () => dataFile?.close(), () => file.close()]);
   try {
-    const meta = await readMetadata(file);
+    if (opts.snapshot !== undefined && !readOnly) throw usage('an internal snapshot can only be opened read-only');
+    const active = await readMetadata(file);
+    const meta = opts.snapshot === undefined ? active : snapshotView(active, opts.snapshot);
     const { features } = meta.layout;
     if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
     if (features.corrupt && !readOnly) {

@@ -6,9 +6,11 @@
  * flags cannot change together atomically.
  */
 import type { SnapshotInfo } from '../engine/types.js';
-import { unsupported, usage } from '../errors.js';
+import { Qcow2Error, unsupported, usage } from '../errors.js';
 import { maxRefcount } from '../format/refcount.js';
 import { encodeSnapshotExtra, encodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
+import { validateHeader } from '../format/validate.js';
+import type { ImageMetadata } from '../image/metadata.js';
 import { writeHeader } from './header.js';
 import { hasHostCluster } from './mapping.js';
 import { adjustRange, allocateClusters } from './refcounts.js';
@@ -51,7 +53,33 @@ async function writeSnapshotTable(st: Qcow2State, entries: SnapshotEntry[]): Pro
   if (oldBytes > 0) await adjustRange(st, oldOffset, oldBytes, -1);
 }
 
-function find(entries: SnapshotEntry[], idOrName: string): SnapshotEntry {
+/**
+ * The image as it was when snapshot `idOrName` was taken, for a read-only open (qemu-nbd's `-l`,
+ * qemu-img convert's `-l`): the metadata with the snapshot's L1 table in place of the active one.
+ * The swapped header goes through the same validation as the real one, at the snapshot's own disk
+ * size, so a snapshot whose table lies outside the file or is too small for its disk is refused
+ * the same way. The device keeps the active virtual size, as QEMU's temporary snapshot load does
+ * (past the snapshot's table, reads go to the backing file or read zeros).
+ */
+export function snapshotView(meta: ImageMetadata, idOrName: string): ImageMetadata {
+  const sn = find(meta.snapshots, idOrName);
+  const header = { ...meta.header, l1Size: sn.l1Size, l1TableOffset: sn.l1TableOffset, size: sn.extra.diskSize ?? meta.header.size };
+  let layout;
+  try {
+    layout = validateHeader(header, meta.fileSize, meta.featureTable);
+  } catch (err) {
+    if (!(err instanceof Qcow2Error)) throw err;
+    throw new Qcow2Error(err.code, `snapshot '${sn.name}' (id ${sn.id}): ${err.message}`, { field: `snapshot ${sn.id}` });
+  }
+  const active = meta.layout.geometry.virtualSize;
+  return {
+    ...meta,
+    header: { ...header, size: meta.header.size },
+    layout: { ...layout, geometry: { ...layout.geometry, virtualSize: active } },
+  };
+}
+
+function find(entries: readonly SnapshotEntry[], idOrName: string): SnapshotEntry {
   const found = entries.find((e) => e.id === idOrName) ?? entries.find((e) => e.name === idOrName);
   if (!found) throw usage(`snapshot '${idOrName}' does not exist`);
   return found;

@@ -10,7 +10,7 @@
  * | request      | device call                                                    | refused with                          |
  * | ------------ | -------------------------------------------------------------- | ------------------------------------- |
  * | read         | readInto                                                       | EINVAL past the end or over the limit |
- * | write        | write (fua)                                                    | EPERM read-only; ENOSPC past the end; EINVAL over the limit |
+ * | write        | write (fua); all-zero data as write-zeroes with detectZeroes   | EPERM read-only; ENOSPC past the end; EINVAL over the limit |
  * | write-zeroes | writeZeroes: unmap unless noHole (and discard=unmap), fast, fua | EPERM; ENOSPC past the end; ENOTSUP fast but cannot |
  * | trim         | discard (fua) with discard=unmap; nothing with discard=ignore  | EPERM; EINVAL past the end            |
  * | cache        | nothing: the range is checked (a hint; our reads are page-cache reads anyway) | EINVAL past the end or over the limit |
@@ -22,6 +22,7 @@
  */
 import type { BlockDevice, StatusExtent } from '../engine/types.js';
 import { type Errno, errnoOf, errnoText } from '../errors.js';
+import { isZero } from '../format/bytes.js';
 import { BLOCK_STATUS_CHUNK_BYTES, MAX_SERVE_REQUEST_BYTES } from '../limits.js';
 import type { ErrorLog } from './log.js';
 
@@ -55,6 +56,11 @@ export interface ServePolicy {
   discard: 'ignore' | 'unmap';
   /** Every write is a FUA write (--cache=writethrough). */
   writethrough: boolean;
+  /**
+   * Writes whose data is all zeros become zero writes (QEMU's detect-zeroes): 'on' keeps the
+   * space allocated, 'unmap' lets it be freed as a trim would (needs discard 'unmap'). Default 'off'.
+   */
+  detectZeroes?: 'off' | 'on' | 'unmap';
 }
 
 export interface ServeContext {
@@ -63,7 +69,7 @@ export interface ServeContext {
   errors: ErrorLog;
 }
 
-export const DEFAULT_POLICY: ServePolicy = { discard: 'ignore', writethrough: false };
+export const DEFAULT_POLICY: ServePolicy = { discard: 'ignore', writethrough: false, detectZeroes: 'off' };
 
 function refuse(errno: Errno, message: string): ServeResult {
   return { ok: false, errno, message };
@@ -102,7 +108,13 @@ export async function execute(device: BlockDevice, req: ServeRequest, ctx: Serve
         if (beyond) return refuse('ENOSPC', 'write beyond the end of the export');
         const data = req.data ?? new Uint8Array(0);
         if (data.byteLength !== length) return refuse('EINVAL', 'write data does not match its length');
-        if (length > 0) await device.write(offset, data, { fua: fua(flags, ctx) });
+        if (length === 0) return OK;
+        if ((ctx.policy.detectZeroes ?? 'off') !== 'off' && isZero(data)) {
+          const unmap = ctx.policy.detectZeroes === 'unmap' && ctx.policy.discard === 'unmap' && device.capabilities.zeroUnmap;
+          await device.writeZeroes(offset, length, { unmap, fast: false, fua: fua(flags, ctx) });
+        } else {
+          await device.write(offset, data, { fua: fua(flags, ctx) });
+        }
         return OK;
       }
       case 'write-zeroes': {

@@ -17,8 +17,9 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeviceCapabilities, Extent, OpenOptions, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import type { DeviceCapabilities, Extent, OpenOptions, PersistentBitmap, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
 import { openOptimized } from '../optimized/open.js';
+import { unsupported } from '../errors.js';
 
 const QCOW2_BIN = fileURLToPath(new URL('../../bin/qcow2', import.meta.url));
 
@@ -302,6 +303,10 @@ class NbdLaneDevice implements Qcow2Device {
 
   deleteSnapshot(idOrName: string): Promise<void> {
     return this.offline((d) => d.deleteSnapshot(idOrName));
+  }
+
+  readBitmap(name: string): Promise<PersistentBitmap> {
+    return Promise.reject(unsupported(`nbd lane: bitmap '${name}': the lane's export is writable, and only read-only devices lend out bitmaps`));
   }
 
   close(): Promise<void> {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { qcow2 } from '../support/cli.js';
+import { QCOW2_BIN, qcow2 } from '../support/cli.js';
 import { type NbdServer, type ServerKind, startServer, stopAllServers } from '../support/nbd.js';
 import { ClosedError, INFO, OPT, REP, WireClient } from '../support/nbd-wire.js';
 import { requireTool, toolEnv } from '../support/tools.js';
@@ -166,6 +166,34 @@ describe.each(['ours', 'qemu'] as const)('x509, %s server', (kind) => {
     }
     const served = await nbdinfoSize(tlsUri(srv, cliDir));
     expect(served.stdout.trim()).toBe(String(KNOWN.size));
+  }, 60_000);
+});
+
+/** `qemu-nbd -L` and `qcow2 nbd -L` over TLS: both listings, byte for byte. */
+async function listings(srv: NbdServer, oursTls: string[], qemuTls: string[]): Promise<{ ours: string; theirs: string; plain: { exitCode?: number; stderr: string } }> {
+  const sock = socketOf(srv);
+  const theirs = (await execa('qemu-nbd', ['-L', '-k', sock, ...qemuTls], { env: toolEnv(), stripFinalNewline: false })).stdout;
+  const ours = await execa(process.execPath, [QCOW2_BIN, 'nbd', '-L', '-k', sock, ...oursTls], { reject: false, stripFinalNewline: false });
+  expect(ours.exitCode, ours.stderr).toBe(0);
+  const plain = await execa(process.execPath, [QCOW2_BIN, 'nbd', '-L', '-k', sock], { reject: false });
+  return { ours: ours.stdout, theirs, plain: { exitCode: plain.exitCode, stderr: plain.stderr } };
+}
+
+describe.each(['ours', 'qemu'] as const)('-L over TLS, %s server', (kind) => {
+  it('x509: qcow2 nbd -L --tls-creds prints what qemu-nbd -L prints; without TLS the listing is refused', async () => {
+    const srv = await serve(kind, x509Args(kind));
+    const l = await listings(srv, ['--tls-creds', cliDir], ['--object', `tls-creds-x509,id=tls0,dir=${cliDir},endpoint=client`, '--tls-creds', 'tls0', '--tls-hostname', 'localhost']);
+    expect(l.ours).toContain("export: 'disk'");
+    expect(l.ours).toBe(l.theirs);
+    expect(l.plain.exitCode).toBe(1);
+    expect(l.plain.stderr.trim()).toMatch(/^qcow2 nbd: io: nbd -L: the server refused to list its exports/);
+  }, 60_000);
+
+  it('PSK: qcow2 nbd -L --tls-psk prints what qemu-nbd -L prints', async () => {
+    const srv = await serve(kind, pskArgs(kind));
+    const l = await listings(srv, ['--tls-psk', pskFile], ['--object', `tls-creds-psk,id=tls0,dir=${dir},endpoint=client,username=alice`, '--tls-creds', 'tls0']);
+    expect(l.ours).toContain("export: 'disk'");
+    expect(l.ours).toBe(l.theirs);
   }, 60_000);
 });
 

@@ -9,7 +9,7 @@ import type { BlockDevice, DeviceCapabilities, StatusExtent } from '../../src/en
 import { corrupt, ioError } from '../../src/errors.js';
 import { MAX_SERVE_REQUEST_BYTES } from '../../src/limits.js';
 import { ErrorLog } from '../../src/serve/log.js';
-import { execute, type ServeContext, type ServePolicy } from '../../src/serve/request.js';
+import { DEFAULT_POLICY, execute, type ServeContext, type ServePolicy } from '../../src/serve/request.js';
 import { InFlight, shutdownGracefully } from '../../src/serve/shutdown.js';
 
 interface Call {
@@ -55,7 +55,7 @@ function fakeDevice(opts: { readOnly?: boolean; caps?: Partial<DeviceCapabilitie
 
 function context(policy: Partial<ServePolicy> = {}): ServeContext & { lines: string[] } {
   const lines: string[] = [];
-  return { policy: { discard: 'ignore', writethrough: false, ...policy }, errors: new ErrorLog((l) => lines.push(l)), lines };
+  return { policy: { ...DEFAULT_POLICY, ...policy }, errors: new ErrorLog((l) => lines.push(l)), lines };
 }
 
 describe('execute', () => {

@@ -1,0 +1,138 @@
+/**
+ * Reading one persistent bitmap (spec: "Bitmaps", "Bitmap table", "Bitmap data"), for export as
+ * NBD's qemu:dirty-bitmap:NAME. Bit i (least significant first) of byte j of the bitmap data
+ * covers guest bytes [(8j + i) × granularity, (8j + i + 1) × granularity). The bitmap table maps
+ * each cluster of bitmap data to a host cluster, or says it reads as all zeros or all ones.
+ *
+ * Opening checks everything the spec and QEMU's reader require before any bit is trusted: the
+ * bitmaps are consistent (autoclear bit 0), the bitmap is not `in_use` (saved incompletely), it is
+ * a dirty-tracking bitmap with QEMU's granularities, unknown extra data is marked compatible, the
+ * table is as long as the disk needs and every entry is a clean, aligned, in-file offset. Data
+ * clusters are then read on demand, a bounded number kept.
+ */
+import type { DirtyRun, PersistentBitmap } from '../engine/types.js';
+import { corrupt, hex, unsupported, usage } from '../errors.js';
+import { decodeBitmapDirectory, decodeBitmapTable, type BitmapTableEntry } from '../format/bitmap.js';
+import { BITMAP_FLAG_AUTO, BITMAP_FLAG_EXTRA_DATA_COMPATIBLE, BITMAP_FLAG_IN_USE, BITMAP_TYPE_DIRTY_TRACKING } from '../format/constants.js';
+import { BITMAP_DATA_CACHE_CLUSTERS, MAX_BITMAP_GRANULARITY_BITS, MAX_BITMAP_TABLE_BYTES, MIN_BITMAP_GRANULARITY_BITS } from '../limits.js';
+import type { Qcow2State } from './state.js';
+
+export async function readPersistentBitmap(st: Qcow2State, name: string): Promise<PersistentBitmap> {
+  const ext = st.extensions.find((e) => e.kind === 'bitmaps');
+  if (!ext || ext.kind !== 'bitmaps') throw usage(`bitmap '${name}' not found: the image has no persistent bitmaps`);
+  if (!st.features.bitmapsConsistent) {
+    throw unsupported(`bitmap '${name}' cannot be used: the image's bitmaps are stale (autoclear bit 0 is clear: written by a program that does not keep them)`);
+  }
+  const dirOffset = Number(ext.directoryOffset);
+  const { entries } = decodeBitmapDirectory(await st.file.read(dirOffset, Number(ext.directorySize)), ext.nbBitmaps, dirOffset);
+  const e = entries.find((b) => b.name === name);
+  if (!e) throw usage(`bitmap '${name}' not found (the image has ${entries.map((b) => `'${b.name}'`).join(', ')})`);
+  const field = `bitmap '${name}'`;
+  if (e.flags & BITMAP_FLAG_IN_USE) throw unsupported(`${field} is inconsistent (in_use: it was not saved completely) and cannot be used`, { field });
+  if (e.type !== BITMAP_TYPE_DIRTY_TRACKING) throw unsupported(`${field} has type ${e.type}; only dirty tracking bitmaps (1) can be used`, { field });
+  if (e.granularityBits < MIN_BITMAP_GRANULARITY_BITS || e.granularityBits > MAX_BITMAP_GRANULARITY_BITS) {
+    throw unsupported(`${field} has granularity_bits ${e.granularityBits} (supported: ${MIN_BITMAP_GRANULARITY_BITS} to ${MAX_BITMAP_GRANULARITY_BITS})`, { field });
+  }
+  if (e.extraData.byteLength > 0 && !(e.flags & BITMAP_FLAG_EXTRA_DATA_COMPATIBLE)) {
+    throw unsupported(`${field} has extra data not marked compatible: it must not be used`, { field });
+  }
+  const C = st.geometry.clusterSize;
+  const granularity = 2 ** e.granularityBits;
+  const size = st.geometry.virtualSize;
+  const bits = Math.ceil(size / granularity);
+  const needed = Math.ceil(bits / (C * 8));
+  if (e.bitmapTableSize !== needed) {
+    throw corrupt(`${field}: bitmap table of ${e.bitmapTableSize} entries, but a disk of ${size} bytes at granularity ${granularity} needs ${needed}`, { field });
+  }
+  const tableOffset = Number(e.bitmapTableOffset);
+  const tableBytes = needed * 8;
+  if (tableBytes > MAX_BITMAP_TABLE_BYTES) throw unsupported(`${field}: bitmap table of ${tableBytes} bytes exceeds the ${MAX_BITMAP_TABLE_BYTES / 2 ** 20} MiB limit`, { field });
+  const fileSize = await st.file.size();
+  if (needed > 0 && (tableOffset === 0 || tableOffset % C !== 0 || tableOffset + tableBytes > fileSize)) {
+    throw corrupt(`${field}: bitmap table at ${hex(tableOffset)} is not a cluster-aligned offset inside the file`, { field, offset: tableOffset });
+  }
+  const table = needed === 0 ? [] : decodeBitmapTable(await st.file.read(tableOffset, tableBytes), needed);
+  table.forEach((t, i) => checkEntry(t, i, tableOffset, C, fileSize, field));
+  return new StoredBitmap(st, name, granularity, (e.flags & BITMAP_FLAG_AUTO) !== 0, size, table);
+}
+
+function checkEntry(t: BitmapTableEntry, i: number, tableOffset: number, C: number, fileSize: number, field: string): void {
+  const offset = tableOffset + i * 8;
+  if (t.reservedHigh !== 0 || t.reservedLow !== 0 || (t.allOnes && t.hostOffset !== 0)) {
+    throw corrupt(`${field}: bitmap table entry ${i} has reserved bits set`, { field, offset });
+  }
+  if (t.hostOffset !== 0 && (t.hostOffset % C !== 0 || t.hostOffset + C > fileSize)) {
+    throw corrupt(`${field}: bitmap table entry ${i} points to ${hex(t.hostOffset)}, not a cluster inside the file`, { field, offset });
+  }
+}
+
+class StoredBitmap implements PersistentBitmap {
+  /** Data clusters read, by table index; the oldest dropped past BITMAP_DATA_CACHE_CLUSTERS. */
+  private readonly clusters = new Map<number, Uint8Array>();
+  private readonly bitsPerCluster: number;
+
+  constructor(
+    private readonly st: Qcow2State,
+    readonly name: string,
+    readonly granularity: number,
+    readonly enabled: boolean,
+    private readonly size: number,
+    private readonly table: readonly BitmapTableEntry[],
+  ) {
+    this.bitsPerCluster = st.geometry.clusterSize * 8;
+  }
+
+  async runs(offset: number, length: number, maxRuns: number): Promise<DirtyRun[]> {
+    const end = Math.min(this.size, offset + length);
+    const out: DirtyRun[] = [];
+    const push = (from: number, to: number, dirty: boolean): boolean => {
+      const last = out[out.length - 1];
+      if (last && last.dirty === dirty) last.length += to - from;
+      else if (out.length === maxRuns) return false;
+      else out.push({ length: to - from, dirty });
+      return true;
+    };
+    const g = this.granularity;
+    let at = offset;
+    while (at < end) {
+      const bit = Math.floor(at / g);
+      const index = Math.floor(bit / this.bitsPerCluster);
+      const entry = this.table[index];
+      if (!entry) break;
+      const clusterEnd = Math.min(end, (index + 1) * this.bitsPerCluster * g);
+      if (entry.hostOffset === 0) {
+        if (!push(at, clusterEnd, entry.allOnes)) break;
+        at = clusterEnd;
+        continue;
+      }
+      const data = await this.cluster(index, entry.hostOffset);
+      const first = bit - index * this.bitsPerCluster;
+      let full = true;
+      for (let b = first; at < clusterEnd; b++) {
+        const byte = data[b >>> 3] ?? 0;
+        // A whole byte of equal bits, starting on a byte boundary: one step for 8 bits.
+        if ((b & 7) === 0 && (byte === 0 || byte === 0xff)) {
+          const to = Math.min(clusterEnd, (index * this.bitsPerCluster + b + 8) * g);
+          if (!push(at, to, byte === 0xff)) { full = false; break; }
+          at = to;
+          b += 7;
+          continue;
+        }
+        const to = Math.min(clusterEnd, (index * this.bitsPerCluster + b + 1) * g);
+        if (!push(at, to, ((byte >>> (b & 7)) & 1) === 1)) { full = false; break; }
+        at = to;
+      }
+      if (!full) break;
+    }
+    return out;
+  }
+
+  private async cluster(index: number, hostOffset: number): Promise<Uint8Array> {
+    const cached = this.clusters.get(index);
+    if (cached) return cached;
+    const data = await this.st.file.read(hostOffset, this.st.geometry.clusterSize);
+    if (this.clusters.size >= BITMAP_DATA_CACHE_CLUSTERS) this.clusters.delete(this.clusters.keys().next().value as number);
+    this.clusters.set(index, data);
+    return data;
+  }
+}
