@@ -36,6 +36,7 @@ describe.skipIf(!available.ok)(`VM harness${reason ? ` (skipped: ${reason})` : '
     'echo "check env: $QCOW2_VM_TEST"',
     'echo "written in the guest" > "$SHARED/from-guest"',
     'touch /etc/qcow2-vm-test && echo "check overlay: ok"',
+    "seq -f 'line %g' 1 100000", // ~1.2 MB of output
     'exit 77',
   ].join('\n');
 
@@ -72,6 +73,12 @@ describe.skipIf(!available.ok)(`VM harness${reason ? ` (skipped: ${reason})` : '
     expect(readFileSync(join(shared, 'from-guest'), 'utf8')).toBe('written in the guest\n');
     expect(check('overlay')).toBe('ok');
     expect(() => readFileSync('/etc/qcow2-vm-test')).toThrow();
+  });
+
+  it('passes all of a large output through', () => {
+    const lines = run.output.split('\n').filter((l) => l.startsWith('line '));
+    expect(lines.length).toBe(100_000);
+    expect(lines.at(-1)).toBe('line 100000');
   });
 
   it("returns the command's exit status", () => {
