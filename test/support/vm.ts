@@ -9,8 +9,9 @@
  * cache directory ($QCOW2_VM_DIR, default /var/cache/qcow2-vm); nothing here downloads anything.
  * Each boot appends test/vm/init (stage 1, busybox), test/vm/guest-run (stage 2, host userland) and
  * the command to the cached initramfs. Serial ports: ttyS0 = console, ttyS1 = the exit status; the
- * command's output goes to a virtio-serial port (fast; a UART under TCG manages ~200 KB/s). QEMU runs with TCG and one host thread for all vCPUs
- * (`-accel tcg,thread=single`): multi-threaded TCG crashed the guest at boot now and then.
+ * command's output goes to a virtio-serial port (fast; a UART under TCG manages ~200 KB/s).
+ * QEMU runs with TCG and one host thread for all vCPUs (`-accel tcg,thread=single`):
+ * multi-threaded TCG crashed the guest at boot now and then.
  *
  * Inside, the command runs as root under /bin/bash -c with stdin /dev/null and stdout/stderr on a
  * pipe (not a tty). /tmp is part of the overlay: the host's files show, writes stay in guest RAM
@@ -210,7 +211,7 @@ interface BootPlan {
   cpus: number;
 }
 
-/** QEMU processes still running, killed if this process exits first (a test runner's timeout). */
+/** timeout(1)+QEMU processes still running, stopped if this process exits first (SIGTERM to timeout(1) reaches QEMU). */
 const running = new Set<ReturnType<typeof spawn>>();
 let exitHook = false;
 
@@ -280,7 +281,8 @@ async function bootOnce(plan: BootPlan, attempt: number): Promise<VmResult> {
     if (exit.error || exit.code === 125 || exit.code === 126 || exit.code === 127 || (consoleOut === '' && stderr !== '')) {
       throw new VmError('qemu', `${QEMU} failed: ${exit.error?.message ?? stderr.trim()}`, consoleOut);
     }
-    throw new VmError('died', `VM stopped without reporting a status (QEMU exit ${exit.code}); ${stderr.trim()}`, consoleOut, output);
+    const why = `VM stopped without reporting a status (QEMU exit ${exit.code}) ${stderr.trim()}`.trim();
+    throw new VmError('died', why, consoleOut, output);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -288,8 +290,9 @@ async function bootOnce(plan: BootPlan, attempt: number): Promise<VmResult> {
 
 /**
  * Boots the VM, runs `cmd` with /bin/bash -c as root in `opts.cwd`, and returns its status and
- * output once the guest is gone. Rejects with a VmError when no status came back; a guest that
- * died before reporting (a rare TCG boot crash) is booted once more first.
+ * output once the guest is gone. Rejects with a VmError when no status came back. A guest that
+ * died before reporting (a rare TCG boot crash, or a kernel oops/panic during the command) is
+ * booted once more first, so the command may run twice; `attempts` says so.
  */
 export async function runInVm(cmd: string, opts: VmOptions = {}): Promise<VmResult> {
   const available = vmAvailable();
