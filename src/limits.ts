@@ -153,6 +153,14 @@ export const SERVE_MAX_BYTES_IN_FLIGHT = 32 * MiB;
  * served instead of making the server buffer them.
  */
 export const SERVE_WRITE_HIGH_WATER = 4 * MiB;
+/** Replies sent in one turn of the event loop are copied into one buffer up to this many bytes. */
+export const SERVE_COALESCE_BYTES = 256 * KiB;
+/**
+ * NBD structured reads up to this length are split into data and hole by their bytes (all zeros:
+ * one hole chunk), without a block-status lookup; longer ones ask the engine where the holes are.
+ * A second lookup per small random read cost more than the read itself.
+ */
+export const SPARSE_READ_BY_STATUS_MIN = 64 * KiB + 1;
 /** Request bytes read ahead from one socket before it is paused (TCP then pushes back on the client). */
 export const SERVE_READ_AHEAD_BYTES = 1 * MiB;
 /**

@@ -5,8 +5,9 @@
  * reply is sent when it completes, in whatever order requests complete.
  *
  * - Replies: simple replies, or with structured replies negotiated: reads as OFFSET_DATA and
- *   OFFSET_HOLE chunks (ranges the device reports as zeros are sent as holes, not as data; with
- *   NBD_CMD_FLAG_DF one data chunk), block status as one BLOCK_STATUS chunk per selected context
+ *   OFFSET_HOLE chunks (a read up to 64 KiB is one chunk, a hole when its bytes are all zero; in a
+ *   longer one the ranges the device reports as zeros are holes; with NBD_CMD_FLAG_DF one data
+ *   chunk), block status as one BLOCK_STATUS chunk per selected context
  *   (32-bit descriptors, at most the client's length, one with REQ_ONE), errors as ERROR chunks
  *   with a message. A reply is written in one go, so replies never interleave on the socket.
  * - Backpressure: no new request is read while SERVE_MAX_REQUESTS_IN_FLIGHT requests or
@@ -21,7 +22,8 @@
 import type { Duplex } from 'node:stream';
 import type { BlockDevice, PersistentBitmap, StatusExtent } from '../engine/types.js';
 import { type Errno, errnoOf, errnoText } from '../errors.js';
-import { BLOCK_STATUS_CHUNK_BYTES, MAX_SERVE_REQUEST_BYTES, NBD_MAX_STATUS_EXTENTS, SERVE_MAX_BYTES_IN_FLIGHT, SERVE_MAX_REQUESTS_IN_FLIGHT, SERVE_WRITE_HIGH_WATER } from '../limits.js';
+import { isZero } from '../format/bytes.js';
+import { BLOCK_STATUS_CHUNK_BYTES, MAX_SERVE_REQUEST_BYTES, SERVE_COALESCE_BYTES, SPARSE_READ_BY_STATUS_MIN, NBD_MAX_STATUS_EXTENTS, SERVE_MAX_BYTES_IN_FLIGHT, SERVE_MAX_REQUESTS_IN_FLIGHT, SERVE_WRITE_HIGH_WATER } from '../limits.js';
 import type { LogSink } from '../serve/log.js';
 import { execute, type ServeContext, type ServeRequest } from '../serve/request.js';
 import { InFlight } from '../serve/shutdown.js';
@@ -240,10 +242,11 @@ export class NbdConnection {
 
   private async read(h: RequestHeader, offset: number, length: number, df: boolean): Promise<void> {
     const { device, serve, structured } = this.cfg;
-    const sparse = structured && !df && length > 0 && length <= MAX_SERVE_REQUEST_BYTES;
+    // Long structured reads ask where the holes are (in parallel with the read); short ones look at the bytes.
+    const byStatus = structured && !df && length >= SPARSE_READ_BY_STATUS_MIN && length <= MAX_SERVE_REQUEST_BYTES;
     const [res, status] = await Promise.all([
       execute(device, { kind: 'read', offset, length }, serve),
-      sparse ? execute(device, { kind: 'block-status', offset, length }, serve) : undefined,
+      byStatus ? execute(device, { kind: 'block-status', offset, length }, serve) : undefined,
     ]);
     if (!res.ok) return this.replyError(h, res.errno, res.message);
     const data = res.data ?? new Uint8Array(0);
@@ -255,7 +258,10 @@ export class NbdConnection {
       this.send([encodeNoneChunk(h.cookie)]);
       return;
     }
-    const pieces = status?.ok && status.extents ? readPieces(offset, length, status.extents) : [{ start: offset, length, hole: false }];
+    const pieces =
+      status?.ok && status.extents
+        ? readPieces(offset, length, status.extents)
+        : [{ start: offset, length, hole: !df && !byStatus && isZero(data) }];
     const parts: Uint8Array[] = [];
     pieces.forEach((p, i) => {
       const flags = i === pieces.length - 1 ? REPLY_FLAG_DONE : 0;
@@ -332,12 +338,17 @@ export class NbdConnection {
     this.flushScheduled = false;
     const queue = this.outQueue;
     if (queue.length === 0) return;
+    const bytes = this.outQueueBytes;
     this.outQueue = [];
     this.outQueueBytes = 0;
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
     if (queue.length === 1) s.write(queue[0]!);
-    else {
+    else if (bytes <= SERVE_COALESCE_BYTES) {
+      // Small replies are copied into one buffer: one stream write instead of one per part
+      // (each costs more than copying a few KiB).
+      s.write(Buffer.concat(queue, bytes));
+    } else {
       s.cork();
       for (const p of queue) s.write(p);
       s.uncork();
