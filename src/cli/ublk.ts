@@ -139,6 +139,8 @@ async function add(cmd: UblkAddCommand, _args: string[], ctx: CliContext): Promi
 
 async function startServer(job: ServeJob, ctx: CliContext): Promise<number> {
   const daemon = process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';
+  // A kernel without ublk is one line here, before any server is started.
+  await control.ublkControl();
   if (!job.cmd.foreground && !daemon) return daemonize(job, ctx);
   if (!daemon) {
     return serve(job, ctx, (server) => ctx.stdout(`${server.blockPath}\n`));
