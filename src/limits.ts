@@ -155,6 +155,8 @@ export const SERVE_MAX_BYTES_IN_FLIGHT = 32 * MiB;
 export const SERVE_WRITE_HIGH_WATER = 4 * MiB;
 /** Replies sent in one turn of the event loop are copied into one buffer up to this many bytes. */
 export const SERVE_COALESCE_BYTES = 256 * KiB;
+/** ... when their parts average at most this many bytes (4 KiB reads: a 20-byte head and the data). */
+export const SERVE_COALESCE_PART_BYTES = 8 * KiB;
 /**
  * NBD structured reads up to this length are split into data and hole by their bytes (all zeros:
  * one hole chunk), without a block-status lookup; longer ones ask the engine where the holes are.

@@ -85,7 +85,10 @@ export interface BlockDevice {
   /** The next layer down (a qcow2 image's backing file), if there is one and it was opened. */
   readonly backing: BlockDevice | undefined;
   read(offset: number, length: number): Promise<Uint8Array>;
-  /** Reads [offset, offset + target.byteLength) into `target`, without allocating a result. */
+  /**
+   * Reads [offset, offset + target.byteLength) into `target`, without allocating a result. Every
+   * byte of `target` is written (zeros included): callers may pass memory that is not zeroed.
+   */
   readInto(offset: number, target: Uint8Array): Promise<void>;
   write(offset: number, data: Uint8Array, opts?: WriteOptions): Promise<void>;
   writeZeroes(offset: number, length: number, opts?: WriteZeroesOptions): Promise<void>;

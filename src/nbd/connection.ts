@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import type { BlockDevice, PersistentBitmap, StatusExtent } from '../engine/types.js';
 import { type Errno, errnoOf, errnoText } from '../errors.js';
 import { isZero } from '../format/bytes.js';
-import { BLOCK_STATUS_CHUNK_BYTES, MAX_SERVE_REQUEST_BYTES, SERVE_COALESCE_BYTES, SPARSE_READ_BY_STATUS_MIN, NBD_MAX_STATUS_EXTENTS, SERVE_MAX_BYTES_IN_FLIGHT, SERVE_MAX_REQUESTS_IN_FLIGHT, SERVE_WRITE_HIGH_WATER } from '../limits.js';
+import { BLOCK_STATUS_CHUNK_BYTES, MAX_SERVE_REQUEST_BYTES, SERVE_COALESCE_BYTES, SERVE_COALESCE_PART_BYTES, SPARSE_READ_BY_STATUS_MIN, NBD_MAX_STATUS_EXTENTS, SERVE_MAX_BYTES_IN_FLIGHT, SERVE_MAX_REQUESTS_IN_FLIGHT, SERVE_WRITE_HIGH_WATER } from '../limits.js';
 import type { LogSink } from '../serve/log.js';
 import { execute, type ServeContext, type ServeRequest } from '../serve/request.js';
 import { InFlight } from '../serve/shutdown.js';
@@ -344,9 +344,9 @@ export class NbdConnection {
     const s = this.socket;
     if (s.destroyed || !s.writable) return;
     if (queue.length === 1) s.write(queue[0]!);
-    else if (bytes <= SERVE_COALESCE_BYTES) {
+    else if (bytes <= SERVE_COALESCE_BYTES && bytes / queue.length <= SERVE_COALESCE_PART_BYTES) {
       // Small replies are copied into one buffer: one stream write instead of one per part
-      // (each costs more than copying a few KiB).
+      // (each costs more than copying a few KiB; for larger parts the copy costs more).
       s.write(Buffer.concat(queue, bytes));
     } else {
       s.cork();

@@ -94,7 +94,8 @@ export async function execute(device: BlockDevice, req: ServeRequest, ctx: Serve
       case 'read': {
         if (length > MAX_SERVE_REQUEST_BYTES) return refuse('EINVAL', `read of ${length} bytes is larger than the largest request (${MAX_SERVE_REQUEST_BYTES})`);
         if (beyond) return refuse('EINVAL', 'read beyond the end of the export');
-        const data = new Uint8Array(length);
+        // Not zeroed: readInto writes every byte (the campaign checks it with poisoned buffers).
+        const data = Buffer.allocUnsafe(length);
         if (length > 0) await device.readInto(offset, data);
         return { ok: true, data };
       }

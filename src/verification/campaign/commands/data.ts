@@ -13,10 +13,15 @@ function place(model: Model, at: number, len: number, maxLen: number): { offset:
   return { offset, length };
 }
 
-/** Every lane reads [offset, offset + length) as the model has it. */
+/**
+ * Every lane reads [offset, offset + length) as the model has it. The read goes into a buffer
+ * filled with a poison byte first: readInto must write every byte of its target (the servers
+ * hand it buffers that are not zeroed).
+ */
 async function expectRange(model: Model, sys: System, offset: number, length: number): Promise<void> {
   for (const lane of sys.lanes) {
-    const got = await lane.dev.read(offset, length);
+    const got = new Uint8Array(length).fill(0xa5);
+    await lane.dev.readInto(offset, got);
     const at = sameBytes(got, model.bytes.subarray(offset, offset + length));
     ensure(at === -1, `${lane.engine.name} engine: guest byte ${offset + at} differs from the model`);
   }
