@@ -90,6 +90,14 @@ module.exports = {
       to: { path: '^src/', pathNot: ['^src/serve/', '^src/engine/', '^src/errors[.]ts$', '^src/limits[.]ts$', '^src/format/bytes[.]ts$'] },
     },
     {
+      name: 'ublk-server-stands-on-the-serving-core',
+      severity: 'error',
+      comment:
+        'src/ublk/ is the ublk server: it runs requests through src/serve/ on a BlockDevice (the contract), like the NBD server, and knows neither the NBD server, an engine, nor the commands.',
+      from: { path: '^src/ublk/' },
+      to: { path: '^src/', pathNot: ['^src/ublk/', '^src/serve/', '^src/engine/types[.]ts$', '^src/errors[.]ts$', '^src/limits[.]ts$', '^src/io/'] },
+    },
+    {
       name: 'nbd-codec-is-pure',
       severity: 'error',
       comment: "src/nbd/protocol.ts is NBD's wire format: bytes in, values out. It imports only src/errors.ts and src/limits.ts: no I/O, no node built-ins.",
