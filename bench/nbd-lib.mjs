@@ -21,7 +21,10 @@ export function fioTimes(sizes) {
 }
 
 /** The command line of a server: ours (`node bin/qcow2 nbd`) or the peer (`qemu-nbd`). */
-export function serverCommand(who, { image, sock, shared, persistent = true, readOnly = false }) {
+export function serverCommand(who, { image, sock, shared, persistent = true, readOnly = false, size }) {
+  // The ceiling: nbdkit's null plugin does no I/O at all (reads are zeros, writes are dropped), in C,
+  // with a thread per request: how fast the client goes against a server that costs nothing.
+  if (who === 'ceiling') return ['nbdkit', ['-U', sock, '--exit-with-parent', '-t', '16', 'null', `size=${size}`]];
   const common = ['-k', sock, '-f', 'qcow2'];
   if (persistent) common.push('-t');
   if (shared !== undefined) common.push('-e', String(shared));
@@ -119,6 +122,7 @@ export function runFio(args, sock) {
  * `fresh` row copies the image before every run and warms the copy. `job` may be a function of sizes.
  */
 export function nbdBenchmark({ name, description, goal, unit, image, job, server = {}, fresh = false }) {
+  const rate = (r) => (unit === 'req/s' ? r.iops : r.bytesPerSec / MiB);
   return {
     name,
     description,
@@ -128,9 +132,17 @@ export function nbdBenchmark({ name, description, goal, unit, image, job, server
       const args = fioArgs({ ...(typeof job === 'function' ? job(sizes) : job), ...fioTimes(sizes) });
       const copy = join(CACHE, `scratch-${process.pid}-nbd-copy.qcow2`);
       if (!fresh) warm(base);
-      const results = { ours: [], peer: [] };
+      const results = { ours: [], peer: [], ceiling: [] };
       const commands = new Map();
+      const size = sizes.imageBytes; // the virtual size of every row's image
       for (let i = 0; i < rounds; i++) {
+        const ceiling = await startServer('ceiling', { image: base, size, ...server });
+        try {
+          results.ceiling.push(rate(runFio(args, ceiling.sock)));
+          commands.set('ceiling', ceiling.command.replaceAll(ceiling.sock, 'SOCK'));
+        } finally {
+          await ceiling.stop();
+        }
         for (const who of i % 2 === 0 ? ['ours', 'peer'] : ['peer', 'ours']) {
           let path = base;
           if (fresh) {
@@ -142,8 +154,7 @@ export function nbdBenchmark({ name, description, goal, unit, image, job, server
           }
           const srv = await startServer(who, { image: path, ...server });
           try {
-            const r = runFio(args, srv.sock);
-            results[who].push(unit === 'req/s' ? r.iops : r.bytesPerSec / MiB);
+            results[who].push(rate(runFio(args, srv.sock)));
             commands.set(who, srv.command.replaceAll(srv.sock, 'SOCK').replace(path, fresh ? 'COPY_OF_' + base : path));
           } finally {
             await srv.stop();
@@ -153,6 +164,7 @@ export function nbdBenchmark({ name, description, goal, unit, image, job, server
       if (fresh) rmSync(copy, { force: true });
       const ours = median(results.ours);
       const peer = median(results.peer);
+      const ceiling = median(results.ceiling);
       return {
         unit,
         ours,
@@ -163,6 +175,9 @@ export function nbdBenchmark({ name, description, goal, unit, image, job, server
         // table.mjs prints these as "seconds per run"; here they are the per-round throughputs.
         oursAll: results.ours,
         peerAll: results.peer,
+        notes: [
+          `ceiling (${commands.get('ceiling')}, no I/O at all): ${ceiling.toFixed(1)} ${unit} = ${(ceiling / peer).toFixed(2)}x qemu-nbd; ours is ${((100 * ours) / ceiling).toFixed(0)}% of it`,
+        ],
       };
     },
   };

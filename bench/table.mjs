@@ -84,13 +84,16 @@ export async function main(definitions, argv) {
   for (const def of chosen) {
     process.stderr.write(`bench: ${def.name} (${sizes.label}, ${rounds} round${rounds > 1 ? 's' : ''}): ${def.description}\n`);
     const r = await def.run({ sizes, rounds });
-    const result = { name: def.name, goal: def.goal, unit: r.unit, ours: r.ours, peer: r.peer, ratio: r.ratio, peerName: r.peerName, commands: r.commands, oursAll: r.oursAll, peerAll: r.peerAll };
+    const result = { name: def.name, goal: def.goal, unit: r.unit, ours: r.ours, peer: r.peer, ratio: r.ratio, peerName: r.peerName, commands: r.commands, oursAll: r.oursAll, peerAll: r.peerAll, notes: r.notes ?? [] };
     const secs = (list) => list.map((v) => v.toFixed(3)).join(', ');
     process.stderr.write(`bench:   seconds per run: ours ${secs(r.oursAll)}; ${r.peerName} ${secs(r.peerAll)}\n`);
     results.push(result);
   }
   process.stdout.write(tableText(results));
-  for (const r of results) process.stdout.write(`  ${r.name}: peer is ${r.peerName}\n`);
+  for (const r of results) {
+    process.stdout.write(`  ${r.name}: peer is ${r.peerName}\n`);
+    for (const n of r.notes) process.stdout.write(`  ${r.name}: ${n}\n`);
+  }
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   return values.strict && results.some((r) => r.ratio < r.goal) ? 1 : 0;
 }
