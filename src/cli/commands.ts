@@ -126,6 +126,29 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     ].join('\n'),
   },
   {
+    name: 'ublk',
+    synopsis:
+      'add [-f FMT] [-r] [--queues N] [--depth N] [--id N] [--discard=unmap|ignore] [--cache=MODE] [--recoverable] [--untrusted] [--foreground] [-v] IMAGE | list [--output=human|json] | del ID|--all | recover [--foreground] ID',
+    summary:
+      'serves IMAGE as a Linux block device, `/dev/ublkbN`, through the kernel\'s ublk driver (Linux 6.x, `ublk_drv`): `add` prints the device once it is live and leaves the server in the background; `del` stops it and closes the image clean',
+    details: [
+      '  add IMAGE         prints /dev/ublkbN as the last line of stdout once the device is live; the',
+      '                    server runs detached, its log in /run/qcow2-ublk/ID.log ($QCOW2_UBLK_RUN_DIR)',
+      '  -f FMT            raw or qcow2; a writable device of a probed raw image is refused (give -f raw)',
+      '  -r                read-only device',
+      '  --queues N        queues (one native thread each); --depth N tags per queue (default 128)',
+      '  --id N            the device number (default: the kernel picks)',
+      '  --discard=MODE    unmap (default: discards free clusters) or ignore (no discard announced)',
+      '  --cache=MODE      writeback (default: flushes and FUA reach the image), writethrough, unsafe',
+      '  --recoverable     the device survives its server (kill -9): `recover ID` serves it again',
+      '  --foreground      stay attached (the device lives as long as the command)',
+      '  list              every ublk device, with its image and server (--output=json)',
+      '  del ID|--all      stop, finish the requests in flight, flush, close the image clean, delete',
+      'SIGTERM or SIGINT to a server does what del does. An engine error fails its request with EIO',
+      'and is logged once; the device stays up.',
+    ].join('\n'),
+  },
+  {
     name: 'verify',
     synopsis: '[--runs N] [--round-trips N] [--crash-states N] [--seed S] [--dir DIR] [--filter REGEX]',
     summary:
