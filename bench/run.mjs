@@ -14,12 +14,14 @@ import nbdWrite4kD16 from './nbd-write-4k-d16.mjs';
 import read4kD16 from './read-4k-d16.mjs';
 import seqRead1m from './seq-read-1m.mjs';
 import { main } from './table.mjs';
+import ublkRows from './ublk-rows.mjs';
 import write4kD1 from './write-4k-d1.mjs';
 import write4kD16 from './write-4k-d16.mjs';
 
 export const BENCHMARKS = [
   read4kD16, write4kD16, write4kD1, seqRead1m, convertCompress, convertDecompress,
   nbdRead4kD16, nbdWrite4kD16, nbdSeqRead64k, nbdCompressedSeqRead, nbdCompressed8Clients, nbdIdleMemory,
+  ...ublkRows,
 ];
 
 process.exitCode = await main(BENCHMARKS, process.argv.slice(2));

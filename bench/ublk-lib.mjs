@@ -1,0 +1,200 @@
+// The ublk rows: `qcow2 ublk add` (/dev/ublkbN) against qemu-nbd + the kernel nbd client on the
+// same qcow2 image and against loop (--direct-io=on) on a raw file, all measured by fio with
+// libaio, O_DIRECT, QD128, one job, inside ONE boot of the 6.12 VM of test/support/vm.ts (the host
+// kernel has no ublk and no nbd).
+//
+// Host side (this file): boots the VM once for every ublk row the run asked for, with
+// `node bench/ublk-guest.mjs CONFIG` as the command, and turns what the guest reports into the
+// table rows of table.mjs (two rows per workload: ours vs qemu-nbd, ours vs loop).
+// runInVm is TypeScript (test/support/vm.ts): it is imported in place through the module hooks of
+// bench/ublk-ts-hooks.mjs (node:module register(); TypeScript's transpileModule, no build step,
+// import.meta.url unchanged so vm.ts finds test/vm/init and guest-run as under vitest).
+//
+// Guest side (bench/ublk-guest.mjs): a tmpfs at /bench holds the images (RAM is the "disk", so the
+// rows measure the servers, not a disk): a preallocated qcow2 (qemu-img create -o
+// preallocation=full), its raw twin for loop (qemu-img create -f raw -o preallocation=full), and
+// per run a fresh empty qcow2 (a fresh sparse raw file for loop). Each round runs every workload
+// once per contestant, the order of the three rotating from round to round (each goes first once
+// every three rounds); each run attaches its device, runs fio, detaches. Medians over the rounds.
+//
+// Our server is run from a snapshot of dist/, bin/, native/build/Release and test/ublk/entry.mjs
+// taken at the start (bench/.cache/ublk-snap-PID), so that a rebuild by someone else during the
+// run cannot change or break it; `./bin/qcow2 ublk` once the CLI has the command, else
+// test/ublk/entry.mjs (which runs it from dist/).
+//
+// Knobs (environment):
+//   QCOW2_BENCH_UBLK_PROFILE=DIR  the guest writes into host DIR (made if missing): a V8 CPU profile
+//                                 of each of our servers (node --cpu-prof, open in Chrome DevTools),
+//                                 and, if `perf` runs in the guest, `perf record -a -g` of one run
+//                                 per row and contestant (perf-ROW-WHO.data; see `perf report -i`).
+//   QCOW2_BENCH_UBLK_RUNTIME=S    seconds of measured fio I/O per run (default 10, quick 2)
+//   QCOW2_BENCH_UBLK_RAMP=S       fio --ramp_time (default 3, quick 1)
+//   QCOW2_BENCH_UBLK_MEM=MiB      guest RAM (default 5120, quick 2048)
+//   QCOW2_VM_VERBOSE=1            the guest console on stderr as it comes (test/support/vm.ts)
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CACHE, median, REPO } from './lib.mjs';
+
+const MiB = 1 << 20;
+
+/**
+ * The workloads. `image`: 'prealloc' (one image for all runs) or 'empty' (a fresh one per run).
+ * Goals from the issue: >= 3x qemu-nbd on the 4 KiB rows of the preallocated image, >= 1.3x on the
+ * empty image, >= 0.5x loop on every row. The issue sets no goal for the 512 KiB rows against
+ * qemu-nbd: 1x (not slower) is this file's choice.
+ */
+export const WORKLOADS = [
+  { id: 'randread-4k', rw: 'randread', bs: '4k', image: 'prealloc', unit: 'req/s', goalNbd: 3, what: '4 KiB random reads, preallocated image' },
+  { id: 'randwrite-4k', rw: 'randwrite', bs: '4k', image: 'prealloc', unit: 'req/s', goalNbd: 3, what: '4 KiB random writes, preallocated image' },
+  { id: 'seqread-512k', rw: 'read', bs: '512k', image: 'prealloc', unit: 'MiB/s', goalNbd: 1, what: '512 KiB sequential reads, preallocated image' },
+  { id: 'seqwrite-512k', rw: 'write', bs: '512k', image: 'prealloc', unit: 'MiB/s', goalNbd: 1, what: '512 KiB sequential writes, preallocated image' },
+  { id: 'randwrite-4k-empty', rw: 'randwrite', bs: '4k', image: 'empty', unit: 'req/s', goalNbd: 1.3, what: '4 KiB random writes, empty image' },
+];
+const GOAL_LOOP = 0.5;
+
+/** The fio arguments of a workload (the device is appended as --filename=DEV). */
+export function fioArgs(w, { runtime, ramp }) {
+  const args = [
+    '--name=ublk-bench', '--ioengine=libaio', '--direct=1', '--iodepth=128', '--numjobs=1',
+    `--rw=${w.rw}`, `--bs=${w.bs}`, '--time_based', `--runtime=${runtime}`, `--ramp_time=${ramp}`,
+    '--group_reporting', '--output-format=json',
+  ];
+  if (w.rw.startsWith('rand')) args.push('--norandommap', '--randrepeat=0');
+  return args;
+}
+
+/** Sizes of a full or a --quick run (sizes comes from lib.mjs scale()). */
+export function ublkPlan(sizes, rounds) {
+  const quick = sizes.label === 'quick';
+  const env = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
+  return {
+    quick,
+    rounds,
+    imageBytes: quick ? 128 * MiB : 1024 * MiB,
+    runtime: env('QCOW2_BENCH_UBLK_RUNTIME', quick ? 2 : 10),
+    ramp: env('QCOW2_BENCH_UBLK_RAMP', quick ? 1 : 3),
+    memMiB: env('QCOW2_BENCH_UBLK_MEM', quick ? 2048 : 5120),
+  };
+}
+
+const CONTESTANTS = ['ours', 'nbd', 'loop'];
+/** Contestant order of round `i`: rotated by one each round. */
+export function roundOrder(i) {
+  return CONTESTANTS.map((_, k) => CONTESTANTS[(k + i) % CONTESTANTS.length]);
+}
+
+/** The names of the table rows of workload w. */
+export const rowName = (w, peer) => `ublk-${w.id}${peer === 'loop' ? '-vs-loop' : ''}`;
+
+/** Copies what our server runs from (see the header), and returns the command prefix inside the guest. */
+function snapshotOurs() {
+  const snap = join(CACHE, `ublk-snap-${process.pid}`);
+  rmSync(snap, { recursive: true, force: true });
+  mkdirSync(join(snap, 'native', 'build'), { recursive: true });
+  mkdirSync(join(snap, 'test', 'ublk'), { recursive: true });
+  cpSync(join(REPO, 'dist'), join(snap, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'bin'), join(snap, 'bin'), { recursive: true });
+  cpSync(join(REPO, 'native', 'build', 'Release'), join(snap, 'native', 'build', 'Release'), { recursive: true });
+  cpSync(join(REPO, 'test', 'ublk', 'entry.mjs'), join(snap, 'test', 'ublk', 'entry.mjs'));
+  cpSync(join(REPO, 'package.json'), join(snap, 'package.json'));
+  for (const f of ['dist/cli/ublk.js', 'native/build/Release/qcow2_ublk.node']) {
+    if (!existsSync(join(snap, f))) throw new Error(`bench: ${f} is missing: run \`node scripts/build.mjs && node native/build.mjs\``);
+  }
+  const help = spawnSync(process.execPath, [join(snap, 'bin', 'qcow2'), 'help'], { encoding: 'utf8' }).stdout ?? '';
+  const registered = /^ {2}ublk /m.test(help);
+  if (!registered) process.stderr.write('bench: ./bin/qcow2 has no ublk subcommand yet; running test/ublk/entry.mjs (dist/)\n');
+  return { snap, entry: registered ? join(snap, 'bin', 'qcow2') : join(snap, 'test', 'ublk', 'entry.mjs') };
+}
+
+let session;
+
+/** The ublk workloads this process will report: those named on the command line, else all. */
+function wantedWorkloads() {
+  const args = process.argv.slice(2);
+  const named = WORKLOADS.filter((w) => args.includes(rowName(w, 'nbd')) || args.includes(rowName(w, 'loop')));
+  return named.length ? named : WORKLOADS;
+}
+
+/** Boots the VM once and runs every wanted workload; memoized (the first ublk row pays, the rest read). */
+function runSession(sizes, rounds) {
+  session ??= (async () => {
+    const plan = ublkPlan(sizes, rounds);
+    const workloads = wantedWorkloads();
+    const { snap, entry } = snapshotOurs();
+    const profile = process.env.QCOW2_BENCH_UBLK_PROFILE;
+    if (profile) mkdirSync(profile, { recursive: true });
+    const config = { ...plan, entry, profile: profile ?? null, workloads: workloads.map((w) => w.id) };
+    const runs = plan.rounds * workloads.length * CONTESTANTS.length;
+    const timeoutMs = (180 + (plan.quick ? 30 : 90) + runs * (plan.runtime + plan.ramp + 40)) * 1000;
+    process.stderr.write(
+      `bench: ublk: one VM for ${workloads.length} workload(s) x ${CONTESTANTS.length} contestants x ${plan.rounds} round(s), ` +
+        `fio ${plan.ramp}+${plan.runtime} s each, image ${plan.imageBytes / MiB} MiB, guest ${plan.memMiB} MiB (timeout ${Math.round(timeoutMs / 1000)} s)\n`,
+    );
+    const { register } = await import('node:module');
+    register('./ublk-ts-hooks.mjs', import.meta.url);
+    const { runInVm, vmAvailable } = await import('../test/support/vm.ts');
+    const ok = vmAvailable();
+    if (!ok.ok) throw new Error(`bench: ublk rows need the VM: ${ok.reason}`);
+    const cmd = `node ${join(REPO, 'bench', 'ublk-guest.mjs')} '${JSON.stringify(config)}'`;
+    const t0 = Date.now();
+    let r;
+    try {
+      r = await runInVm(cmd, { cwd: REPO, timeoutMs, memMiB: plan.memMiB, cpus: 2, writable: profile ? [profile] : [] });
+    } finally {
+      rmSync(snap, { recursive: true, force: true });
+    }
+    const mark = r.output.lastIndexOf('UBLK-BENCH-RESULT ');
+    for (const line of r.output.split('\n')) if (line.startsWith('ublk-bench:')) process.stderr.write(`bench:   ${line}\n`);
+    if (r.status !== 0 || mark < 0) throw new Error(`bench: the ublk guest run failed (status ${r.status}):\n${r.output.slice(-6000)}`);
+    const result = JSON.parse(r.output.slice(mark + 'UBLK-BENCH-RESULT '.length).split('\n')[0]);
+    process.stderr.write(`bench: ublk: VM run took ${((Date.now() - t0) / 1000).toFixed(0)} s (boot ${(r.bootMs / 1000).toFixed(1)} s)\n`);
+    return result;
+  })();
+  return session;
+}
+
+const fmt = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+
+/** One table row: workload w, ours against `peer` ('nbd' or 'loop'). */
+function ublkRow(w, peer) {
+  return {
+    name: rowName(w, peer),
+    description: `ublk (fio libaio direct QD128, in the VM): ${w.what}, ours vs ${peer === 'nbd' ? 'qemu-nbd + kernel nbd' : 'loop --direct-io=on on raw'}`,
+    goal: peer === 'nbd' ? w.goalNbd : GOAL_LOOP,
+    async run({ sizes, rounds }) {
+      const result = await runSession(sizes, rounds);
+      const runs = result.runs.filter((x) => x.workload === w.id);
+      if (!runs.length) throw new Error(`bench: no ublk results for ${w.id} (was it asked for?)`);
+      const value = (x) => (w.unit === 'req/s' ? x.iops : x.bytesPerSec / MiB);
+      const ours = runs.filter((x) => x.who === 'ours').map(value);
+      const theirs = runs.filter((x) => x.who === peer).map(value);
+      const cmds = result.commands[w.id];
+      // Per-run detail on stderr: throughput, completion latency, server CPU per request, guest CPU busy.
+      for (const who of ['ours', peer]) {
+        const mine = runs.filter((x) => x.who === who);
+        const detail = mine
+          .map((x) => `${fmt(value(x))} (p50 ${fmt(x.clatP50Us)} us, p99 ${fmt(x.clatP99Us)} us, server ${x.serverCpuUsPerIo === null ? 'kernel' : `${fmt(x.serverCpuUsPerIo)} us/req`}, guest busy ${(x.guestBusy * 100).toFixed(0)}%)`)
+          .join('; ');
+        process.stderr.write(`bench:   ${who}: ${detail}\n`);
+      }
+      const peerCmd = cmds[peer];
+      const o = median(ours);
+      const p = median(theirs);
+      return {
+        unit: w.unit,
+        ours: o,
+        peer: p,
+        ratio: o / p,
+        peerName: `${peer === 'nbd' ? 'qemu-nbd + kernel nbd' : 'loop'} (${peerCmd})`,
+        commands: [cmds.ours, peerCmd, cmds.fio],
+        // table.mjs prints these as "seconds per run"; here they are the per-round throughputs.
+        oursAll: ours,
+        peerAll: theirs,
+      };
+    },
+  };
+}
+
+/** Every ublk row: per workload, ours vs qemu-nbd then ours vs loop. */
+export const UBLK_ROWS = WORKLOADS.flatMap((w) => [ublkRow(w, 'nbd'), ublkRow(w, 'loop')]);
