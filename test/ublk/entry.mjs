@@ -1,8 +1,20 @@
 #!/usr/bin/env node
-// `qcow2 ublk ...` from the built dist/ (the global test setup builds it), for the ublk tests while
-// the command is not in the program's table yet: `node test/ublk/entry.mjs ublk add ...`.
-import { run, SUBCOMMANDS } from '../../dist/cli/main.js';
-import { processContext } from '../../dist/cli/context.js';
+// `qcow2 ublk ...` from a built dist/: `node test/ublk/entry.mjs ublk add ...` does what
+// `bin/qcow2 ublk add ...` does, loading dist/cli/ublk.js alone instead of every command (used by
+// bench/ snapshots of dist/). Errors are reported as the program reports them (src/cli/main.ts:
+// one line, exit status 1).
 import { ublk } from '../../dist/cli/ublk.js';
+import { processContext } from '../../dist/cli/context.js';
+import { isQcow2Error } from '../../dist/errors.js';
 
-process.exitCode = await run(process.argv.slice(2), processContext(), { ...SUBCOMMANDS, ublk });
+const [name, ...args] = process.argv.slice(2);
+if (name !== 'ublk') {
+  process.stderr.write('usage: node test/ublk/entry.mjs ublk add|list|del|recover ...\n');
+  process.exit(2);
+}
+try {
+  process.exitCode = await ublk(args, processContext());
+} catch (err) {
+  process.stderr.write(isQcow2Error(err) ? `qcow2 ublk: ${err.describe()}\n` : `qcow2 ublk: internal error: ${err?.stack ?? err}\n`);
+  process.exitCode = 1;
+}
