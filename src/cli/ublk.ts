@@ -197,13 +197,8 @@ async function serve(job: ServeJob, ctx: CliContext, onReady: (server: UblkServe
     recoverable: cmd.recoverable,
     ...(cmd.id !== undefined ? { devId: cmd.id } : {}),
   };
-  let server: UblkServer;
-  try {
-    server = job.recoverId !== undefined ? await UblkServer.recover(job.recoverId, options) : await UblkServer.start(options);
-  } catch (err) {
-    await device.close().catch(() => {});
-    throw err;
-  }
+  // Signals are taken from here on: one during the start stops the device as soon as it is live
+  // (instead of killing the process and leaving a dead device behind).
   let stopSignal: NodeJS.Signals | undefined;
   let removeSignals = () => {};
   const signalled = new Promise<void>((resolveSignal) => {
@@ -215,6 +210,14 @@ async function serve(job: ServeJob, ctx: CliContext, onReady: (server: UblkServe
       (signal) => events(`${signal} again: still finishing the requests in flight`),
     );
   });
+  let server: UblkServer;
+  try {
+    server = job.recoverId !== undefined ? await UblkServer.recover(job.recoverId, options) : await UblkServer.start(options);
+  } catch (err) {
+    removeSignals();
+    await device.close().catch(() => {});
+    throw err;
+  }
   const id = server.devId;
   try {
     const record: DeviceRecord = {
@@ -433,6 +436,10 @@ async function deleteOne(id: number, quietIfMissing: boolean): Promise<string | 
   }
   const record = readRecord(id);
   const pids = [...new Set([info.ublksrvPid, record?.pid ?? -1])].filter((pid) => pid > 0 && pid !== process.pid && processAlive(pid));
+  // A device another program serves (no record of ours names its server) is not ours to stop.
+  if (pids.length > 0 && (record === undefined || !pids.includes(record.pid))) {
+    throw usage(`ublk: del: device ${id} is served by pid ${pids.join(', ')}, which qcow2 ublk did not start (no record in ${runDir()}): not stopping it`);
+  }
   if (pids.length > 0) {
     for (const pid of pids) process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + DEL_WAIT_MS;

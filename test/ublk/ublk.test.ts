@@ -1,6 +1,6 @@
 /**
- * The ublk server in a 6.12 VM (test/support/vm.ts): `qcow2 ublk` (run from dist/ by
- * test/ublk/entry.mjs) adds a device for a qcow2 image, and the kernel's block layer is the
+ * The ublk server in a 6.12 VM (test/support/vm.ts): `qcow2 ublk` (bin/qcow2, from the dist/ the
+ * global setup builds) adds a device for a qcow2 image, and the kernel's block layer is the
  * client: dd/cmp against `qemu-img convert -O raw`, fio with crc32c verification, discard and
  * zero-out, ext4 on top, list/del, a read-only device, delete under load, kill -9 (dead device
  * deleted by `del`) and user recovery (`add --recoverable`, kill -9, `recover`). Each check in the
@@ -24,7 +24,7 @@ const reason = !available.ok ? available.reason : !addon ? 'the ublk addon is no
 /** The guest's preamble: the command, and a helper that prints a check line from a command's status. */
 const PRELUDE = [
   'set -u',
-  `Q="node ${REPO}test/ublk/entry.mjs ublk"`,
+  `Q="node ${REPO}bin/qcow2 ublk"`,
   'check() { local name=$1; shift; if "$@" >/tmp/check.out 2>&1; then echo "check $name: ok"; else echo "check $name: FAILED ($?)"; cat /tmp/check.out; fi; }',
   'modprobe ublk_drv || echo "check modprobe: FAILED"',
 ].join('\n');
