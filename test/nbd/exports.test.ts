@@ -11,18 +11,21 @@
 import { execa } from 'execa';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QCOW2_BIN, qcow2 } from '../support/cli.js';
 import { startServer, stopAllServers, type NbdServer, type ServeOptions, type ServerKind } from '../support/nbd.js';
 import { requireTool, toolEnv } from '../support/tools.js';
 import { expectCheckClean, MiB, tempDir } from './fixtures.js';
 
+const BITMAP_SCRIPT = fileURLToPath(new URL('./nbdsh-bitmap.py', import.meta.url));
+
 let dir = '';
 let cleanup = async () => {};
 let serial = 0;
 
 beforeAll(async () => {
-  for (const t of ['qemu-img', 'qemu-io', 'qemu-nbd', 'nbdinfo'] as const) await requireTool(t);
+  for (const t of ['qemu-img', 'qemu-io', 'qemu-nbd', 'nbdinfo', 'nbdsh'] as const) await requireTool(t);
   ({ dir, cleanup } = await tempDir('nbd-exports-'));
 });
 
@@ -111,6 +114,21 @@ describe('-B BITMAP: qemu:dirty-bitmap:NAME', () => {
       expect(maps.ours).toBe(maps.qemu);
     });
   }
+
+  it('block status of qemu:dirty-bitmap:fine at odd offsets and lengths (nbdsh): the same extents as qemu-nbd', async () => {
+    const seen: Record<string, unknown> = {};
+    for (const kind of ['qemu', 'ours'] as const) {
+      const s = await serve(kind, image, { readOnly: true, extraArgs: ['-B', 'fine'] });
+      const result = path(`bitmap-${kind}.json`);
+      await execa('nbdsh', ['-c', `exec(open(${JSON.stringify(BITMAP_SCRIPT)}).read())`], {
+        env: { ...toolEnv(), NBD_URI: s.uri, CONTEXT: 'qemu:dirty-bitmap:fine', RESULT: result },
+      });
+      seen[kind] = JSON.parse(await readFile(result, 'utf8'));
+      await s.stop();
+    }
+    expect(JSON.stringify(seen.ours)).toContain(',1');
+    expect(seen.ours).toEqual(seen.qemu);
+  });
 
   it('a writable export with -B is refused before the image is opened', async () => {
     const r = await qcow2(['nbd', '-k', path('sock'), '-f', 'qcow2', '-B', 'coarse', image]);
