@@ -8,12 +8,13 @@
  * Skipped without the VM cache (`bash test/vm/setup.sh`) or the ublk addon.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadUblkAddon } from '../../src/ublk/native.js';
+import { tables } from '../support/corrupt-image.js';
 import { runInVm, vmAvailable, type VmResult } from '../support/vm.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -51,6 +52,17 @@ describe.skipIf(reason !== '')(`qcow2 ublk in a VM${reason ? ` (skipped: ${reaso
       qemuImg(['create', '-q', '-f', 'qcow2', image, '64M']);
       execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0xaa 0 1M', '-c', 'write -P 0x55 5M 300k', '-c', 'write -z 10M 1M', '-c', 'write -P 0x11 63M 1M', image]);
       qemuImg(['convert', '-O', 'raw', image, join(dir, 'a.raw')]);
+      // A corrupt image: the L2 entry of guest cluster 1 points at an unaligned host offset.
+      const bad = join(dir, 'bad.qcow2');
+      qemuImg(['create', '-q', '-f', 'qcow2', bad, '4M']);
+      execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x33 0 256k', bad]);
+      const t = await tables(bad);
+      const entry = Buffer.alloc(8);
+      entry.writeBigUInt64BE((1n << 63n) | BigInt(t.fileSize + 512));
+      const fd = openSync(bad, 'r+');
+      writeSync(fd, entry, 0, 8, t.l2EntryAt(0, 1));
+      closeSync(fd);
+      writeFileSync(join(dir, 'c33'), Buffer.alloc(65536, 0x33));
       const script = [
         PRELUDE,
         'D=$($Q add a.qcow2 | tail -1); echo "check path: $D"',
@@ -73,6 +85,12 @@ describe.skipIf(reason !== '')(`qcow2 ublk in a VM${reason ? ` (skipped: ${reaso
         'check ro-read bash -c "dd if=$D bs=1M count=1 status=none | cmp -n 1048576 - dump.raw"',
         'if dd if=rnd of=$D bs=4k count=1 oflag=direct status=none 2>/dev/null; then echo "check ro-write: accepted"; else echo "check ro-write: refused"; fi',
         'check ro-del $Q del --all',
+        // An engine error fails its request (EIO), is logged once, and the device stays up.
+        'D=$($Q add -r bad.qcow2 | tail -1)',
+        'for i in 1 2; do if dd if=$D of=/dev/null bs=64k skip=1 count=1 iflag=direct status=none 2>/dev/null; then echo "check bad-read-$i: accepted"; else echo "check bad-read-$i: refused"; fi; done',
+        'check good-read bash -c "dd if=$D bs=64k skip=2 count=1 iflag=direct status=none | cmp - c33"',
+        'echo "check bad-log: $(grep -c \"engine error\" /run/qcow2-ublk/0.log)"',
+        'check bad-del $Q del 0',
       ].join('\n');
       run = await runInVm(script, { cwd: dir, writable: [dir], timeoutMs: 420_000 });
       got = checks(run);
@@ -101,6 +119,14 @@ describe.skipIf(reason !== '')(`qcow2 ublk in a VM${reason ? ` (skipped: ${reaso
       const image = join(dir, 'a.qcow2');
       expect(qemuImg(['check', image])).toMatch(/No errors were found/);
       expect(qemuImg(['compare', '-f', 'raw', '-F', 'qcow2', join(dir, 'dump.raw'), image])).toMatch(/Images are identical/);
+    });
+
+    it('fails a request the engine cannot serve with an error, logs it once, and stays up', () => {
+      expect(got.get('bad-read-1'), run.output).toBe('refused');
+      expect(got.get('bad-read-2')).toBe('refused');
+      expect(got.get('good-read'), run.output).toBe('ok');
+      expect(got.get('bad-log')).toBe('1');
+      expect(got.get('bad-del')).toBe('ok');
     });
 
     it('serves read-only with -r', () => {
