@@ -10,7 +10,7 @@
 //         nbd-client is not installed on the host whose userland the guest runs.)
 //   loop: losetup --direct-io=on -f --show RAW (dio checked in /sys/block/loopN/loop/dio)
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fioArgs, roundOrder, WORKLOADS } from './ublk-lib.mjs';
 
@@ -21,23 +21,38 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (line) => process.stdout.write(`ublk-bench: ${line}\n`);
 const CLK_TCK = 100;
 
-function sh(cmd, args, { allowFail = false } = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * MiB });
+function sh(cmd, args, { allowFail = false, env = null } = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * MiB, ...(env ? { env: { ...process.env, ...env } } : {}) });
   if (r.error) throw r.error;
   if (r.status !== 0 && !allowFail) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}\n${r.stdout}${r.stderr}`);
   return r;
 }
 
-/** utime+stime of PID in seconds, or null. */
+/** CPU seconds (utime+stime) of PID's threads: { total, main (tid = pid), queue (ublk queue threads), other }, or null. */
 function procCpu(pid) {
   if (pid === null) return null;
+  const sum = { total: 0, main: 0, queue: 0, other: 0 };
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      let stat;
+      let comm;
+      try {
+        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const secs = (Number(f[11]) + Number(f[12])) / CLK_TCK;
+      sum.total += secs;
+      if (tid === String(pid)) sum.main += secs;
+      else if (/^ublk\d+-q/.test(comm)) sum.queue += secs;
+      else sum.other += secs;
+    }
   } catch {
     return null;
   }
+  return sum;
 }
 
 /** [busy, total] jiffies of the whole guest (/proc/stat "cpu" line). */
@@ -57,7 +72,7 @@ const ourBase = config.profile ? ['node', '--cpu-prof', `--cpu-prof-dir=${join(c
 const attach = {
   ours(image) {
     const args = [...ourBase.slice(1), 'ublk', 'add', image];
-    const out = sh(ourBase[0], args).stdout.trim().split('\n');
+    const out = sh(ourBase[0], args, config.nodeOptions ? { env: { NODE_OPTIONS: config.nodeOptions } } : {}).stdout.trim().split('\n');
     const dev = out[out.length - 1];
     const id = Number(/^\/dev\/ublkb(\d+)$/.exec(dev)?.[1]);
     if (!Number.isInteger(id)) throw new Error(`ublk add printed ${out.join('\n')}`);
@@ -65,7 +80,7 @@ const attach = {
     return {
       dev,
       pid,
-      command: `${[ourBase[0], ...args].join(' ')}`,
+      command: `${config.nodeOptions ? `NODE_OPTIONS='${config.nodeOptions}' ` : ''}${[ourBase[0], ...args].join(' ')}`,
       detach: () => sh('node', [config.entry, 'ublk', 'del', String(id)]),
     };
   },
@@ -127,14 +142,19 @@ async function runFio(args, dev, pid, perfOut) {
   const side = job.read.io_bytes > 0 ? job.read : job.write;
   const pct = side.clat_ns.percentile ?? {};
   const secs = start ? Number(end.t - start.t) / 1e9 : NaN;
-  const serverCpu = start && start.server !== null && end.server !== null ? end.server - start.server : null;
+  const ios = iops * secs;
+  const perIo = (k) => (start && start.server && end.server ? ((end.server[k] - start.server[k]) * 1e6) / ios : null);
   const busy = start ? (end.guest[0] - start.guest[0]) / Math.max(1, end.guest[1] - start.guest[1]) : NaN;
   return {
     iops,
     bytesPerSec: job.read.bw_bytes + job.write.bw_bytes,
     clatP50Us: (pct['50.000000'] ?? NaN) / 1000,
     clatP99Us: (pct['99.000000'] ?? NaN) / 1000,
-    serverCpuUsPerIo: serverCpu === null ? null : (serverCpu * 1e6) / (iops * secs),
+    // Server CPU per request in microseconds, from the server's threads' utime+stime over the
+    // measured part (ours: main = the JS thread, queue = the addon's ublk queue threads, other =
+    // V8's and libuv's helper threads and io_uring workers; qemu-nbd: main and other).
+    serverCpuUsPerIo: perIo('total'),
+    serverCpuSplitUs: start && start.server ? { main: perIo('main'), queue: perIo('queue'), other: perIo('other') } : null,
     guestBusy: busy,
     fioCpu: { usr: job.usr_cpu, sys: job.sys_cpu },
   };
@@ -195,7 +215,8 @@ async function main() {
         commands[w.id][who] = creation + dev.command.replace(image, fresh ? (who === 'loop' ? 'EMPTY.raw' : 'EMPTY.qcow2') : image);
         runs.push({ round, workload: w.id, who, attachMs, ...r });
         const v = w.unit === 'req/s' ? `${r.iops.toFixed(0)} req/s` : `${(r.bytesPerSec / MiB).toFixed(1)} MiB/s`;
-        const cpu = r.serverCpuUsPerIo === null ? '' : `, server ${r.serverCpuUsPerIo.toFixed(1)} us/req`;
+        const sp = r.serverCpuSplitUs;
+        const cpu = r.serverCpuUsPerIo === null ? '' : `, server ${r.serverCpuUsPerIo.toFixed(0)} us/req (main ${sp.main.toFixed(0)}, queue ${sp.queue.toFixed(0)}, other ${sp.other.toFixed(0)})`;
         log(`round ${round + 1} ${w.id} ${who}: ${v} (p50 ${r.clatP50Us.toFixed(0)} us, p99 ${r.clatP99Us.toFixed(0)} us${cpu}, guest busy ${(r.guestBusy * 100).toFixed(0)}%, attach ${attachMs} ms)`);
       }
     }

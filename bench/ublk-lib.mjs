@@ -27,9 +27,12 @@
 //                                 of each of our servers (node --cpu-prof, open in Chrome DevTools),
 //                                 and, if `perf` runs in the guest, `perf record -a -g` of one run
 //                                 per row and contestant (perf-ROW-WHO.data; see `perf report -i`).
-//   QCOW2_BENCH_UBLK_RUNTIME=S    seconds of measured fio I/O per run (default 10, quick 2)
-//   QCOW2_BENCH_UBLK_RAMP=S       fio --ramp_time (default 3, quick 1)
+//   QCOW2_BENCH_UBLK_RUNTIME=S    seconds of measured fio I/O per run (default 8, quick 2)
+//   QCOW2_BENCH_UBLK_RAMP=S       fio --ramp_time (default 4, quick 1): our server is a fresh Node
+//                                 process per run, and its JIT warms up slowly under TCG
 //   QCOW2_BENCH_UBLK_MEM=MiB      guest RAM (default 5120, quick 2048)
+//   QCOW2_BENCH_UBLK_NODE_OPTIONS=...  NODE_OPTIONS of our server only (e.g. --v8-pool-size=1,
+//                                 --max-semi-space-size=64): to see what V8's GC and JIT cost it
 //   QCOW2_VM_VERBOSE=1            the guest console on stderr as it comes (test/support/vm.ts)
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -72,8 +75,8 @@ export function ublkPlan(sizes, rounds) {
     quick,
     rounds,
     imageBytes: quick ? 128 * MiB : 1024 * MiB,
-    runtime: env('QCOW2_BENCH_UBLK_RUNTIME', quick ? 2 : 10),
-    ramp: env('QCOW2_BENCH_UBLK_RAMP', quick ? 1 : 3),
+    runtime: env('QCOW2_BENCH_UBLK_RUNTIME', quick ? 2 : 8),
+    ramp: env('QCOW2_BENCH_UBLK_RAMP', quick ? 1 : 4),
     memMiB: env('QCOW2_BENCH_UBLK_MEM', quick ? 2048 : 5120),
   };
 }
@@ -124,7 +127,9 @@ function runSession(sizes, rounds) {
     const { snap, entry } = snapshotOurs();
     const profile = process.env.QCOW2_BENCH_UBLK_PROFILE;
     if (profile) mkdirSync(profile, { recursive: true });
-    const config = { ...plan, entry, profile: profile ?? null, workloads: workloads.map((w) => w.id) };
+    const nodeOptions = process.env.QCOW2_BENCH_UBLK_NODE_OPTIONS ?? '';
+    const config = { ...plan, entry, profile: profile ?? null, nodeOptions, workloads: workloads.map((w) => w.id) };
+    if (nodeOptions) process.stderr.write(`bench: ublk: our server runs with NODE_OPTIONS=${nodeOptions}\n`);
     const runs = plan.rounds * workloads.length * CONTESTANTS.length;
     const timeoutMs = (180 + (plan.quick ? 30 : 90) + runs * (plan.runtime + plan.ramp + 40)) * 1000;
     process.stderr.write(
@@ -174,11 +179,12 @@ function ublkRow(w, peer) {
       for (const who of ['ours', peer]) {
         const mine = runs.filter((x) => x.who === who);
         const detail = mine
-          .map((x) => `${fmt(value(x))} (p50 ${fmt(x.clatP50Us)} us, p99 ${fmt(x.clatP99Us)} us, server ${x.serverCpuUsPerIo === null ? 'kernel' : `${fmt(x.serverCpuUsPerIo)} us/req`}, guest busy ${(x.guestBusy * 100).toFixed(0)}%)`)
+          .map((x) => `${fmt(value(x))} (p50 ${fmt(x.clatP50Us)} us, p99 ${fmt(x.clatP99Us)} us, server ${x.serverCpuUsPerIo === null ? 'kernel' : `${fmt(x.serverCpuUsPerIo)} us/req [main ${fmt(x.serverCpuSplitUs.main)}, queue ${fmt(x.serverCpuSplitUs.queue)}, other ${fmt(x.serverCpuSplitUs.other)}]`}, guest busy ${(x.guestBusy * 100).toFixed(0)}%)`)
           .join('; ');
         process.stderr.write(`bench:   ${who}: ${detail}\n`);
       }
       const peerCmd = cmds[peer];
+      process.stderr.write(`bench:   commands: ours: ${cmds.ours}; ${peer}: ${peerCmd}; fio: ${cmds.fio}\n`);
       const o = median(ours);
       const p = median(theirs);
       return {
