@@ -144,8 +144,8 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       '  --foreground      stay attached (the device lives as long as the command)',
       '  list              every ublk device, with its image and server (--output=json)',
       '  del ID|--all      stop, finish the requests in flight, flush, close the image clean, delete',
-      'SIGTERM or SIGINT to a server does what del does. An engine error fails its request with EIO',
-      'and is logged once; the device stays up.',
+      'SIGTERM or SIGINT to a server does what del does. An engine error fails its request (EIO for a',
+      'corrupt image, ENOSPC when the disk is full) and is logged once; the device stays up.',
     ].join('\n'),
   },
   {
