@@ -27,12 +27,16 @@
 //                                 of each of our servers (node --cpu-prof, open in Chrome DevTools),
 //                                 and, if `perf` runs in the guest, `perf record -a -g` of one run
 //                                 per row and contestant (perf-ROW-WHO.data; see `perf report -i`).
-//   QCOW2_BENCH_UBLK_RUNTIME=S    seconds of measured fio I/O per run (default 8, quick 2)
-//   QCOW2_BENCH_UBLK_RAMP=S       fio --ramp_time (default 4, quick 1): our server is a fresh Node
-//                                 process per run, and its JIT warms up slowly under TCG
+//   QCOW2_BENCH_UBLK_RUNTIME=S    seconds of measured fio I/O per run (default 6, quick 2)
+//   QCOW2_BENCH_UBLK_RAMP=S       fio --ramp_time (default 12, quick 1), the same for all three: our
+//                                 server is a fresh Node process per run, and under TCG its JIT
+//                                 takes 10-20 s to reach steady state (with 4 s, ours measured
+//                                 0.3-0.7x of what the same server does after 20 s)
 //   QCOW2_BENCH_UBLK_MEM=MiB      guest RAM (default 5120, quick 2048)
 //   QCOW2_BENCH_UBLK_NODE_OPTIONS=...  NODE_OPTIONS of our server only (e.g. --v8-pool-size=1,
 //                                 --max-semi-space-size=64): to see what V8's GC and JIT cost it
+//   QCOW2_BENCH_UBLK_BUILD=DIR    take our server from the built checkout DIR (a git worktree of
+//                                 another commit with its dist/ and native/build) instead of this one
 //   QCOW2_VM_VERBOSE=1            the guest console on stderr as it comes (test/support/vm.ts)
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -75,8 +79,8 @@ export function ublkPlan(sizes, rounds) {
     quick,
     rounds,
     imageBytes: quick ? 128 * MiB : 1024 * MiB,
-    runtime: env('QCOW2_BENCH_UBLK_RUNTIME', quick ? 2 : 8),
-    ramp: env('QCOW2_BENCH_UBLK_RAMP', quick ? 1 : 4),
+    runtime: env('QCOW2_BENCH_UBLK_RUNTIME', quick ? 2 : 6),
+    ramp: env('QCOW2_BENCH_UBLK_RAMP', quick ? 1 : 12),
     memMiB: env('QCOW2_BENCH_UBLK_MEM', quick ? 2048 : 5120),
   };
 }
@@ -92,15 +96,16 @@ export const rowName = (w, peer) => `ublk-${w.id}${peer === 'loop' ? '-vs-loop' 
 
 /** Copies what our server runs from (see the header), and returns the command prefix inside the guest. */
 function snapshotOurs() {
+  const from = process.env.QCOW2_BENCH_UBLK_BUILD ?? REPO;
   const snap = join(CACHE, `ublk-snap-${process.pid}`);
   rmSync(snap, { recursive: true, force: true });
   mkdirSync(join(snap, 'native', 'build'), { recursive: true });
   mkdirSync(join(snap, 'test', 'ublk'), { recursive: true });
-  cpSync(join(REPO, 'dist'), join(snap, 'dist'), { recursive: true });
-  cpSync(join(REPO, 'bin'), join(snap, 'bin'), { recursive: true });
-  cpSync(join(REPO, 'native', 'build', 'Release'), join(snap, 'native', 'build', 'Release'), { recursive: true });
-  cpSync(join(REPO, 'test', 'ublk', 'entry.mjs'), join(snap, 'test', 'ublk', 'entry.mjs'));
-  cpSync(join(REPO, 'package.json'), join(snap, 'package.json'));
+  cpSync(join(from, 'dist'), join(snap, 'dist'), { recursive: true });
+  cpSync(join(from, 'bin'), join(snap, 'bin'), { recursive: true });
+  cpSync(join(from, 'native', 'build', 'Release'), join(snap, 'native', 'build', 'Release'), { recursive: true });
+  cpSync(join(from, 'test', 'ublk', 'entry.mjs'), join(snap, 'test', 'ublk', 'entry.mjs'));
+  cpSync(join(from, 'package.json'), join(snap, 'package.json'));
   for (const f of ['dist/cli/ublk.js', 'native/build/Release/qcow2_ublk.node']) {
     if (!existsSync(join(snap, f))) throw new Error(`bench: ${f} is missing: run \`node scripts/build.mjs && node native/build.mjs\``);
   }
