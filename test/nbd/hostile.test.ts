@@ -22,10 +22,12 @@
  *  - An option over 32 MiB: qemu-nbd closes at once (allowed likewise); the spec's baseline
  *    otherwise wants NBD_REP_ERR_UNSUP for an unknown option and the next option parsed.
  */
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NBD_SERVERS, sleep, startServer, stopAllServers, type NbdServer, type ServeOptions, type ServerKind } from '../support/nbd.js';
 import { CMD, CMD_FLAG, ERR, INFO, OPT, REP, REPLY_FLAG_DONE, REPLY_TYPE, TFLAG, WireClient, chunkError } from '../support/nbd-wire.js';
+import { tables, writeU64 } from '../support/corrupt-image.js';
 import { requireTool } from '../support/tools.js';
 import { KNOWN, KiB, MiB, copyOf, expectCheckClean, expectSameContents, goodClientReads, knownBytes, makeKnownImage, tempDir } from './fixtures.js';
 
@@ -441,5 +443,35 @@ describe.each(NBD_SERVERS)('hostile clients: %s', (kind) => {
     const after = await srv.memory();
     expect((after.hwmKiB - before.rssKiB) / 1024).toBeLessThan(64);
     await stillServesAndClean(srv, image);
+  });
+});
+
+describe('an engine error, ours', () => {
+  it('a corrupt L2 entry: each read of it fails with EIO, the error is logged once, everything else is served, SIGTERM still exits 0', async () => {
+    const bad = join(dir, `corrupt-${++serial}.qcow2`);
+    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', bad, '4M']);
+    await execa('qemu-io', ['-f', 'qcow2', '-c', 'write -q -P 0x33 0 256k', bad]);
+    // Guest cluster 1's L2 entry now points one sector past the end of the file, unaligned.
+    const t = await tables(bad);
+    await writeU64(bad, t.l2EntryAt(0, 1), (1n << 63n) | BigInt(t.fileSize + 512));
+    const srv = await startServer('ours', bad, { format: 'qcow2', exportName: 'disk' });
+    const c = await WireClient.connect(srv.endpoint);
+    await c.handshake({ exportName: 'disk' });
+    const C = t.clusterSize;
+    for (let i = 0; i < 3; i++) expect((await c.read(C, 4 * KiB)).error, `read ${i + 1} of the corrupt cluster`).toBe(ERR.EIO);
+    const good = await c.read(0, 4 * KiB);
+    expect(good.error).toBe(0);
+    expect(good.data!.equals(Buffer.alloc(4 * KiB, 0x33))).toBe(true);
+    expect(await c.disconnect()).toBe(true);
+    // Another client, after the errors: served.
+    const d = await WireClient.connect(srv.endpoint);
+    await d.handshake({ exportName: 'disk' });
+    expect((await d.read(128 * KiB, 4 * KiB)).error).toBe(0);
+    expect(await d.disconnect()).toBe(true);
+    const status = await srv.stop();
+    expect(status).toEqual({ code: 0, signal: null });
+    const lines = srv.stderr().trim().split('\n').filter((l) => l !== '');
+    expect(lines, srv.stderr()).toHaveLength(1);
+    expect(lines[0]).toMatch(/^qcow2 nbd: .*corrupt/);
   });
 });
