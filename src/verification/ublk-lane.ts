@@ -146,7 +146,9 @@ class Server {
     try {
       fh = await open(blockPath, constants.O_RDWR | constants.O_DIRECT);
     } catch (err) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
+      await exited;
       throw err;
     }
     const server = new Server(child, blockPath, fh);

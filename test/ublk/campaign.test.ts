@@ -5,10 +5,10 @@
  * by `qcow2 ublk add --foreground`, every result checked against the byte-array model and the
  * lanes against each other, each final image judged by our structural check, qemu-img check and
  * qemu-img convert against the model (src/verification/campaign/run.ts), as for every lane.
- * Under TCG a sequence takes tens of seconds (the server restarts around what a block device
- * cannot express), so it runs few: QCOW2_UBLK_CAMPAIGN_RUNS (default 6) of up to
- * QCOW2_UBLK_CAMPAIGN_COMMANDS (default 20) commands; QCOW2_PROPERTY_SEED / QCOW2_PROPERTY_PATH
- * replay a failure, QCOW2_UBLK_CAMPAIGN_SHRINK=1 shrinks it.
+ * Under TCG a sequence takes 40-60 s (the server takes 4-11 s to start, and restarts around what a
+ * block device cannot express), so it runs few: QCOW2_UBLK_CAMPAIGN_RUNS (default 4: 3-5 min)
+ * of up to QCOW2_UBLK_CAMPAIGN_COMMANDS (default 20) commands; QCOW2_PROPERTY_SEED and
+ * QCOW2_PROPERTY_PATH replay a failure, QCOW2_UBLK_CAMPAIGN_SHRINK=1 shrinks it.
  * Skipped without the VM cache (`bash test/vm/setup.sh`) or the ublk addon, except under CI=true,
  * where that fails.
  */
