@@ -9,6 +9,7 @@ import { JitterFile } from '../io/jitter-file.js';
 import { openOptimized } from '../optimized/open.js';
 import { openNbdLane } from './nbd-lane.js';
 import { openReference } from '../reference/open.js';
+import { openUblkLane } from './ublk-lane.js';
 
 /**
  * The suites a lane runs in:
@@ -20,9 +21,12 @@ import { openReference } from '../reference/open.js';
  *  - `reads`: reads every corpus image as qemu-img does (test/interop, `qcow2 verify`);
  *  - `nbd-campaign`: the model-based campaign again, its lanes side by side with the reference
  *    (test/property/nbd.property.test.ts): lanes behind a real server and client, slower to start,
- *    so run for fewer sequences than `campaign`.
+ *    so run for fewer sequences than `campaign`;
+ *  - `ublk-campaign`: the model-based campaign again, its lanes side by side with the reference,
+ *    inside the 6.12 VM (test/ublk/campaign.test.ts): lanes behind a Linux block device, which
+ *    need ublk_drv and root.
  */
-export type Suite = 'campaign' | 'crash-states' | 'error-injection' | 'dirty-bit' | 'reads' | 'nbd-campaign';
+export type Suite = 'campaign' | 'crash-states' | 'error-injection' | 'dirty-bit' | 'reads' | 'nbd-campaign' | 'ublk-campaign';
 
 /**
  * Opens an image on a lane. `opts` are the suite's (read-only, no flush, a recording or fault
@@ -100,6 +104,18 @@ export const LANES: readonly EngineLane[] = [
     concurrent: false,
     suites: ['nbd-campaign'],
     open: (path, opts = {}) => openNbdLane(path, opts),
+  },
+  {
+    // The optimized engine behind `qcow2 ublk add --foreground` (a process of its own), driven
+    // through /dev/ublkbN with O_DIRECT; what a block device cannot say (snapshots, resize,
+    // compressed writes, mappings, zeroing part of a sector-sized (sub)cluster) is done with the
+    // device deleted (src/verification/ublk-lane.ts).
+    name: 'ublk',
+    engine: 'optimized',
+    caches: 'default',
+    concurrent: false,
+    suites: ['ublk-campaign'],
+    open: (path, opts = {}) => openUblkLane(path, opts),
   },
 ];
 

@@ -235,7 +235,7 @@ describe('the verification entry, imported by a user', () => {
     const r = await node(['verification-user.mjs']);
     expect(r.exitCode, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(out['lanes']).toEqual(['reference', 'optimized', 'optimized-tiny-caches', 'optimized-jitter', 'nbd']);
+    expect(out['lanes']).toEqual(['reference', 'optimized', 'optimized-tiny-caches', 'optimized-jitter', 'nbd', 'ublk']);
     expect(out['campaignLanes']).toEqual(['reference', 'optimized-jitter']);
     expect(out['onLane']).toEqual({ failed: false, numRuns: 3, error: '' });
     expect(out['onMine']).toEqual({ failed: false, numRuns: 3, error: '' });
