@@ -38,6 +38,39 @@
 //   QCOW2_BENCH_UBLK_BUILD=DIR    take our server from the built checkout DIR (a git worktree of
 //                                 another commit with its dist/ and native/build) instead of this one
 //   QCOW2_VM_VERBOSE=1            the guest console on stderr as it comes (test/support/vm.ts)
+//
+// Run: node bench/run.mjs [--quick] [--json] [ublk-ROW ...]   (or node bench/ublk-rows.mjs ...);
+// naming only some ublk rows runs only their workloads. --quick: 128 MiB images, 1 round, fio 1+2 s
+// (about 2.5 min for all rows; a smoke run). Full: 1 GiB images, 3 rounds, fio 12+6 s, about 20 min.
+// The commands (printed per row on stderr, and in --json):
+//   ours: node ENTRY ublk add /bench/prealloc.qcow2   (ENTRY: the snapshot's bin/qcow2 or entry.mjs)
+//   peer: qemu-nbd -c /dev/nbd0 --cache=writeback -f qcow2 --pid-file=F /bench/prealloc.qcow2
+//   loop: losetup --direct-io=on -f --show /bench/prealloc.raw
+//   fio --name=ublk-bench --ioengine=libaio --direct=1 --iodepth=128 --numjobs=1 --rw=RW --bs=BS
+//       --time_based --runtime=6 --ramp_time=12 --group_reporting --output-format=json
+//       [--norandommap --randrepeat=0] --filename=DEV
+// Besides throughput, each run reports fio's completion latency (p50/p99) and the server's CPU per
+// request from its threads' utime+stime over the measured part (ours split into the JS thread, the
+// ublk queue thread and the helpers: V8's compiler/GC threads, libuv's pool, io_uring workers).
+//
+// Measured 2026-12-02 (2-core host without KVM, busy with other VMs; guest 2 vCPUs, 5 GiB):
+//   fio 4+8 s, 3 rounds, all rows (ours/qemu-nbd; ours/loop):
+//     randread-4k 589 vs 805 req/s 0.73x, loop 9.1k 0.06x | randwrite-4k 422 vs 597 0.71x, loop 7.0k 0.06x
+//     seqread-512k 31.2 vs 16.0 MiB/s 1.95x, loop 356 0.09x | seqwrite-512k 26.6 vs 18.5 1.44x, loop 367 0.07x
+//     randwrite-4k-empty 36.7 vs 458 req/s 0.08x, loop 8.5k 0.004x
+//   fio 12+6 s, 3 rounds, the 4 KiB preallocated rows only (server of commit a95fd0a):
+//     randread-4k 1835 vs 1376 req/s 1.33x (rounds 1.91, 1.14, 1.59), loop 14.0k 0.13x
+//     randwrite-4k 1333 vs 1184 req/s 1.13x (rounds 0.31, 2.47, 1.16), loop 12.6k 0.11x
+// No goal met except the 512 KiB rows against qemu-nbd. What limits ours: (1) warm-up: with a 4 s
+// ramp the helper threads (V8's concurrent compiler) cost 300-2500 us per request and ours did
+// 267-1049 req/s; with 12 s they cost 13-93 us and ours did 1283-2182. (2) Then the JS thread:
+// 410-700 us of (TCG) CPU per 4 KiB read against qemu-nbd's 360-870 us in all of its threads; all
+// vCPUs share one host thread under TCG, so CPU per request is the throughput. (3) Allocating writes
+// (the empty image): 10-66 ms of JS-thread CPU per 4 KiB write, serialized under the metadata mutex
+// (src/optimized/write.js writeAllocating: a whole-cluster plan, 64 KiB written per 4 KiB, the
+// profile's top: planClusterWrite, writeSync, readInCluster, the table cache), where qemu-nbd spends
+// 1.3-1.9 ms. (4) loop is in-kernel, 10x qemu-nbd here: >= 3x qemu-nbd and >= 0.5x loop cannot both
+// hold under TCG. Run-to-run noise on this host is up to 4x (other VMs compete for the 2 cores).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
