@@ -1,22 +1,27 @@
 /*
- * The queue threads of a ublk device: one pthread per hardware queue, each with its own io_uring
- * (the driver wants every I/O command of a queue from one task). A thread keeps a FETCH_REQ
- * outstanding for every tag; a completed fetch is a request, described in the queue's descriptor
- * array (a read-only mmap of /dev/ublkcN). Requests are handed to JS in batches through a
- * threadsafe function; JS runs them on the engine and calls complete(), which queues (tag, result)
- * under a lock and wakes the thread through an eventfd (a POLL_ADD on its ring); the thread then
- * sends COMMIT_AND_FETCH_REQ for each. Data moves through per-tag buffers of the server's
- * (page-aligned anonymous memory, shown to JS as one ArrayBuffer per queue): the driver copies write
- * data in before the fetch completes and read data out at the commit.
+ * The queues of a ublk device: one io_uring per hardware queue, which keeps a FETCH_REQ outstanding
+ * for every tag; a completed fetch is a request, described in the queue's descriptor array (a
+ * read-only mmap of /dev/ublkcN). Data moves through per-tag buffers of the server's (page-aligned
+ * anonymous memory, shown to JS as one ArrayBuffer per queue): the driver copies write data in
+ * before the fetch completes and read data out at the commit. The driver wants every I/O command
+ * of a queue from the task that first fetched on it. Two ways to own the rings:
  *
- *   openQueues(devId, nrQueues, depth, maxIoBytes, onEvent) -> { handle, buffers: ArrayBuffer[] }
- *       opens /dev/ublkcN, maps the descriptors, starts the threads (each fetches every tag).
+ *   inline (default): the JS thread owns them (see "Inline mode" below): each ring's completions
+ *       are watched through an eventfd on Node's event loop, requests are reaped and handed to
+ *       onEvent on the JS thread, and completeMany() submits the COMMIT_AND_FETCH_REQs itself.
+ *   threads: one pthread per queue owns its ring; requests go to JS in batches through a
+ *       threadsafe function; complete() queues (tag, result) under a lock and wakes the thread
+ *       through an eventfd (a POLL_ADD on its ring); the thread then sends COMMIT_AND_FETCH_REQ.
+ *
+ *   openQueues(devId, nrQueues, depth, maxIoBytes, onEvent, inline) -> { handle, buffers: ArrayBuffer[] }
+ *       opens /dev/ublkcN, maps the descriptors, fetches every tag (inline: from this thread;
+ *       else the started threads do).
  *       onEvent(queue, batch, error): batch is an ArrayBuffer of 24-byte entries (u32 tag,
- *       u32 op_flags, u32 nr_sectors, u32 0, f64 start_sector); batch null means the queue thread
- *       ended (every tag aborted by STOP_DEV, or stopQueues), `error` the first errno it met (0 none).
+ *       u32 op_flags, u32 nr_sectors, u32 0, f64 start_sector); batch null means the queue ended
+ *       (every tag aborted by STOP_DEV, or stopQueues), `error` the first errno it met (0 none).
  *   complete(handle, queue, tag, result)          result: bytes done, or -errno
  *   completeMany(handle, queue, Int32Array)       [tag, result, tag, result, ...]
- *   stopQueues(handle)   makes the threads end now (pending commands are cancelled with their ring)
+ *   stopQueues(handle)   makes the queues end now (pending commands are cancelled with their ring)
  *   closeQueues(handle)  stopQueues, joins the threads, closes /dev/ublkcN (DEL_DEV waits for that)
  *
  * Nothing of the request path can fail into JS: a command the driver refuses ends that tag (and
@@ -35,7 +40,9 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <uv.h>
 #include "ublk_abi.h"
 #include "ublk_addon.h"
 #include "ublk_uring.h"
@@ -88,6 +95,15 @@ struct queue {
   struct completion *pending; /* depth entries, under lock */
   unsigned npending;
   int quit; /* under lock */
+  /* Inline mode (the JS thread owns the ring; see open_inline()). */
+  struct ublk_uring ring;
+  int ring_open;
+  uv_poll_t *poll;     /* NULL once closed (freed by its close callback) */
+  unsigned outstanding; /* tags with a FETCH/COMMIT_AND_FETCH in the ring */
+  unsigned in_js;       /* tags with JS */
+  int error;            /* first errno met */
+  int ended;            /* the end event was sent */
+  struct batch_item *items; /* depth entries: one wakeup's requests */
 };
 
 struct dev {
@@ -97,6 +113,10 @@ struct dev {
   size_t max_io;
   napi_threadsafe_function tsfn;
   int closed;
+  int inline_mode;
+  napi_env env;
+  napi_ref cb_ref;              /* inline: onEvent */
+  napi_async_context async_ctx; /* inline: for napi_make_callback from the poll callback */
   struct queue queues[];
 };
 
@@ -283,6 +303,192 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   napi_call_function(env, undefined, js_cb, 3, argv, NULL);
 }
 
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Inline mode: the JS thread owns each queue's ring                                              */
+/* ---------------------------------------------------------------------------------------------- */
+/*
+ * No queue threads: the JS thread sets up each queue's ring, sends every FETCH_REQ (so it is the
+ * queue's daemon in the driver's eyes), and watches an eventfd registered with the ring
+ * (IORING_REGISTER_EVENTFD) with a uv_poll_t on Node's event loop. One wakeup: the completed
+ * fetches are reaped and handed to onEvent in one call (napi_make_callback: the microtasks, where
+ * the server gathers its completions, run before it returns); completeMany() puts the
+ * COMMIT_AND_FETCH_REQs in the ring and submits them with one io_uring_enter, on the same thread.
+ * The ring has no COOP_TASKRUN / DEFER_TASKRUN: the driver's task work must interrupt the JS thread
+ * (TWA_SIGNAL) even while it sleeps in epoll_wait, which then sees the eventfd.
+ */
+#ifndef __NR_io_uring_register
+#define __NR_io_uring_register 427
+#endif
+#ifndef IORING_REGISTER_EVENTFD
+#define IORING_REGISTER_EVENTFD 4
+#endif
+
+static void inline_submit(struct queue *q) {
+  if (!q->ring_open || q->ring.sq_local_tail == q->ring.sq_published) return;
+  int ret = ublk_uring_submit_and_wait(&q->ring, 0, -1);
+  if (ret < 0 && ret != -EBUSY && ret != -EAGAIN && !q->error) q->error = -ret;
+}
+
+static void poll_closed(uv_handle_t *h) { free(h); }
+
+static void inline_close_queue(struct queue *q) {
+  if (q->poll) {
+    uv_poll_stop(q->poll);
+    uv_close((uv_handle_t *)q->poll, poll_closed);
+    q->poll = NULL;
+  }
+  if (q->ring_open) {
+    ublk_uring_exit(&q->ring); /* cancels whatever is still outstanding */
+    q->ring_open = 0;
+  }
+}
+
+static void inline_commit(struct queue *q, uint32_t tag, int32_t result) {
+  if (!q->ring_open || tag >= q->dev->depth || q->state[tag] != TAG_IN_JS) return;
+  prep_io(q, need_sqe(&q->ring), QUBLK_U_IO_COMMIT_AND_FETCH_REQ, tag, result);
+  q->state[tag] = TAG_FETCHING;
+  q->in_js--;
+  q->outstanding++;
+}
+
+/* onEvent(queue, batch, error), from the event loop (from_loop) or from inside a JS call. */
+static void inline_deliver(struct dev *d, struct queue *q, napi_value batch, int from_loop) {
+  napi_env env = d->env;
+  napi_value cb, argv[3], recv;
+  if (!d->cb_ref || napi_get_reference_value(env, d->cb_ref, &cb) != napi_ok || cb == NULL) return;
+  /* napi_make_callback takes its context from the receiver: an object (the global one). */
+  if (from_loop) napi_get_global(env, &recv);
+  else napi_get_undefined(env, &recv);
+  napi_create_int32(env, q->q_id, &argv[0]);
+  if (batch) argv[1] = batch;
+  else napi_get_null(env, &argv[1]);
+  napi_create_int32(env, batch ? 0 : q->error, &argv[2]);
+  napi_status st = from_loop ? napi_make_callback(env, d->async_ctx, recv, cb, 3, argv, NULL) : napi_call_function(env, recv, cb, 3, argv, NULL);
+  if (st == napi_pending_exception && from_loop) {
+    napi_value exc;
+    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+  } else if (st != napi_ok && st != napi_pending_exception) {
+    fprintf(stderr, "qcow2 ublk: queue %d: cannot call onEvent (napi status %d)\n", q->q_id, (int)st);
+  }
+}
+
+static void inline_end(struct dev *d, struct queue *q, int from_loop) {
+  if (q->ended) return;
+  inline_close_queue(q);
+  q->ended = 1;
+  inline_deliver(d, q, NULL, from_loop);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  struct queue *q = h->data;
+  struct dev *d = q->dev;
+  uint64_t value;
+  while (read(q->efd, &value, sizeof value) < 0 && errno == EINTR) {
+  }
+  if (d->closed || !q->ring_open) return;
+  unsigned depth = d->depth, n = 0;
+  struct io_uring_cqe *cqe;
+  while ((cqe = ublk_uring_peek_cqe(&q->ring)) != NULL) {
+    uint64_t ud = cqe->user_data;
+    int res = cqe->res;
+    ublk_uring_cqe_seen(&q->ring);
+    unsigned tag = (unsigned)ud;
+    if (tag >= depth || q->state[tag] != TAG_FETCHING) continue;
+    q->outstanding--;
+    if (res == QUBLK_IO_RES_OK && n < depth) {
+      const struct qublk_io_desc *desc = &q->descs[tag];
+      struct batch_item *it = &q->items[n++];
+      it->tag = tag;
+      it->op_flags = __atomic_load_n(&desc->op_flags, __ATOMIC_RELAXED);
+      it->nr_sectors = desc->nr_sectors;
+      it->pad = 0;
+      it->start_sector = (double)desc->start_sector;
+      q->state[tag] = TAG_IN_JS;
+      q->in_js++;
+    } else {
+      /* UBLK_IO_RES_ABORT (-ENODEV): the device is stopping; anything else: refused. */
+      q->state[tag] = TAG_DONE;
+      if (res != -ENODEV && res != -ECANCELED && !q->error) q->error = -res;
+    }
+  }
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(d->env, &scope) != napi_ok) return;
+  if (n) {
+    napi_value ab;
+    void *bytes;
+    if (napi_create_arraybuffer(d->env, sizeof(struct batch_item) * n, &bytes, &ab) == napi_ok) {
+      memcpy(bytes, q->items, sizeof(struct batch_item) * n);
+      inline_deliver(d, q, ab, 1);
+    } else {
+      for (unsigned i = 0; i < n; i++) inline_commit(q, q->items[i].tag, -ENOMEM);
+    }
+  }
+  if (!d->closed && q->ring_open) {
+    inline_submit(q);
+    if (q->outstanding == 0 && q->in_js == 0) inline_end(d, q, 1);
+  }
+  napi_close_handle_scope(d->env, scope);
+}
+
+/* Sets up queue q's ring on this (the JS) thread and fetches every tag. 0, or an errno (*step says where). */
+static int inline_open_queue(napi_env env, struct queue *q, const char **step) {
+  struct dev *d = q->dev;
+  unsigned entries = 1;
+  while (entries < d->depth + 2) entries <<= 1;
+  q->items = malloc(sizeof *q->items * d->depth);
+  if (!q->items) {
+    *step = "malloc";
+    return ENOMEM;
+  }
+  int ret = ublk_uring_init(&q->ring, entries, 0, 0);
+  if (ret < 0) {
+    *step = "io_uring_setup";
+    return -ret;
+  }
+  q->ring_open = 1;
+  if (syscall(__NR_io_uring_register, q->ring.fd, IORING_REGISTER_EVENTFD, &q->efd, 1) < 0) {
+    *step = "io_uring_register";
+    return errno;
+  }
+  uv_loop_t *loop = NULL;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) {
+    *step = "napi_get_uv_event_loop";
+    return EINVAL;
+  }
+  uv_poll_t *p = malloc(sizeof *p);
+  if (!p) {
+    *step = "malloc";
+    return ENOMEM;
+  }
+  int e = uv_poll_init(loop, p, q->efd);
+  if (e) {
+    free(p);
+    *step = "uv_poll_init";
+    return -e;
+  }
+  p->data = q;
+  q->poll = p;
+  e = uv_poll_start(p, UV_READABLE, on_poll);
+  if (e) {
+    *step = "uv_poll_start";
+    return -e;
+  }
+  for (unsigned tag = 0; tag < d->depth; tag++) {
+    prep_io(q, need_sqe(&q->ring), QUBLK_U_IO_FETCH_REQ, tag, 0);
+    q->state[tag] = TAG_FETCHING;
+    q->outstanding++;
+  }
+  ret = ublk_uring_submit_and_wait(&q->ring, 0, -1);
+  if (ret < 0) {
+    *step = "io_uring_enter";
+    return -ret;
+  }
+  return 0;
+}
+
 static void stop_all(struct dev *d) {
   for (unsigned i = 0; i < d->nr_queues; i++) {
     struct queue *q = &d->queues[i];
@@ -299,7 +505,15 @@ static void stop_all(struct dev *d) {
 static void close_dev(napi_env env, struct dev *d) {
   if (d->closed) return;
   d->closed = 1;
-  stop_all(d);
+  if (d->inline_mode) {
+    for (unsigned i = 0; i < d->nr_queues; i++) inline_close_queue(&d->queues[i]);
+    if (env && d->cb_ref) napi_delete_reference(env, d->cb_ref);
+    d->cb_ref = NULL;
+    if (env && d->async_ctx) napi_async_destroy(env, d->async_ctx);
+    d->async_ctx = NULL;
+  } else {
+    stop_all(d);
+  }
   for (unsigned i = 0; i < d->nr_queues; i++) {
     struct queue *q = &d->queues[i];
     if (q->thread_started) pthread_join(q->thread, NULL);
@@ -315,6 +529,8 @@ static void close_dev(napi_env env, struct dev *d) {
     q->state = NULL;
     free(q->pending);
     q->pending = NULL;
+    free(q->items);
+    q->items = NULL;
     pthread_mutex_destroy(&q->lock);
     /* The buffers stay mapped until JS lets go of their ArrayBuffer (its finalizer unmaps them). */
     if (env && q->bufs_ref) napi_delete_reference(env, q->bufs_ref);
@@ -346,10 +562,12 @@ static struct dev *get_dev(napi_env env, napi_value handle) {
 }
 
 napi_value ublk_open_queues(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   uint32_t dev_id, nr_queues, depth, max_io;
+  bool inline_mode = false;
+  if (argc >= 6) napi_get_value_bool(env, argv[5], &inline_mode);
   napi_valuetype cb_type = napi_undefined;
   if (argc >= 5) napi_typeof(env, argv[4], &cb_type);
   if (argc < 5 || napi_get_value_uint32(env, argv[0], &dev_id) != napi_ok || napi_get_value_uint32(env, argv[1], &nr_queues) != napi_ok ||
@@ -366,6 +584,8 @@ napi_value ublk_open_queues(napi_env env, napi_callback_info info) {
   d->nr_queues = nr_queues;
   d->depth = depth;
   d->max_io = max_io;
+  d->inline_mode = inline_mode;
+  d->env = env;
   d->cfd = -1;
   for (unsigned i = 0; i < nr_queues; i++) d->queues[i].efd = -1;
   char path[64];
@@ -429,7 +649,16 @@ napi_value ublk_open_queues(napi_env env, napi_callback_info info) {
       break;
     }
   }
-  if (!err) {
+  if (!err && inline_mode) {
+    napi_value name;
+    napi_create_string_utf8(env, "ublk-queue", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_reference(env, argv[4], 1, &d->cb_ref) != napi_ok || napi_async_init(env, NULL, name, &d->async_ctx) != napi_ok) {
+      err = ENOMEM;
+      step = "napi_async_init";
+    }
+    for (unsigned i = 0; i < nr_queues && !err; i++) err = inline_open_queue(env, &d->queues[i], &step);
+  }
+  if (!err && !inline_mode) {
     napi_value name;
     napi_create_string_utf8(env, "ublk-queue", NAPI_AUTO_LENGTH, &name);
     if (napi_create_threadsafe_function(env, argv[4], NULL, name, 0, nr_queues, NULL, NULL, NULL, call_js, &d->tsfn) != napi_ok) {
@@ -437,7 +666,7 @@ napi_value ublk_open_queues(napi_env env, napi_callback_info info) {
       step = "threadsafe function";
     }
   }
-  if (!err) {
+  if (!err && !inline_mode) {
     /* The threads take no signals: Node's main thread handles SIGTERM/SIGINT. */
     sigset_t all, old;
     sigfillset(&all);
@@ -499,7 +728,13 @@ napi_value ublk_complete(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "expected (handle, queue, tag, result)");
     return NULL;
   }
-  if (!d->closed) push_completion(&d->queues[queue], tag, result);
+  if (d->closed) return NULL;
+  if (d->inline_mode) {
+    inline_commit(&d->queues[queue], tag, result);
+    inline_submit(&d->queues[queue]);
+  } else {
+    push_completion(&d->queues[queue], tag, result);
+  }
   return NULL;
 }
 
@@ -524,6 +759,11 @@ napi_value ublk_complete_many(napi_env env, napi_callback_info info) {
   if (d->closed || count == 0) return NULL;
   struct queue *q = &d->queues[queue];
   const int32_t *pairs = data;
+  if (d->inline_mode) {
+    for (uint32_t i = 0; i < count; i++) inline_commit(q, (uint32_t)pairs[2 * i], pairs[2 * i + 1]);
+    inline_submit(q);
+    return NULL;
+  }
   int was_empty = 0;
   pthread_mutex_lock(&q->lock);
   if (!q->quit) {
@@ -550,7 +790,13 @@ napi_value ublk_stop_queues(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return NULL;
   struct dev *d = get_dev(env, argv[0]);
-  if (d && !d->closed) stop_all(d);
+  if (d && !d->closed) {
+    if (d->inline_mode) {
+      for (unsigned i = 0; i < d->nr_queues; i++) inline_end(d, &d->queues[i], 0);
+    } else {
+      stop_all(d);
+    }
+  }
   return NULL;
 }
 

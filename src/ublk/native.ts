@@ -20,8 +20,20 @@ export interface UblkAddon {
    * /dev/ublk-control does not exist, ETIMEDOUT after `timeoutMs`, the driver's errno otherwise.
    */
   control(op: number, devId: number, queueId: number, buf: Uint8Array | null, data0: number, timeoutMs: number, name: string): Promise<number>;
-  /** Opens /dev/ublkcN, maps each queue's descriptors and per-tag buffers, starts one thread per queue (each fetches every tag). */
-  openQueues(devId: number, nrQueues: number, depth: number, maxIoBytes: number, onEvent: QueueEvent): { handle: QueuesHandle; buffers: ArrayBuffer[] };
+  /**
+   * Opens /dev/ublkcN, maps each queue's descriptors and per-tag buffers, and fetches every tag:
+   * `inline` true, from the calling (JS) thread, which then owns the rings (watched on the event
+   * loop; onEvent runs from there); false, one native thread per queue (onEvent through a
+   * threadsafe function).
+   */
+  openQueues(
+    devId: number,
+    nrQueues: number,
+    depth: number,
+    maxIoBytes: number,
+    onEvent: QueueEvent,
+    inline?: boolean,
+  ): { handle: QueuesHandle; buffers: ArrayBuffer[] };
   /** Completes request `tag` of `queue`: bytes done, or -errno. Ignored unless the tag is with JS. */
   complete(handle: QueuesHandle, queue: number, tag: number, result: number): void;
   /** complete() for `count` pairs [tag, result] of `pairs`. */

@@ -2,8 +2,8 @@
  * The ublk server: a BlockDevice served as /dev/ublkbN.
  *
  * The kernel side (ADD_DEV, SET_PARAMS, START_DEV, STOP_DEV, DEL_DEV, recovery) goes through
- * ./control.ts; the requests come from the addon's queue threads (native/ublk_queue.c: one thread
- * and one io_uring per hardware queue) in batches, run through the shared request core
+ * ./control.ts; the requests come from the addon's queues (native/ublk_queue.c: one io_uring per
+ * hardware queue, owned by the JS thread and watched on the event loop) in batches, run through the shared request core
  * (execute() of src/serve/request.ts, which never throws and maps engine errors to errnos, each
  * distinct one logged once), and are completed with the byte count or -errno.
  *
@@ -22,7 +22,7 @@
  * device can free space; write zeroes whenever writable.
  *
  * Stopping (stop()): STOP_DEV (the kernel removes the disk, waiting for the requests in flight,
- * which keep being served), then every fetch is aborted and the queue threads end, the requests
+ * which keep being served), then every fetch is aborted and the queues end, the requests
  * still in flight finish, and /dev/ublkcN is closed; delete() then sends DEL_DEV. The caller flushes
  * and closes the device in between (shutdownGracefully of src/serve/shutdown.ts does both).
  */
@@ -101,6 +101,15 @@ function errnoNumber(errno: Errno | string): number {
   return n ?? osConstants.errno.EIO;
 }
 
+/**
+ * Who owns the queues' rings: the JS thread (default: no thread hop per request, see
+ * native/ublk_queue.c) or, with QCOW2_UBLK_QUEUE_THREADS=1, one native thread per queue (the
+ * older design, kept for comparison).
+ */
+function queueThreads(): boolean {
+  return process.env.QCOW2_UBLK_QUEUE_THREADS === '1';
+}
+
 const EIO = osConstants.errno.EIO;
 const EOPNOTSUPP = osConstants.errno.EOPNOTSUPP;
 
@@ -133,7 +142,7 @@ export class UblkServer implements Drainable {
     this.queuesLeft = info.nrHwQueues;
     this.completions = Array.from({ length: info.nrHwQueues }, () => new Int32Array(info.queueDepth * 2));
     this.completionCounts = new Array<number>(info.nrHwQueues).fill(0);
-    const opened = addon.openQueues(info.devId, info.nrHwQueues, info.queueDepth, info.maxIoBufBytes, (q, batch, errno) => this.onEvent(q, batch, errno));
+    const opened = addon.openQueues(info.devId, info.nrHwQueues, info.queueDepth, info.maxIoBufBytes, (q, batch, errno) => this.onEvent(q, batch, errno), !queueThreads());
     this.handle = opened.handle;
     this.buffers = opened.buffers.map((ab) => new Uint8Array(ab));
   }
@@ -278,7 +287,7 @@ export class UblkServer implements Drainable {
     return r.ok ? 0 : -errnoNumber(r.errno);
   }
 
-  /** Completions of one turn go to the queue thread together (one call, one wakeup). */
+  /** Completions of one turn go to the queue's ring together (one call, one io_uring_enter). */
   private complete(q: number, tag: number, result: number): void {
     const pairs = this.completions[q] as Int32Array;
     const n = this.completionCounts[q] as number;
