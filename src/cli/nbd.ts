@@ -36,7 +36,7 @@ import { formatListing, listExports } from '../nbd/list.js';
 import { loadClientTls, loadPsk, loadX509, type TlsConfig } from '../nbd/tls.js';
 import type { LogSink } from '../serve/log.js';
 import type { ServePolicy } from '../serve/request.js';
-import { onTerminationSignals, shutdownGracefully } from '../serve/shutdown.js';
+import { shutdownGracefully, watchTermination } from '../serve/shutdown.js';
 import { commandLineError, onePositional, parse } from './args.js';
 import { cacheMode, type CacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
@@ -243,17 +243,7 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
       await device.close().catch(() => {});
       throw err;
     }
-    let stopSignal: NodeJS.Signals | undefined;
-    let removeSignals = () => {};
-    const signalled = new Promise<void>((resolveSignal) => {
-      removeSignals = onTerminationSignals(
-        (signal) => {
-          stopSignal = signal;
-          resolveSignal();
-        },
-        (signal) => events(`${signal} again: still finishing the requests in flight`),
-      );
-    });
+    const termination = watchTermination((signal) => events(`${signal} again: still finishing the requests in flight`));
     try {
       if (cmd.pidFile !== undefined) {
         const pidFile = cmd.pidFile;
@@ -264,11 +254,11 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
         `serving '${cmd.image}' as export '${cmd.exportName}' on ${server.address()}${device.readOnly ? ' (read-only)' : ''}${tls ? `, TLS required (${tls.describe})` : ''}`,
       );
       onReady();
-      await Promise.race([server.idle, signalled]);
-      events(stopSignal ? `${stopSignal}: stopping` : 'the last client has gone: stopping');
+      await Promise.race([server.idle, termination.signalled]);
+      events(termination.signal() ? `${termination.signal()}: stopping` : 'the last client has gone: stopping');
       await shutdownGracefully(server, device);
     } finally {
-      removeSignals();
+      termination.remove();
       await server.stopAccepting().catch(() => {});
     }
     return 0;

@@ -29,7 +29,7 @@ import type { BlockDevice } from '../engine/types.js';
 import { isQcow2Error, type Qcow2Error, unsupported, usage } from '../errors.js';
 import { ErrorLog, type LogSink } from '../serve/log.js';
 import { DEFAULT_POLICY } from '../serve/request.js';
-import { onTerminationSignals, shutdownGracefully } from '../serve/shutdown.js';
+import { shutdownGracefully, watchTermination } from '../serve/shutdown.js';
 import * as control from '../ublk/control.js';
 import { type DeviceRecord, ensureRunDir, logPath, presentIds, processAlive, readRecord, recordedIds, removeRecord, runDir, writeRecord } from '../ublk/registry.js';
 import { UBLK_DEFAULT_DEPTH, UblkServer } from '../ublk/server.js';
@@ -199,22 +199,12 @@ async function serve(job: ServeJob, ctx: CliContext, onReady: (server: UblkServe
   };
   // Signals are taken from here on: one during the start stops the device as soon as it is live
   // (instead of killing the process and leaving a dead device behind).
-  let stopSignal: NodeJS.Signals | undefined;
-  let removeSignals = () => {};
-  const signalled = new Promise<void>((resolveSignal) => {
-    removeSignals = onTerminationSignals(
-      (signal) => {
-        stopSignal = signal;
-        resolveSignal();
-      },
-      (signal) => events(`${signal} again: still finishing the requests in flight`),
-    );
-  });
+  const termination = watchTermination((signal) => events(`${signal} again: still finishing the requests in flight`));
   let server: UblkServer;
   try {
     server = job.recoverId !== undefined ? await UblkServer.recover(job.recoverId, options) : await UblkServer.start(options);
   } catch (err) {
-    removeSignals();
+    termination.remove();
     await device.close().catch(() => {});
     throw err;
   }
@@ -242,8 +232,8 @@ async function serve(job: ServeJob, ctx: CliContext, onReady: (server: UblkServe
     }
     events(`serving '${cmd.image}' (${device.format}${device.readOnly ? ', read-only' : ''}) as ${server.blockPath}, pid ${process.pid}`);
     onReady(server);
-    await Promise.race([signalled, server.ended]);
-    events(stopSignal ? `${stopSignal}: stopping ${server.blockPath}` : `${server.blockPath} was stopped from outside: finishing`);
+    await Promise.race([termination.signalled, server.ended]);
+    events(termination.signal() ? `${termination.signal()}: stopping ${server.blockPath}` : `${server.blockPath} was stopped from outside: finishing`);
     await shutdownGracefully(server, device);
     await server.delete().catch((err: unknown) => {
       if (control.controlErrno(err) !== 'ENODEV') throw err;
@@ -252,7 +242,7 @@ async function serve(job: ServeJob, ctx: CliContext, onReady: (server: UblkServe
     removeRecord(id);
     return 0;
   } finally {
-    removeSignals();
+    termination.remove();
   }
 }
 

@@ -81,3 +81,25 @@ export function onTerminationSignals(onSignal: (signal: NodeJS.Signals) => void,
     process.off('SIGINT', handler);
   };
 }
+
+/** The first SIGTERM/SIGINT, as a promise a server races against its own end; later ones go to `again`. */
+export interface TerminationWatch {
+  /** Resolves with the first signal. */
+  readonly signalled: Promise<NodeJS.Signals>;
+  /** The first signal, once it came. */
+  signal(): NodeJS.Signals | undefined;
+  /** Stops listening. */
+  remove(): void;
+}
+
+export function watchTermination(again: (signal: NodeJS.Signals) => void): TerminationWatch {
+  let first: NodeJS.Signals | undefined;
+  let remove = () => {};
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    remove = onTerminationSignals((signal) => {
+      first = signal;
+      resolve(signal);
+    }, again);
+  });
+  return { signalled, signal: () => first, remove };
+}
