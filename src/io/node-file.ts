@@ -32,6 +32,8 @@ export function driving(o: FileDriving): FileDriving {
 export class NodeFile implements BlockFile {
   /** Turned off by the first ENOTSUP (see the header). */
   private readonly caps: { punchHole: boolean; zeroRange: boolean };
+  /** The file system has no FALLOC_FL_ZERO_RANGE: zero ranges are punched, then allocated. */
+  private zeroByPunch = false;
 
   private constructor(
     private readonly handle: FileHandle,
@@ -116,15 +118,31 @@ export class NodeFile implements BlockFile {
   }
 
   /**
-   * fallocate PUNCH_HOLE | KEEP_SIZE or ZERO_RANGE; false (and the capability off) when the file
-   * system does not do it, a typed `io` error (ENOSPC, EIO…) when it fails.
+   * fallocate PUNCH_HOLE | KEEP_SIZE, or for a zero range ZERO_RANGE; where the file system has no
+   * ZERO_RANGE (tmpfs) a zero range is a punch followed by a plain allocation (mode 0), which zeroes
+   * without writing and extends the file like ZERO_RANGE does. False (and the capability off) when
+   * the file system does neither, a typed `io` error (ENOSPC, EIO…) when it fails.
    */
   private fallocate(what: keyof FileCapabilities, offset: number, length: number): boolean {
     const native = loadNative();
     if (!native) return (this.caps[what] = false);
-    const mode = what === 'punchHole' ? native.FALLOC_FL_PUNCH_HOLE | native.FALLOC_FL_KEEP_SIZE : native.FALLOC_FL_ZERO_RANGE;
+    const punch = native.FALLOC_FL_PUNCH_HOLE | native.FALLOC_FL_KEEP_SIZE;
+    const fd = this.handle.fd;
     try {
-      native.fallocate(this.handle.fd, mode, offset, length);
+      if (what === 'punchHole') native.fallocate(fd, punch, offset, length);
+      else if (!this.zeroByPunch) {
+        try {
+          native.fallocate(fd, native.FALLOC_FL_ZERO_RANGE, offset, length);
+          return true;
+        } catch (err) {
+          if (!isNotSupported(err)) throw err;
+          this.zeroByPunch = true;
+        }
+      }
+      if (what === 'zeroRange') {
+        native.fallocate(fd, punch, offset, length);
+        native.fallocate(fd, 0, offset, length);
+      }
       return true;
     } catch (err) {
       if (isNotSupported(err)) return (this.caps[what] = false);

@@ -2,29 +2,40 @@
  * The write path. Clusters this image owns (COPIED data, or owned and already allocated
  * subclusters) are written in place without the metadata mutex, contiguous host runs as one write.
  * The others go through `writeAllocating` under the mutex: each gets its plan (src/qcow2/
- * write-rules.ts: merged content, host cluster, new entry); all the data is written (contiguous
- * runs as one write) before any L2 entry changes; old storage is released after.
+ * write-rules.ts: merged content or a zero fill, host cluster, new entry); the fills are zeroed,
+ * then all the data is written (contiguous runs as one write), before any L2 entry changes; old
+ * storage is released after.
  * The caller holds the range lock on the clusters.
  */
 import { corrupt } from '../errors.js';
 import { hasHostCluster, type Mapping, subclusterMask } from '../qcow2/mapping.js';
 import { releaseMapping } from '../qcow2/refcounts.js';
 import { l1IndexOf, l2IndexOf, writableL2 } from '../qcow2/tables.js';
-import { type ClusterWrite, type HostRun, type PriorContent, planClusterWrite, planSubclusterWrite } from '../qcow2/write-rules.js';
+import { type ClusterWrite, type HostRun, type PriorContent, planClusterWrite, planSubclusterWrite, type ZeroFill } from '../qcow2/write-rules.js';
 import { mappingOf, setEntry } from './l2.js';
 import { metadataAt } from './overlap.js';
 import { readBelow, readInCluster } from './read.js';
 import type { OptState } from './state.js';
 
+/** Refuses a guest data write (or zero fill) of `length` bytes at `host` that would land on metadata. */
+function checkDataTarget(st: OptState, host: number, length: number): void {
+  const C = st.geometry.clusterSize;
+  for (let at = host - (host % C); at < host + length; at += C) {
+    const what = metadataAt(st, at);
+    if (what) throw corrupt(`a guest data write to host offset 0x${at.toString(16)} would overwrite ${what}`, { offset: at });
+  }
+}
+
+/** Zeroes the plans' fills (BlockFile.zeroRange), before their runs are written into them. */
+async function zeroFills(st: OptState, fills: ZeroFill[]): Promise<void> {
+  for (const z of fills) checkDataTarget(st, z.host, z.length);
+  const file = st.dataFile ?? st.file;
+  await Promise.all(fills.map((z) => file.zeroRange(z.host, z.length, 'data')));
+}
+
 /** Writes host runs, merging those that continue each other into one BlockFile write. */
 export async function writeHostRuns(st: OptState, runs: HostRun[]): Promise<void> {
-  const C = st.geometry.clusterSize;
-  for (const r of runs) {
-    for (let at = r.host - (r.host % C); at < r.host + r.bytes.byteLength; at += C) {
-      const what = metadataAt(st, at);
-      if (what) throw corrupt(`a guest data write to host offset 0x${at.toString(16)} would overwrite ${what}`, { offset: at });
-    }
-  }
+  for (const r of runs) checkDataTarget(st, r.host, r.bytes.byteLength);
   const merged: { host: number; parts: Uint8Array[]; len: number }[] = [];
   for (const r of runs) {
     const last = merged[merged.length - 1];
@@ -92,6 +103,7 @@ function priorContent(st: OptState): PriorContent {
 
 async function writeAllocating(st: OptState, pieces: Piece[]): Promise<void> {
   const data: HostRun[] = [];
+  const fills: ZeroFill[] = [];
   const pending: (ClusterWrite & { l2: number; index: number })[] = [];
   const prior = priorContent(st);
   for (const { clusterStart, inCluster, bytes } of pieces) {
@@ -111,9 +123,11 @@ async function writeAllocating(st: OptState, pieces: Piece[]): Promise<void> {
       continue;
     }
     const plan = await planClusterWrite(st, mapping, clusterStart, inCluster, bytes, prior);
+    if (plan.zero) fills.push(plan.zero);
     data.push(...plan.runs);
     pending.push({ ...plan, l2, index });
   }
+  await zeroFills(st, fills);
   await writeHostRuns(st, data);
   for (const p of pending) await setEntry(st, p.l2, p.index, p.entry);
   for (const p of pending) if (p.release) await releaseMapping(st, p.release);

@@ -14,8 +14,18 @@ export interface HostRun {
   bytes: Uint8Array;
 }
 
-/** A planned change of one cluster: data runs to write first, then the entry, then release the old storage. */
+/** A host range made to read as zeros (BlockFile.zeroRange) before a plan's runs are written. */
+export interface ZeroFill {
+  host: number;
+  length: number;
+}
+
+/**
+ * A planned change of one cluster: the zero fill, then the data runs (the fill first: they land in
+ * it), then the entry, then release the old storage.
+ */
 export interface ClusterWrite {
+  zero?: ZeroFill;
   runs: HostRun[];
   entry: NewL2Entry;
   /** The mapping whose storage is released once the entry is in place (none when it was reused). */
@@ -33,7 +43,10 @@ export interface PriorContent {
 /**
  * A write of `bytes` at `inCluster` into a standard cluster that is not ours to overwrite: the
  * whole cluster is written (merged with what it read as) to a new host cluster — or, for a
- * preallocated zero cluster only we use, to that one in place.
+ * preallocated zero cluster only we use, to that one in place. When the rest of the cluster reads
+ * as zeros and the file zeroes ranges without writing them (fallocate), the host cluster is zeroed
+ * that way and only the guest's bytes are written (QEMU does the same for such writes): an
+ * allocating 4 KiB write then costs a 4 KiB write, not a 64 KiB one.
  */
 export async function planClusterWrite(
   st: Qcow2State,
@@ -44,12 +57,22 @@ export async function planClusterWrite(
   prior: PriorContent,
 ): Promise<ClusterWrite> {
   const C = st.geometry.clusterSize;
+  const reuse = m.kind === 'zero' && hasHostCluster(st, m) && m.copied;
+  const host = reuse ? m.hostOffset : await allocateDataCluster(st, clusterStart);
+  const entry = fullClusterEntry(st.geometry, host);
+  const release = reuse ? undefined : m;
+  if (bytes.byteLength < C && priorReadsZero(st, m) && (st.dataFile ?? st.file).capabilities.zeroRange) {
+    return { zero: { host, length: C }, runs: [{ host: host + inCluster, bytes }], entry, release };
+  }
   const merged = new Uint8Array(C);
   if (bytes.byteLength < C) merged.set(await prior.readMapped(m, clusterStart, 0, C));
   merged.set(bytes, inCluster);
-  const reuse = m.kind === 'zero' && hasHostCluster(st, m) && m.copied;
-  const host = reuse ? m.hostOffset : await allocateDataCluster(st, clusterStart);
-  return { runs: [{ host, bytes: merged }], entry: fullClusterEntry(st.geometry, host), release: reuse ? undefined : m };
+  return { runs: [{ host, bytes: merged }], entry, release };
+}
+
+/** True when every byte of a cluster mapped as `m` reads as zero, known without reading it. */
+function priorReadsZero(st: Qcow2State, m: Mapping): boolean {
+  return m.kind === 'zero' || (m.kind === 'unallocated' && st.backing === undefined);
 }
 
 /**

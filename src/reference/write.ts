@@ -46,6 +46,7 @@ async function writeInCluster(st: RefState, clusterStart: number, inCluster: num
     mapping.kind === 'subclusters'
       ? await planSubclusterWrite(st, mapping, clusterStart, inCluster, bytes, priorContent(st))
       : await planClusterWrite(st, mapping, clusterStart, inCluster, bytes, priorContent(st));
+  if (plan.zero) await (st.dataFile ?? st.file).zeroRange(plan.zero.host, plan.zero.length, 'data');
   for (const run of plan.runs) await writeHost(st, run.host, run.bytes);
   await writeL2Entry(st, l2, index, plan.entry);
   if (plan.release) await releaseMapping(st, plan.release);
