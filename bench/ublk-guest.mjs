@@ -12,7 +12,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { fioArgs, roundOrder, WORKLOADS } from './ublk-lib.mjs';
+import { fioArgs, imageBytesOf, rampOf, roundOrder, WORKLOADS } from './ublk-lib.mjs';
 
 const config = JSON.parse(process.argv[2]);
 const DIR = '/bench';
@@ -113,7 +113,7 @@ const attach = {
 // ---- fio ---------------------------------------------------------------------------------------
 
 /** Runs fio on dev; samples the server's and the guest's CPU at the end of the ramp and at the end. */
-async function runFio(args, dev, pid, perfOut) {
+async function runFio(args, dev, pid, perfOut, ramp) {
   const full = [...args, `--filename=${dev}`];
   const child = spawn('fio', full, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -126,9 +126,9 @@ async function runFio(args, dev, pid, perfOut) {
   const timer = setTimeout(() => {
     start = { server: procCpu(pid), guest: guestCpu(), t: process.hrtime.bigint() };
     if (perfOut) perf = spawn('perf', ['record', '-a', '-g', '-q', '-o', perfOut, '--', 'sleep', String(Math.max(1, config.runtime - 1))], { stdio: 'ignore' });
-  }, config.ramp * 1000 + 300);
+  }, ramp * 1000 + 300);
   let end = null;
-  const endTimer = setTimeout(() => (end = { server: procCpu(pid), guest: guestCpu(), t: process.hrtime.bigint() }), (config.ramp + config.runtime) * 1000 + 100);
+  const endTimer = setTimeout(() => (end = { server: procCpu(pid), guest: guestCpu(), t: process.hrtime.bigint() }), (ramp + config.runtime) * 1000 + 100);
   const code = await exited;
   clearTimeout(timer);
   clearTimeout(endTimer);
@@ -193,8 +193,8 @@ async function main() {
         if (w.image === 'empty') {
           fresh = join(DIR, who === 'loop' ? 'empty.raw' : 'empty.qcow2');
           rmSync(fresh, { force: true });
-          if (who === 'loop') sh('truncate', ['-s', size, fresh]);
-          else sh('qemu-img', ['create', '-q', '-f', 'qcow2', fresh, size]);
+          if (who === 'loop') sh('truncate', ['-s', String(imageBytesOf(w, config)), fresh]);
+          else sh('qemu-img', ['create', '-q', '-f', 'qcow2', fresh, String(imageBytesOf(w, config))]);
           image = fresh;
         }
         const t = Date.now();
@@ -205,12 +205,12 @@ async function main() {
           const perfKey = `${w.id}-${who}`;
           const perfOut = perfWorks && !perfDone.has(perfKey) ? join(config.profile, `perf-${perfKey}.data`) : null;
           if (perfOut) perfDone.add(perfKey);
-          r = await runFio(args, dev.dev, dev.pid, perfOut);
+          r = await runFio(args, dev.dev, dev.pid, perfOut, rampOf(w, config));
         } finally {
           await dev.detach();
         }
         if (fresh) rmSync(fresh, { force: true });
-        const creation = w.image === 'empty' ? (who === 'loop' ? `truncate -s ${size} EMPTY.raw; ` : `qemu-img create -f qcow2 EMPTY.qcow2 ${size}; `) : '';
+        const creation = w.image === 'empty' ? (who === 'loop' ? `truncate -s ${imageBytesOf(w, config)} EMPTY.raw; ` : `qemu-img create -f qcow2 EMPTY.qcow2 ${imageBytesOf(w, config)}; `) : '';
         commands[w.id] ??= { fio: `fio ${args.join(' ')} --filename=DEV` };
         commands[w.id][who] = creation + dev.command.replace(image, fresh ? (who === 'loop' ? 'EMPTY.raw' : 'EMPTY.qcow2') : image);
         runs.push({ round, workload: w.id, who, attachMs, ...r });

@@ -95,8 +95,12 @@ export const MAX_CHECK_CLUSTERS = INT_MAX;
 // Memory budgets: how much one cache or one loop holds at a time, whatever the image's size.
 // ---------------------------------------------------------------------------------------------
 
-/** The optimized engine's L2 cache unless told otherwise: enough to map 8 GiB of an image with 64 KiB clusters. */
-export const DEFAULT_L2_CACHE_BYTES = 1 * MiB;
+/**
+ * The most L2 cache the optimized engine takes unless told otherwise (QEMU's default l2-cache-size
+ * on Linux, DEFAULT_L2_CACHE_MAX_SIZE: maps 256 GiB with 64 KiB clusters). An image that needs less
+ * to be mapped whole gets what it needs (defaultL2CacheBytes, src/optimized/open.ts), as in QEMU.
+ */
+export const DEFAULT_L2_CACHE_MAX_BYTES = 32 * MiB;
 /**
  * The optimized engine's refcount block cache unless told otherwise: four 64 KiB blocks, QEMU's
  * default of four clusters (MIN_REFCOUNT_CACHE_SIZE) at the default cluster size.

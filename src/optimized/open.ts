@@ -7,7 +7,8 @@ import { type Codec, inlineCodec } from '../compress/codec.js';
 import { sharedPool, WorkerPool } from '../compress/pool.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { usage } from '../errors.js';
-import { DEFAULT_L2_CACHE_BYTES, DEFAULT_REFCOUNT_CACHE_BYTES } from '../limits.js';
+import { DEFAULT_L2_CACHE_MAX_BYTES, DEFAULT_REFCOUNT_CACHE_BYTES } from '../limits.js';
+import type { Geometry } from '../format/geometry.js';
 import { decodeL1Table } from '../format/l1.js';
 import { decodeRefcountTable } from '../format/refcount.js';
 import type { ImageMetadata } from '../image/metadata.js';
@@ -38,6 +39,16 @@ export async function openOptimized(path: string, opts: OptimizedOpenOptions = {
   }
 }
 
+/**
+ * The L2 cache budget unless told otherwise, as QEMU sizes it: the L2 tables that map the whole
+ * virtual disk, at most DEFAULT_L2_CACHE_MAX_BYTES, at least two clusters. A smaller cache makes
+ * random writes over a large image evict dirty tables, each eviction a write-back behind a flush.
+ */
+export function defaultL2CacheBytes(g: Geometry): number {
+  const tables = Math.ceil(g.virtualSize / (g.l2Entries * g.clusterSize));
+  return Math.max(2 * g.clusterSize, Math.min(DEFAULT_L2_CACHE_MAX_BYTES, tables * g.clusterSize));
+}
+
 /** Builds the engine over open files (also used by tests with in-memory files). */
 export async function openOnFiles(
   plainFile: BlockFile,
@@ -61,7 +72,7 @@ export async function openOnFiles(
   const refcountTable = decodeRefcountTable(rtBytes, rtBytes.byteLength / 8).map((e) =>
     e.offsetHighBits !== 0 || e.blockOffset % C !== 0 ? -1 : e.blockOffset,
   );
-  const l2Cache = new TableCache('l2', file, C, opts.l2CacheBytes ?? DEFAULT_L2_CACHE_BYTES, 'l2');
+  const l2Cache = new TableCache('l2', file, C, opts.l2CacheBytes ?? defaultL2CacheBytes(geometry), 'l2');
   const refcountCache = new TableCache('refcount', file, C, opts.refcountCacheBytes ?? DEFAULT_REFCOUNT_CACHE_BYTES, 'refcount-block');
   const state: OptState = withStore(
     {
