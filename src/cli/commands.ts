@@ -60,6 +60,16 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     summary: 'byte for byte what `qemu-img map` prints',
   },
   {
+    name: 'measure',
+    synopsis: '[--output=human|json] [-f FMT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)',
+    summary:
+      'the file size a new image needs, as `qemu-img measure` prints it: required and fully allocated sizes (and bitmaps size for a qcow2 v3 source), from the target options and the source\'s allocated clusters through its backing chain',
+    details: [
+      '-O is raw by default, as in qemu-img. -o takes the options of `qcow2 create` (a raw target: size,',
+      'preallocation, nocow, extent_size_hint). encrypt.format=luks is not supported.',
+    ].join('\n'),
+  },
+  {
     name: 'compare',
     synopsis: '[-f FMT] [-F FMT] [-s] [-q] A B',
     summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',
