@@ -70,6 +70,16 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     ].join('\n'),
   },
   {
+    name: 'resize',
+    synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [-q] IMAGE [+|-]SIZE',
+    summary:
+      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow without preallocation',
+    details: [
+      'Not implemented, refused with an error: shrinking a qcow2 image, qcow2 preallocation (metadata,',
+      'falloc, full), qcow2 images with persistent bitmaps or data_file_raw.',
+    ].join('\n'),
+  },
+  {
     name: 'compare',
     synopsis: '[-f FMT] [-F FMT] [-s] [-q] A B',
     summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',

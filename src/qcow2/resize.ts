@@ -23,9 +23,10 @@ export async function resize(st: Qcow2State, newSize: number): Promise<void> {
   const oldSize = st.geometry.virtualSize;
   if (newSize < oldSize) throw unsupported('shrinking an image is not supported');
   await setVirtualSize(st, newSize);
-  // The new area reads as zeros, never as the backing file's data there (as in QEMU).
-  const backingEnd = Math.min(newSize, st.backing?.virtualSize ?? 0);
-  if (backingEnd > oldSize) await writeZeroes(st, oldSize, backingEnd - oldSize);
+  // The new area reads as zeros, never as the backing file's data there. As QEMU: when the backing
+  // file is longer than the old size (bdrv_co_truncate's BDRV_REQ_ZERO_WRITE), the whole new area,
+  // to the new end, is zeroed (qcow2_subcluster_zeroize), not only the part the backing file covers.
+  if ((st.backing?.virtualSize ?? 0) > oldSize && newSize > oldSize) await writeZeroes(st, oldSize, newSize - oldSize);
 }
 
 /**
