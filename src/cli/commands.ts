@@ -23,8 +23,8 @@ export interface CommandDoc {
 export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'info',
-    synopsis: '[-f FMT] [--output=human|json] IMAGE',
-    summary: 'what `qemu-img info` reports, with the same JSON keys and values',
+    synopsis: '[-f FMT] [--output=human|json] [--backing-chain] IMAGE',
+    summary: 'what `qemu-img info` reports (qcow2 and raw images), with the same JSON keys and values; `--backing-chain` for every image of the chain, as qemu-img lists them',
   },
   {
     name: 'create',
