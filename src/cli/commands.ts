@@ -73,10 +73,10 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     name: 'resize',
     synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [-q] IMAGE [+|-]SIZE',
     summary:
-      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow without preallocation',
+      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow and shrink without preallocation',
     details: [
-      'Not implemented, refused with an error: shrinking a qcow2 image, qcow2 preallocation (metadata,',
-      'falloc, full), qcow2 images with persistent bitmaps or data_file_raw.',
+      'Not implemented, refused with an error: qcow2 preallocation (metadata, falloc, full), qcow2 images',
+      'with persistent bitmaps or data_file_raw. A shrunk qcow2 file keeps its length (QEMU cuts it).',
     ].join('\n'),
   },
   {

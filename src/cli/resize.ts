@@ -3,9 +3,9 @@
  * resize` (QEMU 7.2 img_resize, then qcow2_co_truncate or file-posix's truncate) does and prints:
  * "Image resized.", and qemu-img's checks in its order, its messages as usage errors.
  *
- * Implemented: raw images (grow and shrink; preallocation off, falloc, full) and growing qcow2
- * images without preallocation. Refused as unsupported: shrinking a qcow2 image, qcow2 preallocation
- * (metadata, falloc, full), qcow2 images with persistent bitmaps or data_file_raw.
+ * Implemented: raw images (grow and shrink; preallocation off, falloc, full) and qcow2 images (grow
+ * and shrink, without preallocation). Refused as unsupported: qcow2 preallocation (metadata, falloc,
+ * full), qcow2 images with persistent bitmaps or data_file_raw.
  */
 import { stat } from 'node:fs/promises';
 import { openImage, probeFormat } from '../device/open.js';
@@ -115,7 +115,6 @@ async function checkQcow2Resize(filename: string, clusterSize: number, current: 
     const meta = await readMetadata(file);
     if (meta.snapshots.length > 0 && meta.header.version < 3) throw usage("Can't resize a v2 image which has snapshots");
     if (meta.bitmaps.length > 0) throw unsupported('resize: images with persistent bitmaps cannot be resized here (the bitmaps would need resizing too)');
-    if (total < current) throw unsupported('resize: shrinking a qcow2 image is not supported');
     const l2Entries = BigInt(clusterSize / (meta.header.incompatibleFeatures & INCOMPAT_EXTL2 ? 16 : 8));
     const l1Entries = (total + BigInt(clusterSize) * l2Entries - 1n) / (BigInt(clusterSize) * l2Entries);
     if (l1Entries * 8n > BigInt(MAX_L1_BYTES)) throw usage('Failed to grow the L1 table: File too large');

@@ -1,9 +1,11 @@
-/** Growing the virtual disk, and the active L1 table with it. */
-import { unsupported, usage } from '../errors.js';
+/** Growing the virtual disk, and the active L1 table with it; shrinking it. */
+import { usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
 import { writeHeader } from './header.js';
-import { adjustRange, allocateClusters } from './refcounts.js';
+import type { NewL2Entry } from './mapping.js';
+import { adjustRange, adjustRefcount, allocateClusters, releaseMapping } from './refcounts.js';
 import type { Qcow2State } from './state.js';
+import { l1Span, l2IndexOf, l2TableFor, mappingOf, validMapping, writableL2 } from './tables.js';
 import { writeZeroes } from './zero-discard.js';
 
 /** Sets the virtual size (growing the L1 table when it needs more entries) and writes the header. */
@@ -21,12 +23,62 @@ export async function resize(st: Qcow2State, newSize: number): Promise<void> {
     throw usage(`new size ${newSize} is not a multiple of 512 bytes`);
   }
   const oldSize = st.geometry.virtualSize;
-  if (newSize < oldSize) throw unsupported('shrinking an image is not supported');
+  if (newSize < oldSize) return shrink(st, newSize);
   await setVirtualSize(st, newSize);
   // The new area reads as zeros, never as the backing file's data there. As QEMU: when the backing
   // file is longer than the old size (bdrv_co_truncate's BDRV_REQ_ZERO_WRITE), the whole new area,
   // to the new end, is zeroed (qcow2_subcluster_zeroize), not only the part the backing file covers.
   if ((st.backing?.virtualSize ?? 0) > oldSize && newSize > oldSize) await writeZeroes(st, oldSize, newSize - oldSize);
+}
+
+/**
+ * Shrinks the virtual disk as qcow2_co_truncate does: every cluster from the first whole cluster
+ * past the new end is discarded for good (its L2 entry cleared, its storage released; a table a
+ * snapshot shares is copied first), then the L1 entries past the new end are cleared on disk and
+ * their L2 tables freed (the header keeps its l1_size, as QEMU's does), then the header gets the new
+ * size and an external data file is cut to it. Not done (QEMU does them to save space, not for
+ * correctness): freeing refcount blocks that count nothing but themselves, and cutting the image
+ * file after its last used cluster.
+ */
+async function shrink(st: Qcow2State, newSize: number): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const oldSize = st.geometry.virtualSize;
+  const span = l1Span(st);
+  const keep = l1EntriesFor(newSize, st.geometry);
+  // The clusters past the new end under the last L1 entry kept: cleared in their (own) L2 table.
+  const empty: NewL2Entry = st.geometry.extendedL2 ? { kind: 'subclusters', hostOffset: 0, copied: false, alloc: 0, zero: 0 } : { kind: 'unallocated' };
+  for (let clusterStart = Math.ceil(newSize / C) * C; clusterStart < Math.min(oldSize, keep * span); clusterStart += C) {
+    const { l2, mapping } = await mappingOf(st, clusterStart);
+    if (l2 === 0) break;
+    if (isEmpty(mapping)) continue;
+    const writable = await writableL2(st, clusterStart);
+    await st.store.setL2Entry(writable, l2IndexOf(st, clusterStart), empty);
+    await releaseMapping(st, mapping);
+  }
+  // The L2 tables of the L1 entries dropped: their references are released without rewriting them
+  // (QEMU copies a shared table, clears it, then frees the copy: the same counts in the end).
+  const dropped: number[] = [];
+  for (let index = keep; index < st.header.l1Size; index++) {
+    const l2 = await l2TableFor(st, index * span);
+    if (l2 === 0) continue;
+    const entries = await st.store.l2Table(l2);
+    for (const [i, m] of entries.entries()) {
+      const mapping = validMapping(m, index * span + i * C, l2 + i * st.geometry.l2EntryBytes);
+      if (!isEmpty(mapping)) await releaseMapping(st, mapping);
+    }
+    await st.store.setL1Entry(index, 0, false);
+    dropped.push(l2);
+  }
+  if (dropped.length > 0) await st.file.flush();
+  for (const l2 of dropped.reverse()) await adjustRefcount(st, l2 / C, -1);
+  st.header.size = BigInt(newSize);
+  st.geometry = { ...st.geometry, virtualSize: newSize };
+  await writeHeader(st);
+  if (st.dataFile && (await st.dataFile.size()) > newSize) await st.dataFile.truncate(newSize);
+}
+
+function isEmpty(m: NewL2Entry): boolean {
+  return m.kind === 'unallocated' || (m.kind === 'subclusters' && m.hostOffset === 0 && m.alloc === 0 && m.zero === 0);
 }
 
 /**
