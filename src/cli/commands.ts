@@ -73,10 +73,11 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     name: 'resize',
     synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [-q] IMAGE [+|-]SIZE',
     summary:
-      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow and shrink without preallocation',
+      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off or metadata) and shrink',
     details: [
-      'Not implemented, refused with an error: qcow2 preallocation (metadata, falloc, full), qcow2 images',
-      'with persistent bitmaps or data_file_raw. A shrunk qcow2 file keeps its length (QEMU cuts it).',
+      'Not implemented, refused with an error: qcow2 preallocation falloc and full; metadata for an image',
+      'with a backing file, an external data file or extended L2; qcow2 images with persistent bitmaps or',
+      'data_file_raw. A shrunk qcow2 file keeps its length (QEMU cuts it).',
     ].join('\n'),
   },
   {

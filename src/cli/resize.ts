@@ -4,8 +4,9 @@
  * "Image resized.", and qemu-img's checks in its order, its messages as usage errors.
  *
  * Implemented: raw images (grow and shrink; preallocation off, falloc, full) and qcow2 images (grow
- * and shrink, without preallocation). Refused as unsupported: qcow2 preallocation (metadata, falloc,
- * full), qcow2 images with persistent bitmaps or data_file_raw.
+ * and shrink; growing with preallocation off, or metadata without a backing file, data file or
+ * extended L2). Refused as unsupported: qcow2 preallocation falloc and full, metadata in the other
+ * cases, qcow2 images with persistent bitmaps or data_file_raw.
  */
 import { stat } from 'node:fs/promises';
 import { openImage, probeFormat } from '../device/open.js';
@@ -80,7 +81,9 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
       await resizeRawFile(filename, safeSize(total), prealloc);
     } else {
       await checkQcow2Resize(filename, isQcow2(device) ? device.clusterSize : 65536, current, total, prealloc);
-      await device.resize(safeSize(total));
+      const size = safeSize(total);
+      if (isQcow2(device)) await device.resize(size, { preallocation: prealloc === 'metadata' ? 'metadata' : 'off' });
+      else await device.resize(size);
       await device.flush();
     }
   } finally {
@@ -121,7 +124,12 @@ async function checkQcow2Resize(filename: string, clusterSize: number, current: 
     if (meta.dataFile !== undefined && (meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n) {
       throw unsupported('resize: growing an image with data_file_raw needs metadata preallocation, which is not implemented');
     }
-    if (prealloc !== 'off') throw unsupported(`resize: preallocation=${prealloc} is not supported for qcow2 images (only off)`);
+    if (prealloc === 'falloc' || prealloc === 'full') {
+      throw unsupported(`resize: preallocation=${prealloc} is not supported for qcow2 images (only off and metadata)`);
+    }
+    if (prealloc === 'metadata' && (meta.backingFile !== undefined || meta.dataFile !== undefined || (meta.header.incompatibleFeatures & INCOMPAT_EXTL2) !== 0n)) {
+      throw unsupported('resize: preallocation=metadata is implemented only for qcow2 images without a backing file, an external data file or extended L2 entries');
+    }
   } finally {
     await file.close();
   }

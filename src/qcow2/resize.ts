@@ -1,5 +1,6 @@
 /** Growing the virtual disk, and the active L1 table with it; shrinking it. */
-import { usage } from '../errors.js';
+import type { ResizeOptions } from '../engine/types.js';
+import { unsupported, usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
 import { writeHeader } from './header.js';
 import type { NewL2Entry } from './mapping.js';
@@ -18,17 +19,67 @@ export async function setVirtualSize(st: Qcow2State, newSize: number): Promise<v
   if (st.dataFile && (await st.dataFile.size()) < newSize) await st.dataFile.truncate(newSize);
 }
 
-export async function resize(st: Qcow2State, newSize: number): Promise<void> {
+export async function resize(st: Qcow2State, newSize: number, opts: ResizeOptions = {}): Promise<void> {
   if (!Number.isSafeInteger(newSize) || newSize < 0 || newSize % 512 !== 0) {
     throw usage(`new size ${newSize} is not a multiple of 512 bytes`);
   }
+  const prealloc = opts.preallocation ?? 'off';
   const oldSize = st.geometry.virtualSize;
-  if (newSize < oldSize) return shrink(st, newSize);
+  if (newSize < oldSize) {
+    if (prealloc !== 'off') throw usage("Preallocation can't be used for shrinking an image");
+    return shrink(st, newSize);
+  }
+  if (prealloc === 'metadata' && (st.backing || st.dataFile || st.geometry.extendedL2)) {
+    throw unsupported('preallocation=metadata is implemented only for images without a backing file, an external data file or extended L2 entries');
+  }
   await setVirtualSize(st, newSize);
   // The new area reads as zeros, never as the backing file's data there. As QEMU: when the backing
   // file is longer than the old size (bdrv_co_truncate's BDRV_REQ_ZERO_WRITE), the whole new area,
   // to the new end, is zeroed (qcow2_subcluster_zeroize), not only the part the backing file covers.
   if ((st.backing?.virtualSize ?? 0) > oldSize && newSize > oldSize) await writeZeroes(st, oldSize, newSize - oldSize);
+  if (prealloc === 'metadata' && newSize > oldSize) await preallocateMetadata(st, oldSize, newSize);
+}
+
+/**
+ * preallocate_co with PREALLOC_MODE_METADATA over [from, to): every cluster there that holds no data
+ * gets a host cluster, mapped with COPIED set. As qcow2_alloc_host_offset does, the L2 table comes
+ * first (where there is none), then one contiguous run of host clusters for the clusters of that
+ * table that need one (so a lone free cluster, such as the old L1 table's, is not taken for data).
+ * Data is written only where a cluster reaches outside [from, to): the guest's bytes before `from`
+ * (copy on write), zeros after `to`. Then the file is extended to the end of the last allocation.
+ */
+async function preallocateMetadata(st: Qcow2State, from: number, to: number): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const span = l1Span(st);
+  let end = 0;
+  for (let clusterStart = Math.floor(from / C) * C; clusterStart < to; ) {
+    const first = (await mappingOf(st, clusterStart)).mapping;
+    if (first.kind === 'normal' && first.copied) {
+      clusterStart += C;
+      continue;
+    }
+    const head = from > clusterStart ? await st.store.readGuest(clusterStart, from - clusterStart) : undefined;
+    const l2 = await writableL2(st, clusterStart);
+    const runEnd = Math.min(to, (Math.floor(clusterStart / span) + 1) * span);
+    const mappings = [first];
+    for (let c = clusterStart + C; c < runEnd; c += C) {
+      const { mapping } = await mappingOf(st, c);
+      if (mapping.kind !== 'unallocated') break;
+      mappings.push(mapping);
+    }
+    const host = await allocateClusters(st, mappings.length);
+    if (head) await st.file.write(host, head, 'data');
+    const last = clusterStart + (mappings.length - 1) * C;
+    if (last + C > to) await st.file.write(host + (to - clusterStart), new Uint8Array(last + C - to), 'data');
+    for (const [i, mapping] of mappings.entries()) {
+      const guest = clusterStart + i * C;
+      await st.store.setL2Entry(l2, l2IndexOf(st, guest), { kind: 'normal', hostOffset: host + i * C, copied: true });
+      if (mapping.kind !== 'unallocated') await releaseMapping(st, mapping);
+    }
+    end = Math.max(end, host + mappings.length * C);
+    clusterStart += mappings.length * C;
+  }
+  if (end > (await st.file.size())) await st.file.truncate(end);
 }
 
 /**
