@@ -23,8 +23,8 @@ export interface CommandDoc {
 export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'info',
-    synopsis: '[-f FMT] [--output=human|json] IMAGE',
-    summary: 'what `qemu-img info` reports, with the same JSON keys and values',
+    synopsis: '[-f FMT] [--output=human|json] [--backing-chain] IMAGE',
+    summary: 'what `qemu-img info` reports (qcow2 and raw images), with the same JSON keys and values; `--backing-chain` for every image of the chain, as qemu-img lists them',
   },
   {
     name: 'create',
@@ -58,6 +58,27 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     name: 'map',
     synopsis: '[-f FMT] [--output=human|json] [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE',
     summary: 'byte for byte what `qemu-img map` prints',
+  },
+  {
+    name: 'measure',
+    synopsis: '[--output=human|json] [-f FMT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)',
+    summary:
+      'the file size a new image needs, as `qemu-img measure` prints it: required and fully allocated sizes (and bitmaps size for a qcow2 v3 source), from the target options and the source\'s allocated clusters through its backing chain',
+    details: [
+      '-O is raw by default, as in qemu-img. -o takes the options of `qcow2 create` (a raw target: size,',
+      'preallocation, nocow, extent_size_hint). encrypt.format=luks is not supported.',
+    ].join('\n'),
+  },
+  {
+    name: 'resize',
+    synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [-q] IMAGE [+|-]SIZE',
+    summary:
+      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off or metadata) and shrink',
+    details: [
+      'Not implemented, refused with an error: qcow2 preallocation falloc and full; metadata for an image',
+      'with a backing file, an external data file or extended L2; qcow2 images with persistent bitmaps or',
+      'data_file_raw. A shrunk qcow2 file keeps its length (QEMU cuts it).',
+    ].join('\n'),
   },
   {
     name: 'compare',

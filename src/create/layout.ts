@@ -43,6 +43,7 @@ import { encodeL1Table } from '../format/l1.js';
 import { encodeL2Entry, encodeStandardDescriptor } from '../format/l2.js';
 import { encodeRefcountTableEntry, readRefcount, writeRefcount } from '../format/refcount.js';
 import { INT_MAX, MAX_L1_BYTES, MAX_PREALLOC_CLUSTERS, MAX_REFCOUNT_TABLE_BYTES, MAX_REQUEST_BYTES } from '../limits.js';
+import { refcountMetadataClusters } from './measure.js';
 import type { ResolvedCreateOptions } from './options.js';
 
 /** The file contents QEMU leaves behind. */
@@ -389,24 +390,7 @@ class QemuCreate {
 
   /** qcow2_refcount_metadata_size: refcount blocks needed for `clusters` plus themselves. */
   refcountBlocksFor(clusters: number, generous: boolean): number {
-    const perTableCluster = this.cs / 8;
-    const perBlock = this.rbSize;
-    let table = 0;
-    let blocks = 0;
-    let n = 0;
-    let last: number;
-    do {
-      last = n;
-      blocks = Math.ceil((clusters + table + blocks) / perBlock);
-      table = Math.ceil(blocks / perTableCluster);
-      n = clusters + blocks + table;
-      if (n === last && generous) {
-        clusters += Math.ceil(table / 2);
-        n = 0;
-        generous = false;
-      }
-    } while (n !== last);
-    return blocks;
+    return Number(refcountMetadataClusters(BigInt(clusters), this.cs, this.order, generous).blocks);
   }
 
   refcountArea(startOffset: number, additionalClusters: number, exact: boolean, newIndex: number, newOffset: number): number {

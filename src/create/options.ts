@@ -75,6 +75,9 @@ export const CREATE_OPTIONS: readonly OptionDesc[] = [
 
 const DESC_BY_NAME = new Map(CREATE_OPTIONS.map((d) => [d.name, d]));
 
+/** The options of the raw format (its `size`, then the file protocol's), for `qcow2 measure -O raw`. */
+export const RAW_CREATE_OPTION_NAMES: ReadonlySet<string> = new Set(['size', 'preallocation', 'nocow', 'extent_size_hint']);
+
 /** The `-o help` text. */
 export function optionHelp(): string {
   const lines = [...CREATE_OPTIONS]
@@ -101,6 +104,9 @@ export interface OptionValue {
 export class CreateOptionSet {
   readonly entries: OptionValue[] = [];
 
+  /** `names`: the options this set accepts (default: all of {@link CREATE_OPTIONS}). */
+  constructor(private readonly names?: ReadonlySet<string>) {}
+
   get(name: string): OptionValue | undefined {
     for (let i = this.entries.length - 1; i >= 0; i--) {
       const e = this.entries[i];
@@ -115,7 +121,7 @@ export class CreateOptionSet {
 
   /** Sets `name` to `text`, checking the text against the option's type (qemu_opt_set). */
   set(name: string, text: string): void {
-    const desc = DESC_BY_NAME.get(name);
+    const desc = this.names === undefined || this.names.has(name) ? DESC_BY_NAME.get(name) : undefined;
     if (desc === undefined) throw usage(`Invalid parameter '${name}'`);
     this.entries.push(parseValue(desc, text));
   }
@@ -244,11 +250,11 @@ export function splitOptionList(text: string): { name: string; value: string }[]
  * Parses the `-o` arguments (each checked as qemu-img does, then joined with commas) into an option
  * set, checking each value against its option's type.
  */
-export function parseCreateOptions(lists: readonly string[]): CreateOptionSet {
+export function parseCreateOptions(lists: readonly string[], names?: ReadonlySet<string>): CreateOptionSet {
   for (const list of lists) {
     if (!isValidOptionList(list)) throw usage(`Invalid option list: ${list}`);
   }
-  const set = new CreateOptionSet();
+  const set = new CreateOptionSet(names);
   for (const { name, value } of splitOptionList(lists.join(','))) set.set(name, value);
   return set;
 }

@@ -134,8 +134,15 @@ export interface PersistentBitmap {
   runs(offset: number, length: number, maxRuns: number): Promise<DirtyRun[]>;
 }
 
+/** How a qcow2 device fills the area a resize adds: 'off' leaves it unallocated; 'metadata' maps it to new host clusters. */
+export interface ResizeOptions {
+  preallocation?: 'off' | 'metadata';
+}
+
 export interface Qcow2Device extends BlockDevice {
   readonly format: 'qcow2';
+  /** As BlockDevice.resize, with preallocation of the area added (qemu-img resize --preallocation). */
+  resize(newSize: number, opts?: ResizeOptions): Promise<void>;
   readonly clusterSize: number;
   /** The image file's path, when it was opened by one. */
   readonly path: string | undefined;

@@ -1,5 +1,5 @@
 /**
- * What `qemu-img info --output=json` reports for a qcow2 image, computed from our metadata. Keys
+ * What `qemu-img info --output=json` reports for a qcow2 image (and a raw one), computed from our metadata. Keys
  * and their order follow QEMU 7.2's output.
  */
 import { CRYPT_AES, CRYPT_LUKS } from '../format/constants.js';
@@ -104,6 +104,11 @@ function luksInfo(h: LuksHeader): JsonObject {
   out['payload-offset'] = h.payloadOffset * 512;
   out['master-key-iters'] = h.mkDigestIter;
   return out;
+}
+
+/** What `qemu-img info --output=json` reports for a raw image: its size rounded up to 512-byte sectors. */
+export function rawImageInfo(filename: string, fileSize: number, actualSize: number): JsonObject {
+  return { 'virtual-size': Math.ceil(fileSize / 512) * 512, filename, format: 'raw', 'actual-size': actualSize, 'dirty-flag': false };
 }
 
 /** QEMU's path_combine: a relative backing name is relative to the image's folder. */

@@ -6,7 +6,7 @@
  * must first write back (`writeBackCaches`).
  */
 import { chainStatus } from '../engine/chain.js';
-import type { BlockDevice, DeviceCapabilities, Extent, PersistentBitmap, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import type { BlockDevice, DeviceCapabilities, Extent, PersistentBitmap, Qcow2Device, ResizeOptions, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
 import { checkRequest } from '../engine/request.js';
 import { stoppedError } from '../engine/stopped.js';
 import { readOnlyError, unsupported } from '../errors.js';
@@ -123,9 +123,9 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     });
   }
 
-  async resize(newSize: number): Promise<void> {
+  async resize(newSize: number, opts: ResizeOptions = {}): Promise<void> {
     await this.beforeWrite();
-    await this.whole(() => resize(this.state, newSize));
+    await this.whole(() => resize(this.state, newSize, opts));
   }
 
   listSnapshots(): Promise<SnapshotInfo[]> {

@@ -1,9 +1,12 @@
-/** Growing the virtual disk, and the active L1 table with it. */
+/** Growing the virtual disk, and the active L1 table with it; shrinking it. */
+import type { ResizeOptions } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
 import { writeHeader } from './header.js';
-import { adjustRange, allocateClusters } from './refcounts.js';
+import type { NewL2Entry } from './mapping.js';
+import { adjustRange, adjustRefcount, allocateClusters, releaseMapping } from './refcounts.js';
 import type { Qcow2State } from './state.js';
+import { l1Span, l2IndexOf, l2TableFor, mappingOf, validMapping, writableL2 } from './tables.js';
 import { writeZeroes } from './zero-discard.js';
 
 /** Sets the virtual size (growing the L1 table when it needs more entries) and writes the header. */
@@ -16,16 +19,117 @@ export async function setVirtualSize(st: Qcow2State, newSize: number): Promise<v
   if (st.dataFile && (await st.dataFile.size()) < newSize) await st.dataFile.truncate(newSize);
 }
 
-export async function resize(st: Qcow2State, newSize: number): Promise<void> {
+export async function resize(st: Qcow2State, newSize: number, opts: ResizeOptions = {}): Promise<void> {
   if (!Number.isSafeInteger(newSize) || newSize < 0 || newSize % 512 !== 0) {
     throw usage(`new size ${newSize} is not a multiple of 512 bytes`);
   }
+  const prealloc = opts.preallocation ?? 'off';
   const oldSize = st.geometry.virtualSize;
-  if (newSize < oldSize) throw unsupported('shrinking an image is not supported');
+  if (newSize < oldSize) {
+    if (prealloc !== 'off') throw usage("Preallocation can't be used for shrinking an image");
+    return shrink(st, newSize);
+  }
+  if (prealloc === 'metadata' && (st.backing || st.dataFile || st.geometry.extendedL2)) {
+    throw unsupported('preallocation=metadata is implemented only for images without a backing file, an external data file or extended L2 entries');
+  }
   await setVirtualSize(st, newSize);
-  // The new area reads as zeros, never as the backing file's data there (as in QEMU).
-  const backingEnd = Math.min(newSize, st.backing?.virtualSize ?? 0);
-  if (backingEnd > oldSize) await writeZeroes(st, oldSize, backingEnd - oldSize);
+  // The new area reads as zeros, never as the backing file's data there. As QEMU: when the backing
+  // file is longer than the old size (bdrv_co_truncate's BDRV_REQ_ZERO_WRITE), the whole new area,
+  // to the new end, is zeroed (qcow2_subcluster_zeroize), not only the part the backing file covers.
+  if ((st.backing?.virtualSize ?? 0) > oldSize && newSize > oldSize) await writeZeroes(st, oldSize, newSize - oldSize);
+  if (prealloc === 'metadata' && newSize > oldSize) await preallocateMetadata(st, oldSize, newSize);
+}
+
+/**
+ * preallocate_co with PREALLOC_MODE_METADATA over [from, to): every cluster there that holds no data
+ * gets a host cluster, mapped with COPIED set. As qcow2_alloc_host_offset does, the L2 table comes
+ * first (where there is none), then one contiguous run of host clusters for the clusters of that
+ * table that need one (so a lone free cluster, such as the old L1 table's, is not taken for data).
+ * Data is written only where a cluster reaches outside [from, to): the guest's bytes before `from`
+ * (copy on write), zeros after `to`. Then the file is extended to the end of the last allocation.
+ */
+async function preallocateMetadata(st: Qcow2State, from: number, to: number): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const span = l1Span(st);
+  let end = 0;
+  for (let clusterStart = Math.floor(from / C) * C; clusterStart < to; ) {
+    const first = (await mappingOf(st, clusterStart)).mapping;
+    if (first.kind === 'normal' && first.copied) {
+      clusterStart += C;
+      continue;
+    }
+    const head = from > clusterStart ? await st.store.readGuest(clusterStart, from - clusterStart) : undefined;
+    const l2 = await writableL2(st, clusterStart);
+    const runEnd = Math.min(to, (Math.floor(clusterStart / span) + 1) * span);
+    const mappings = [first];
+    for (let c = clusterStart + C; c < runEnd; c += C) {
+      const { mapping } = await mappingOf(st, c);
+      if (mapping.kind !== 'unallocated') break;
+      mappings.push(mapping);
+    }
+    const host = await allocateClusters(st, mappings.length);
+    if (head) await st.file.write(host, head, 'data');
+    const last = clusterStart + (mappings.length - 1) * C;
+    if (last + C > to) await st.file.write(host + (to - clusterStart), new Uint8Array(last + C - to), 'data');
+    for (const [i, mapping] of mappings.entries()) {
+      const guest = clusterStart + i * C;
+      await st.store.setL2Entry(l2, l2IndexOf(st, guest), { kind: 'normal', hostOffset: host + i * C, copied: true });
+      if (mapping.kind !== 'unallocated') await releaseMapping(st, mapping);
+    }
+    end = Math.max(end, host + mappings.length * C);
+    clusterStart += mappings.length * C;
+  }
+  if (end > (await st.file.size())) await st.file.truncate(end);
+}
+
+/**
+ * Shrinks the virtual disk as qcow2_co_truncate does: every cluster from the first whole cluster
+ * past the new end is discarded for good (its L2 entry cleared, its storage released; a table a
+ * snapshot shares is copied first), then the L1 entries past the new end are cleared on disk and
+ * their L2 tables freed (the header keeps its l1_size, as QEMU's does), then the header gets the new
+ * size and an external data file is cut to it. Not done (QEMU does them to save space, not for
+ * correctness): freeing refcount blocks that count nothing but themselves, and cutting the image
+ * file after its last used cluster.
+ */
+async function shrink(st: Qcow2State, newSize: number): Promise<void> {
+  const C = st.geometry.clusterSize;
+  const oldSize = st.geometry.virtualSize;
+  const span = l1Span(st);
+  const keep = l1EntriesFor(newSize, st.geometry);
+  // The clusters past the new end under the last L1 entry kept: cleared in their (own) L2 table.
+  const empty: NewL2Entry = st.geometry.extendedL2 ? { kind: 'subclusters', hostOffset: 0, copied: false, alloc: 0, zero: 0 } : { kind: 'unallocated' };
+  for (let clusterStart = Math.ceil(newSize / C) * C; clusterStart < Math.min(oldSize, keep * span); clusterStart += C) {
+    const { l2, mapping } = await mappingOf(st, clusterStart);
+    if (l2 === 0) break;
+    if (isEmpty(mapping)) continue;
+    const writable = await writableL2(st, clusterStart);
+    await st.store.setL2Entry(writable, l2IndexOf(st, clusterStart), empty);
+    await releaseMapping(st, mapping);
+  }
+  // The L2 tables of the L1 entries dropped: their references are released without rewriting them
+  // (QEMU copies a shared table, clears it, then frees the copy: the same counts in the end).
+  const dropped: number[] = [];
+  for (let index = keep; index < st.header.l1Size; index++) {
+    const l2 = await l2TableFor(st, index * span);
+    if (l2 === 0) continue;
+    const entries = await st.store.l2Table(l2);
+    for (const [i, m] of entries.entries()) {
+      const mapping = validMapping(m, index * span + i * C, l2 + i * st.geometry.l2EntryBytes);
+      if (!isEmpty(mapping)) await releaseMapping(st, mapping);
+    }
+    await st.store.setL1Entry(index, 0, false);
+    dropped.push(l2);
+  }
+  if (dropped.length > 0) await st.file.flush();
+  for (const l2 of dropped.reverse()) await adjustRefcount(st, l2 / C, -1);
+  st.header.size = BigInt(newSize);
+  st.geometry = { ...st.geometry, virtualSize: newSize };
+  await writeHeader(st);
+  if (st.dataFile && (await st.dataFile.size()) > newSize) await st.dataFile.truncate(newSize);
+}
+
+function isEmpty(m: NewL2Entry): boolean {
+  return m.kind === 'unallocated' || (m.kind === 'subclusters' && m.hostOffset === 0 && m.alloc === 0 && m.zero === 0);
 }
 
 /**

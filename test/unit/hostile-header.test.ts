@@ -106,6 +106,9 @@ describe('hostile headers', () => {
   it('qcow2 info prints one line naming field and offset, and exits non-zero, for every case', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'qcow2-hostile-'));
     for (const [i, c] of CASES.entries()) {
+      // A file without the qcow2 magic is a raw image to `qemu-img info`, and to `qcow2 info` (which
+      // probes as qemu-img does); the decoder's refusal of it is checked above.
+      if (c.field === 'magic') continue;
       const path = join(dir, `case-${i}.qcow2`);
       await writeFile(path, c.image);
       const result = await qcow2(['info', path]);

@@ -1,0 +1,136 @@
+/**
+ * `qcow2 resize [-f FMT] [--shrink] [--preallocation=MODE] [-q] IMAGE [+|-]SIZE`: what `qemu-img
+ * resize` (QEMU 7.2 img_resize, then qcow2_co_truncate or file-posix's truncate) does and prints:
+ * "Image resized.", and qemu-img's checks in its order, its messages as usage errors.
+ *
+ * Implemented: raw images (grow and shrink; preallocation off, falloc, full) and qcow2 images (grow
+ * and shrink; growing with preallocation off, or metadata without a backing file, data file or
+ * extended L2). Refused as unsupported: qcow2 preallocation falloc and full, metadata in the other
+ * cases, qcow2 images with persistent bitmaps or data_file_raw.
+ */
+import { stat } from 'node:fs/promises';
+import { openImage, probeFormat } from '../device/open.js';
+import { isQcow2 } from '../engine/types.js';
+import { unsupported, usage } from '../errors.js';
+import { AUTOCLEAR_DATA_FILE_RAW, INCOMPAT_EXTL2 } from '../format/constants.js';
+import { readMetadata } from '../image/metadata.js';
+import { NodeFile } from '../io/node-file.js';
+import { resizeRawFile } from '../io/raw-resize.js';
+import { MAX_L1_BYTES } from '../limits.js';
+import { qemuStrtosz } from '../units.js';
+import { commandLineError, parse } from './args.js';
+import type { CliContext } from './context.js';
+
+const PREALLOCATION_MODES = ['off', 'metadata', 'falloc', 'full'] as const;
+type Preallocation = (typeof PREALLOCATION_MODES)[number];
+
+const PROBED_RAW_WARNING = [
+  "WARNING: Image format was not specified for '%s' and probing guessed raw.",
+  '         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.',
+  "         Specify the 'raw' format explicitly to remove the restrictions.",
+].join('\n');
+
+export async function resize(args: string[], ctx: CliContext): Promise<number> {
+  // As qemu-img: the last word is the size, taken off before the options (so '-1G' is no option).
+  if (args.length < 2) throw usage('Not enough arguments');
+  const sizeText = args[args.length - 1] ?? '';
+  const { values, positionals } = parse(
+    args.slice(0, -1),
+    {
+      format: { type: 'string', short: 'f' },
+      quiet: { type: 'boolean', short: 'q' },
+      preallocation: { type: 'string' },
+      shrink: { type: 'boolean' },
+    },
+    'resize',
+  );
+  const prealloc = (values.preallocation ?? 'off') as Preallocation;
+  if (!PREALLOCATION_MODES.includes(prealloc)) throw usage(`Invalid preallocation mode '${values.preallocation}'`);
+  if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting image file name and size');
+  const filename = positionals[0];
+  const format = values.format;
+  if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
+    throw unsupported(`resize: only qcow2 and raw images can be resized (-f ${format})`);
+  }
+
+  const relative = sizeText.startsWith('+') ? 1n : sizeText.startsWith('-') ? -1n : 0n;
+  const parsed = qemuStrtosz(relative === 0n ? sizeText : sizeText.slice(1));
+  if (!parsed.ok && parsed.error === 'range') throw usage(`Value '${sizeText}' is out of range for parameter 'size'`);
+  if (!parsed.ok) {
+    throw usage(
+      "Parameter 'size' expects a non-negative number below 2^64 (optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta- and exabytes, respectively)",
+    );
+  }
+
+  const fmt = format ?? (await probeOrExplain(filename));
+  if (format === undefined && fmt === 'raw') ctx.stderr(`${PROBED_RAW_WARNING.replace('%s', filename)}\n`);
+  // A raw image's length is its file's, rounded up to 512-byte sectors (bdrv_getlength).
+  const device = fmt === 'qcow2' ? await openImage(filename, { format: fmt }) : undefined;
+  try {
+    const current = BigInt(device ? device.virtualSize : Math.ceil((await stat(filename)).size / 512) * 512);
+    const total = BigInt.asIntN(64, relative === 0n ? parsed.value : current + relative * parsed.value);
+    if (total <= 0n) throw usage('New image size must be positive');
+    if (total <= current && prealloc !== 'off') throw usage('Preallocation can only be used for growing images');
+    if (total < current && !values.shrink) {
+      throw usage(
+        "Use the --shrink option to perform a shrink operation. (warning: Shrinking an image will delete all data beyond the shrunken image's end. Before performing such an operation, make sure there is no important data there.)",
+      );
+    }
+    if (device === undefined) {
+      if (prealloc === 'metadata') throw usage('Unsupported preallocation mode: metadata');
+      await resizeRawFile(filename, safeSize(total), prealloc);
+    } else {
+      await checkQcow2Resize(filename, isQcow2(device) ? device.clusterSize : 65536, current, total, prealloc);
+      const size = safeSize(total);
+      if (isQcow2(device)) await device.resize(size, { preallocation: prealloc === 'metadata' ? 'metadata' : 'off' });
+      else await device.resize(size);
+      await device.flush();
+    }
+  } finally {
+    await device?.close();
+  }
+  if (!values.quiet) ctx.stdout('Image resized.\n');
+  return 0;
+}
+
+/** Sizes are JavaScript numbers in the engines: 2^53 bytes at most. */
+function safeSize(total: bigint): number {
+  if (total > BigInt(Number.MAX_SAFE_INTEGER)) throw unsupported(`resize: sizes above ${Number.MAX_SAFE_INTEGER} bytes are not supported`);
+  return Number(total);
+}
+
+/** The format, or qemu-img's message for a file that cannot be opened. */
+async function probeOrExplain(filename: string): Promise<'raw' | 'qcow2'> {
+  try {
+    return await probeFormat(filename);
+  } catch (err) {
+    const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
+    if (code === 'ENOENT') throw usage(`Could not open '${filename}': Could not open '${filename}': No such file or directory`);
+    throw err;
+  }
+}
+
+/** qcow2_co_truncate's checks, in its order, and what we do not implement. */
+async function checkQcow2Resize(filename: string, clusterSize: number, current: bigint, total: bigint, prealloc: Preallocation): Promise<void> {
+  if (total % 512n !== 0n) throw usage('The new size must be a multiple of 512');
+  const file = await NodeFile.open(filename, { readOnly: true });
+  try {
+    const meta = await readMetadata(file);
+    if (meta.snapshots.length > 0 && meta.header.version < 3) throw usage("Can't resize a v2 image which has snapshots");
+    if (meta.bitmaps.length > 0) throw unsupported('resize: images with persistent bitmaps cannot be resized here (the bitmaps would need resizing too)');
+    const l2Entries = BigInt(clusterSize / (meta.header.incompatibleFeatures & INCOMPAT_EXTL2 ? 16 : 8));
+    const l1Entries = (total + BigInt(clusterSize) * l2Entries - 1n) / (BigInt(clusterSize) * l2Entries);
+    if (l1Entries * 8n > BigInt(MAX_L1_BYTES)) throw usage('Failed to grow the L1 table: File too large');
+    if (meta.dataFile !== undefined && (meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n) {
+      throw unsupported('resize: growing an image with data_file_raw needs metadata preallocation, which is not implemented');
+    }
+    if (prealloc === 'falloc' || prealloc === 'full') {
+      throw unsupported(`resize: preallocation=${prealloc} is not supported for qcow2 images (only off and metadata)`);
+    }
+    if (prealloc === 'metadata' && (meta.backingFile !== undefined || meta.dataFile !== undefined || (meta.header.incompatibleFeatures & INCOMPAT_EXTL2) !== 0n)) {
+      throw unsupported('resize: preallocation=metadata is implemented only for qcow2 images without a backing file, an external data file or extended L2 entries');
+    }
+  } finally {
+    await file.close();
+  }
+}
