@@ -185,7 +185,7 @@ function runSession(sizes, rounds) {
     const nodeOptions = process.env.QCOW2_BENCH_UBLK_NODE_OPTIONS ?? '';
     const config = { ...plan, entry, profile: profile ?? null, nodeOptions, workloads: workloads.map((w) => w.id) };
     if (nodeOptions) process.stderr.write(`bench: ublk: our server runs with NODE_OPTIONS=${nodeOptions}\n`);
-    const timeoutMs = (180 + (plan.quick ? 30 : 90) + workloads.reduce((t, w) => t + plan.rounds * CONTESTANTS.length * (plan.runtime + rampOf(w, plan) + 40), 0)) * 1000;
+    const timeoutMs = (180 + (plan.quick ? 30 : 90) + workloads.reduce((t, w) => t + plan.rounds * CONTESTANTS.length * (plan.runtime + rampOf(w, plan) + 75), 0)) * 1000;
     process.stderr.write(
       `bench: ublk: one VM for ${workloads.length} workload(s) x ${CONTESTANTS.length} contestants x ${plan.rounds} round(s), ` +
         `fio ${plan.ramp}+${plan.runtime} s each (empty image: ramp ${rampOf(WORKLOADS[4], plan)} s), image ${plan.imageBytes / MiB} MiB (empty: x${WORKLOADS[4].emptyScale}), guest ${plan.memMiB} MiB (timeout ${Math.round(timeoutMs / 1000)} s)\n`,
