@@ -18,6 +18,10 @@ import { shrink } from './shrink.js';
 import { type Regression, saveRegression } from './store.js';
 import type { Target } from './targets.js';
 import { pick } from './values.js';
+import { Watchdog } from './watchdog.js';
+
+/** A case holding the thread this long stops the run (watchdog.ts). */
+const WATCHDOG_MS = 30_000;
 
 /** One case in this many also goes to QEMU (while the --qemu budget lasts). */
 const QEMU_STRIDE = 4;
@@ -82,6 +86,8 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const knownSignatures = new Set(o.known.map((k) => k.signature));
   const watcher = new StrayWatcher();
   watcher.install();
+  const watchdog = new Watchdog(WATCHDOG_MS, o.out);
+  const trace = process.env['QCOW2_FUZZ_TRACE'] !== undefined;
   const started = performance.now();
   let cases = 0;
   let qemuDone = 0;
@@ -108,12 +114,16 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
       const bytes = applyMutations(seed.bytes, mutations);
       cases++;
       for (const target of o.targets) {
+        watchdog.enter({ seed: seed.name, target: target.name, mutations });
+        if (trace) o.log(`  case ${i} ${target.name} on ${seed.name}: ${JSON.stringify(mutations)}`);
         const r = await runCase(target, bytes, o.placeholder, watcher);
+        watchdog.idle();
         const s = stat(target.name);
         s.cases++;
         s.ms += r.ms;
         if (r.refused !== undefined) s.refused++;
         for (const f of r.findings) {
+          watchdog.enter({ seed: seed.name, target: target.name, mutations });
           await report(f, seed, mutations, async (m) => (await runCase(target, applyMutations(seed.bytes, m), o.placeholder, watcher)).findings);
         }
       }
@@ -130,6 +140,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
     }
   } finally {
     watcher.uninstall();
+    await watchdog.stop();
   }
   return { seed: o.seed, cases, elapsedMs: performance.now() - started, stats: [...stats.values()], findings: [...found.values()] };
 }

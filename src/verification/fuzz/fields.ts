@@ -308,7 +308,9 @@ function snapshots(): FieldDef[] {
     num(e('disk_size_lo'), 'length', 12, 4, { when: has(16) }),
     num(e('icount_hi'), 'value', 16, 4, { when: has(24) }),
     num(e('icount_lo'), 'value', 20, 4, { when: has(24) }),
-    region(e('unknown_extra_data'), 24, (i) => Math.max(0, extra(i) - 24), { when: has(25) }),
+    // QEMU writes 24 bytes of extra data: with none unknown, the region is the 8 bytes after them
+    // (the id and name then move; an extra_data_size mutation makes them unknown extra data).
+    region(e('unknown_extra_data'), 24, (i) => Math.max(8, extra(i) - 24), { when: has(24) }),
     num(e('vm_state_size_large'), 'length', 0, 8, { when: has(8) }),
     num(e('disk_size'), 'length', 8, 8, { when: has(16) }),
     num(e('icount_disabled'), 'value', 16, 8, { when: has(24) }),

@@ -4,7 +4,7 @@
  * refusing it with the typed error a read-only file gives, and every file records that it was
  * closed (the oracle "file handles are all closed").
  */
-import { readOnlyError } from '../../errors.js';
+import { ioError, readOnlyError } from '../../errors.js';
 import type { BlockFile } from '../../io/block-file.js';
 import { describeChange, type FileChange, ForwardingFile } from '../../io/forwarding-file.js';
 import { MemoryFile } from '../../io/memory-file.js';
@@ -56,6 +56,18 @@ export class SharedBytesFile implements BlockFile {
   }
 }
 
+/**
+ * What the files of one case share: on memory every await settles as a microtask, so every so many
+ * operations the guard gives the event loop a turn (the oracle's timer can then fire), and once the
+ * case is abandoned every operation fails, which stops a runaway loop in the code under test.
+ */
+export interface CaseState {
+  abandoned: boolean;
+  ops: number;
+}
+
+const YIELD_EVERY = 256;
+
 export class GuardFile extends ForwardingFile {
   closed = false;
 
@@ -64,6 +76,7 @@ export class GuardFile extends ForwardingFile {
     private readonly guarded: boolean,
     readonly role: string,
     private readonly violations: string[],
+    private readonly state: CaseState,
     /** Runs when the file is closed (closes the placeholder the opener opened; keeps what was written). */
     private readonly onClose?: (file: GuardFile) => Promise<void>,
   ) {
@@ -74,16 +87,38 @@ export class GuardFile extends ForwardingFile {
     return this.guarded;
   }
 
-  protected override change(change: FileChange, apply: () => Promise<void>): Promise<void> {
-    if (!this.guarded) return apply();
-    this.violations.push(`${this.role}: ${describeChange(change)} on a file opened read-only`);
-    return Promise.reject(readOnlyError('fuzz: the file is open read-only'));
+  private async tick(): Promise<void> {
+    if (this.state.abandoned) throw ioError('fuzz: the case was abandoned (it ran too long)');
+    if (++this.state.ops % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
   }
 
-  override truncate(length: number): Promise<void> {
+  override async read(offset: number, length: number): Promise<Uint8Array> {
+    await this.tick();
+    return super.read(offset, length);
+  }
+
+  override async readInto(offset: number, target: Uint8Array): Promise<number> {
+    await this.tick();
+    return super.readInto(offset, target);
+  }
+
+  protected override async change(change: FileChange, apply: () => Promise<void>): Promise<void> {
+    await this.tick();
+    if (!this.guarded) return apply();
+    this.violations.push(`${this.role}: ${describeChange(change)} on a file opened read-only`);
+    throw readOnlyError('fuzz: the file is open read-only');
+  }
+
+  override async flush(): Promise<void> {
+    await this.tick();
+    return super.flush();
+  }
+
+  override async truncate(length: number): Promise<void> {
+    await this.tick();
     if (!this.guarded) return super.truncate(length);
     this.violations.push(`${this.role}: truncate to ${length} bytes on a file opened read-only`);
-    return Promise.reject(readOnlyError('fuzz: the file is open read-only'));
+    throw readOnlyError('fuzz: the file is open read-only');
   }
 
   override async close(): Promise<void> {

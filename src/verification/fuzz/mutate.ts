@@ -35,7 +35,8 @@ export function fieldMutation(rng: Rng, seed: MutableSeed, field: FieldDef, inst
     const raw = getBits(seed.bytes, slot.at, slot.size, slot.shift, slot.width);
     const { value, why } = boundaryValue(rng, field.kind, raw * slot.scale, slot.width, slot.scale, seed.map, field.choices);
     const stored = (value / slot.scale) & ((1n << BigInt(slot.width)) - 1n);
-    return { op: 'set', field: name, at: slot.at, size: slot.size, shift: slot.shift, width: slot.width, value: `0x${stored.toString(16)}`, why };
+    const cut = stored * slot.scale !== value ? `, cut to the field's ${slot.width} bits` : '';
+    return { op: 'set', field: name, at: slot.at, size: slot.size, shift: slot.shift, width: slot.width, value: `0x${stored.toString(16)}`, why: `${why}${cut}` };
   }
   if (slot.length <= 0) return undefined;
   if (field.kind === 'table' && below(rng, 2) === 0) {

@@ -15,7 +15,7 @@ import { openImage } from '../../device/open.js';
 import { isQcow2Error } from '../../errors.js';
 import { readMetadata } from '../../image/metadata.js';
 import { MemoryFile } from '../../io/memory-file.js';
-import { runTool } from '../../tools/run.js';
+import { runTool, type ToolResult } from '../../tools/run.js';
 import type { QemuTools } from '../corpus/build.js';
 import { finding, type Finding } from './oracle.js';
 import { CaseEnv } from './targets.js';
@@ -31,11 +31,23 @@ function openFds(): number {
   }
 }
 
+/** QEMU gets this long per command (a hostile image can keep it busy for minutes); then it is killed. */
+const QEMU_SECONDS = 15;
+
+/** qemu-img under coreutils' timeout; null when it had to be killed. */
+async function qemuImg(tools: QemuTools, args: string[], cwd: string): Promise<ToolResult | null> {
+  const r = await runTool('timeout', ['-s', 'KILL', String(QEMU_SECONDS), tools.qemuImg, ...args], cwd);
+  return r.code === 137 || r.signal !== null ? null : r;
+}
+
 function qemuSpec(path: string): string {
   return `json:${JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: path } })}`;
 }
 
 const clean = (text: string, path: string) => text.split(path).join('IMAGE').replace(/^qemu-img: /gm, '').trim().split('\n')[0] ?? '';
+
+/** qemu-img check's exit statuses, as words (a finding's signature drops numbers). */
+const VERDICT = ['clean', 'failed', 'corrupt', 'leaks'] as const;
 
 /** Our verdict as qemu-img check's exit status: 0 clean, 1 failed, 2 corrupt, 3 leaks. */
 async function ourCheck(bytes: Uint8Array): Promise<number> {
@@ -55,7 +67,8 @@ export async function differential(bytes: Uint8Array, dir: string, placeholder: 
   const path = join(dir, 'fuzz.qcow2');
   await writeFile(path, bytes);
   try {
-    const info = await runTool(tools.qemuImg, ['info', '--output=json', qemuSpec(path)], dir);
+    const info = await qemuImg(tools, ['info', '--output=json', qemuSpec(path)], dir);
+    if (info === null) return findings;
     let ours: Error | undefined;
     let encrypted = false;
     const env = new CaseEnv(bytes, placeholder);
@@ -86,8 +99,10 @@ export async function differential(bytes: Uint8Array, dir: string, placeholder: 
     }
     if (info.code === 0 && ours === undefined && guest !== undefined && !encrypted) {
       const raw = join(dir, 'guest.raw');
-      const conv = await runTool(tools.qemuImg, ['convert', '-O', 'raw', qemuSpec(path), raw], dir);
-      if (conv.code !== 0) {
+      const conv = await qemuImg(tools, ['convert', '-O', 'raw', qemuSpec(path), raw], dir);
+      if (conv === null) {
+        // QEMU took too long: no verdict.
+      } else if (conv.code !== 0) {
         findings.push(finding('qemu', 'read-differs', `qemu-img convert fails (${clean(conv.stderr, path)}); we read the whole disk`));
       } else {
         const theirs = new Uint8Array(await readFile(raw));
@@ -100,10 +115,11 @@ export async function differential(bytes: Uint8Array, dir: string, placeholder: 
       }
       await rm(raw, { force: true });
     }
-    const check = await runTool(tools.qemuImg, ['check', '--output=json', qemuSpec(path)], dir);
+    // Where QEMU cannot open the image, the finding above says so; the check verdicts are compared where it can.
+    const check = info.code === 0 ? await qemuImg(tools, ['check', '--output=json', qemuSpec(path)], dir) : null;
     const mine = await ourCheck(bytes);
-    if (check.code !== null && check.code !== mine && check.code <= 3) {
-      findings.push(finding('qemu', 'check-verdict', `qemu-img check exits ${check.code}, ours ${mine}`));
+    if (check !== null && check.code !== null && check.code !== mine && check.code <= 3 && check.code >= 0) {
+      findings.push(finding('qemu', 'check-verdict', `qemu-img check says ${VERDICT[check.code]}, ours ${VERDICT[mine]}`));
     }
     // Opened by path with names followed (read-only), as a user opens it: no descriptor may stay open.
     const before = openFds();

@@ -14,7 +14,7 @@ import { readMetadata } from '../../image/metadata.js';
 import { MemoryFile } from '../../io/memory-file.js';
 import { mapJsonEntries } from '../../map/map.js';
 import type { MapLayer } from '../../map/types.js';
-import { GuardFile, SharedBytesFile } from './guard-file.js';
+import { type CaseState, GuardFile, SharedBytesFile } from './guard-file.js';
 
 /**
  * A read case's bounds (a case must stay well under its 2 s): guest bytes read (data extents only,
@@ -30,6 +30,8 @@ export class CaseEnv {
   readonly violations: string[] = [];
   /** Check reports whose `failure` wraps an error (the oracle looks inside). */
   readonly reports: CheckReport[] = [];
+  /** Shared by the case's files (guard-file.ts): set when the oracle gives up on the case. */
+  readonly state: CaseState = { abandoned: false, ops: 0 };
 
   constructor(
     public bytes: Uint8Array,
@@ -41,7 +43,7 @@ export class CaseEnv {
   image(readOnly: boolean, onClose?: () => Promise<void>): GuardFile {
     // A read-only file shares the case's bytes (no copy); a writable one works on its own copy.
     const inner = readOnly ? new SharedBytesFile(this.bytes) : new MemoryFile(this.bytes, false);
-    const file = new GuardFile(inner, readOnly, 'image', this.violations, async (g) => {
+    const file = new GuardFile(inner, readOnly, 'image', this.violations, this.state, async (g) => {
       if (!readOnly) this.bytes = g.memory.snapshot();
       await onClose?.();
     });
