@@ -13,6 +13,8 @@ export interface FuzzArgs {
   /** Target names; empty: all. */
   targets: string[];
   corpus?: string;
+  /** Only the corpus recipes whose name matches (a RegExp source). */
+  seeds?: string;
   qemu: number;
   out?: string;
 }
@@ -43,6 +45,7 @@ export function parseFuzzArgs(args: string[]): FuzzArgs {
       time: { type: 'string' },
       target: { type: 'string', multiple: true },
       corpus: { type: 'string' },
+      seeds: { type: 'string' },
       qemu: { type: 'string' },
       out: { type: 'string' },
     },
@@ -57,6 +60,7 @@ export function parseFuzzArgs(args: string[]): FuzzArgs {
     ...(values.time !== undefined ? { timeMs: parseDuration(values.time) } : {}),
     targets: (values.target ?? []).flatMap((t) => t.split(',')).filter((t) => t !== ''),
     ...(values.corpus !== undefined ? { corpus: values.corpus } : {}),
+    ...(values.seeds !== undefined ? { seeds: values.seeds } : {}),
     qemu: values.qemu === undefined ? 0 : whole(values.qemu, 'qemu'),
     ...(values.out !== undefined ? { out: values.out } : {}),
   };

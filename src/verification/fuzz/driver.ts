@@ -49,7 +49,9 @@ export interface FuzzOptions {
 export interface TargetStats {
   name: string;
   cases: number;
+  /** Wall time in the target, and processor time (all threads of the process). */
   ms: number;
+  cpuMs: number;
   refused: number;
   findings: number;
 }
@@ -78,7 +80,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const stats = new Map<string, TargetStats>();
   const stat = (name: string) => {
     let s = stats.get(name);
-    if (!s) stats.set(name, (s = { name, cases: 0, ms: 0, refused: 0, findings: 0 }));
+    if (!s) stats.set(name, (s = { name, cases: 0, ms: 0, cpuMs: 0, refused: 0, findings: 0 }));
     return s;
   };
   for (const t of o.targets) stat(t.name);
@@ -121,6 +123,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
         const s = stat(target.name);
         s.cases++;
         s.ms += r.ms;
+        s.cpuMs += r.cpuMs;
         if (r.refused !== undefined) s.refused++;
         for (const f of r.findings) {
           watchdog.enter({ seed: seed.name, target: target.name, mutations });
@@ -131,10 +134,13 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
         qemuDone++;
         const tools = o.qemuTools;
         const t0 = performance.now();
+        const cpu0 = process.cpuUsage();
         const fs = await differential(bytes, o.workDir, o.placeholder, tools);
         const s = stat('qemu');
         s.cases++;
         s.ms += performance.now() - t0;
+        const cpu = process.cpuUsage(cpu0);
+        s.cpuMs += (cpu.user + cpu.system) / 1000;
         for (const f of fs) await report(f, seed, mutations, (m) => differential(applyMutations(seed.bytes, m), o.workDir, o.placeholder, tools));
       }
     }

@@ -40,6 +40,8 @@ export interface Finding {
 export interface CaseResult {
   findings: Finding[];
   ms: number;
+  /** Processor time the process spent meanwhile (all its threads), in ms. */
+  cpuMs: number;
   /** The typed error's code when the target refused the image (not a finding). */
   refused?: string;
 }
@@ -112,6 +114,7 @@ export async function runCase(target: Target, bytes: Uint8Array, placeholder: st
   let refused: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   try {
     const out = await Promise.race([
       target.run(env),
@@ -135,6 +138,8 @@ export async function runCase(target: Target, bytes: Uint8Array, placeholder: st
     clearTimeout(timer);
   }
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   // Let rejections that nobody awaited surface before judging.
   await new Promise((resolve) => setImmediate(resolve));
   for (const r of env.reports) {
@@ -151,5 +156,5 @@ export async function runCase(target: Target, bytes: Uint8Array, placeholder: st
   const grown = process.memoryUsage.rss() - rssBefore;
   if (grown > CASE_MEMORY_LIMIT) findings.push(finding(target.name, 'memory', `resident memory grew by more than ${CASE_MEMORY_LIMIT >> 20} MiB`));
   for (const s of watcher.take()) findings.push(finding(target.name, s.oracle, s.detail));
-  return { findings, ms, ...(refused !== undefined ? { refused } : {}) };
+  return { findings, ms, cpuMs, ...(refused !== undefined ? { refused } : {}) };
 }

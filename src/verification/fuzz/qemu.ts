@@ -109,7 +109,9 @@ export async function differential(bytes: Uint8Array, dir: string, placeholder: 
         const n = Math.min(theirs.byteLength, guest.byteLength);
         let at = 0;
         while (at < n && theirs[at] === guest[at]) at++;
-        if (at < n || theirs.byteLength < guest.byteLength) {
+        if (theirs.byteLength !== guest.byteLength) {
+          findings.push(finding('qemu', 'read-differs', `the guest disk has ${theirs.byteLength} bytes for QEMU, ${guest.byteLength} for us`));
+        } else if (at < n) {
           findings.push(finding('qemu', 'read-differs', `guest byte at 0x${at.toString(16)}: QEMU 0x${(theirs[at] ?? 0).toString(16)}, ours 0x${(guest[at] ?? 0).toString(16)}`));
         }
       }
