@@ -7,7 +7,7 @@
 import { FIELDS, type FieldDef, targetStruct } from './fields.js';
 import type { Instance, SeedMap } from './locate.js';
 import { getBits, type Mutation, toHex } from './mutation.js';
-import { below, boundaryValue, pick, regionBytes, type Rng } from './values.js';
+import { below, boundaryValue, HOSTILE_NAMES, pick, regionBytes, type Rng } from './values.js';
 
 export interface MutableSeed {
   name: string;
@@ -26,6 +26,22 @@ export function applicableFields(map: SeedMap): Array<{ field: FieldDef; instanc
 }
 
 const cache = new WeakMap<SeedMap, ReturnType<typeof applicableFields>>();
+
+/** The backing file name replaced by another of its own length: the name bytes and backing_file_size. */
+function renameBacking(rng: Rng, at: number): Mutation[] {
+  const name = Buffer.from(pick(rng, HOSTILE_NAMES.filter((n) => n !== '')));
+  return [
+    { op: 'bytes', field: 'qcow2_header.backing_file_name', at, hex: toHex(name), why: `name '${name.toString().slice(0, 40)}'` },
+    { op: 'set', field: 'qcow2_header.backing_file_size', at: 16, size: 4, shift: 0, width: 32, value: `0x${name.byteLength.toString(16)}`, why: 'the new name\'s length' },
+  ];
+}
+
+export function fieldMutations(rng: Rng, seed: MutableSeed, field: FieldDef, inst: Instance): Mutation[] {
+  const slot = field.slot(inst);
+  if (slot?.type === 'region' && field.key === 'qcow2_header/qcow2_header/backing_file_name' && below(rng, 2) === 0) return renameBacking(rng, slot.at);
+  const m = fieldMutation(rng, seed, field, inst);
+  return m ? [m] : [];
+}
 
 export function fieldMutation(rng: Rng, seed: MutableSeed, field: FieldDef, inst: Instance): Mutation | undefined {
   const slot = field.slot(inst);
@@ -53,14 +69,14 @@ export function fieldMutation(rng: Rng, seed: MutableSeed, field: FieldDef, inst
   return { op: 'bytes', field: name, at: slot.at + offset, hex: toHex(bytes.subarray(0, slot.length)), why };
 }
 
-function oneMutation(rng: Rng, seed: MutableSeed): Mutation | undefined {
+function oneMutation(rng: Rng, seed: MutableSeed): Mutation | Mutation[] | undefined {
   const { map } = seed;
   const roll = below(rng, 100);
   if (roll < 75) {
     let fields = cache.get(map);
     if (!fields) cache.set(map, (fields = applicableFields(map)));
     const { field, instances } = pick(rng, fields);
-    return fieldMutation(rng, seed, field, pick(rng, instances));
+    return fieldMutations(rng, seed, field, pick(rng, instances));
   }
   const all = [...map.instances.values()].flat();
   if (roll < 87) {
@@ -98,7 +114,8 @@ export function randomMutations(rng: Rng, seed: MutableSeed): Mutation[] {
   const out: Mutation[] = [];
   for (let tries = 0; out.length < n && tries < n * 8; tries++) {
     const m = oneMutation(rng, seed);
-    if (m) out.push(m);
+    if (Array.isArray(m)) out.push(...m);
+    else if (m) out.push(m);
   }
   return out;
 }

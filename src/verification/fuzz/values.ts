@@ -97,7 +97,8 @@ export function boundaryValue(rng: Rng, kind: ValueKind, current: bigint, width:
   return { value: value < 0n ? 0n : value, why };
 }
 
-const HOSTILE_NAMES = [
+/** File names an image may hold: outside files, devices, protocols, the image itself, NUL bytes. */
+export const HOSTILE_NAMES = [
   '',
   '/etc/passwd',
   '../../../../../../etc/passwd',
