@@ -43,14 +43,14 @@ afterAll(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
-/** A case that held the thread or grew the memory runs alone in a child process (the built module; the tests' global setup builds dist/), killed after 10 s. */
+/** A case that held the thread, grew the memory or killed the process runs alone in a child process (the built module; the tests' global setup builds dist/), killed after 10 s. */
 async function isolated(target: string, bytes: Uint8Array): Promise<Finding[]> {
   const child = (await import(join(REPO_ROOT, 'dist', 'verification', 'fuzz', 'child.js'))) as typeof import('../../src/verification/fuzz/child.js');
   return child.runIsolated(target, bytes, workDir, placeholder, 10_000);
 }
 
 async function replay(target: string, oracle: string, bytes: Uint8Array): Promise<Finding[]> {
-  if (oracle === 'hang' || oracle === 'memory') return isolated(target, bytes);
+  if (oracle === 'hang' || oracle === 'memory' || oracle === 'crash') return isolated(target, bytes);
   if (target === 'qemu') return differential(bytes, workDir, placeholder, await findQemuTools());
   const t = targetNamed(target);
   if (!t) throw new Error(`no fuzz target '${target}'`);

@@ -1,5 +1,6 @@
 /**
- * One case in a child process, for the cases that hold the thread (oracle `hang`): the parent
+ * One case in a child process, for the cases that hold the thread (oracle `hang`), grow the memory or
+ * kill the process (`crash`: V8's fatal errors cannot be caught): the parent
  * (runIsolated) writes the image to a file, runs this module with node, and kills it when it has
  * not answered in time. Printed on stdout: the findings as JSON.
  *
@@ -38,16 +39,11 @@ export async function runIsolated(target: string, bytes: Uint8Array, workDir: st
     }, limitMs);
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.on('error', reject);
-    child.on('close', () => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (killed) resolve([finding(target, 'hang', 'a case that never returns')]);
-      else {
-        try {
-          resolve(JSON.parse(out) as Finding[]);
-        } catch {
-          resolve([finding(target, 'uncaught-exception', `the child process ended without an answer: ${out.slice(0, 200)}`)]);
-        }
-      }
+      else if (code !== 0 || out === '') resolve([finding(target, 'crash', `the process died (${signal ?? `exit status ${code}`})`)]);
+      else resolve(JSON.parse(out) as Finding[]);
     });
   });
 }

@@ -22,6 +22,8 @@ export type Oracle =
   | 'warning'
   | 'slow'
   | 'hang'
+  /** The process died (a V8 fatal error, an abort): seen only when the case runs in a child process. */
+  | 'crash'
   | 'memory'
   | 'wrote-read-only'
   | 'handle-leak'
