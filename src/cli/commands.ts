@@ -175,6 +175,23 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     summary:
       'the main job: our reading of a QEMU-built corpus, `check` against `qemu-img check`, the model-based campaign on both engines, round trips judged by QEMU, and a sample of crash states',
   },
+  {
+    name: 'fuzz',
+    synopsis: '[--seed S] [--runs N | --time DURATION] [--target NAME] [--seeds REGEX] [--corpus DIR] [--qemu N] [--out DIR]',
+    summary:
+      'a structure-aware fuzzer: mutates every field of `spec/` in corpus images (boundary values, bit flips, truncation, splicing), runs open, read, map, check, repair, write and snapshot in process, judges typed errors, time, memory, read-only and handles, and `--qemu N` cases against qemu-img; findings are shrunk and saved as regressions',
+    details: [
+      '  --seed S          the run\'s seed (the same seed and options give the same cases)',
+      '  --runs N          mutated images to run (default 500); or --time DURATION (30s, 5m, 1h)',
+      '  --target NAME     open, read, map, check, repair, write, snapshot (repeat or comma-separate; default all)',
+      '  --seeds REGEX     only the corpus recipes whose name matches REGEX (default all)',
+      '  --corpus DIR      qcow2 files in DIR are seeds too (besides the QEMU-built corpus)',
+      '  --qemu N          N cases also run through qemu-img info/convert/check (differential)',
+      '  --out DIR         where new findings are saved (default test/fuzz/cases when it exists here)',
+      'Prints one row per target (cases, refused, findings, cases per second on one core) and the findings,',
+      'each shrunk to its smallest list of mutations. Exit status 1 when a finding is not a saved regression.',
+    ].join('\n'),
+  },
 ];
 
 export function commandDoc(name: string): CommandDoc | undefined {
