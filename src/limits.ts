@@ -58,6 +58,13 @@ export const MAX_BACKING_FILE_NAME = 1023;
  * number holds exactly (Number.MAX_SAFE_INTEGER). Images beyond it are refused (see the README).
  */
 export const MAX_VIRTUAL_SIZE = 2 ** 53 - 1;
+/**
+ * The end of the host bytes (of the image or its data file) we read or write: 2^53 - 1. Node's file
+ * calls refuse positions past Number.MAX_SAFE_INTEGER, and offsets must stay exact JS numbers. The
+ * spec lets metadata name host offsets up to 2^56; a table entry pointing past this is refused as
+ * corrupt (src/format/host-offset.ts) before any I/O.
+ */
+export const MAX_HOST_OFFSET = 2 ** 53 - 1;
 /** Backing chains deeper than this are refused: a loop, or a hostile chain. */
 export const MAX_BACKING_DEPTH = 32;
 /** `create -o preallocation=metadata` above this many guest clusters is refused: the whole plan is held in memory. */

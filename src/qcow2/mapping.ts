@@ -5,6 +5,7 @@
  */
 import { view } from '../format/bytes.js';
 import { encodeCompressedDescriptor } from '../format/compressed.js';
+import { hostRangeFits, hostRangeProblem } from '../format/host-offset.js';
 import type { Geometry } from '../format/geometry.js';
 import { encodeL2Entry, encodeStandardDescriptor, type L2Entry } from '../format/l2.js';
 import type { Features } from '../format/validate.js';
@@ -58,14 +59,19 @@ export function classifyL2Entry(e: DecodedL2Entry, ctx: ClassifyContext, at: num
     if (external) return invalid('compressed cluster in an image with an external data file');
     if (g.extendedL2 && (e.allocBitmap || e.zeroBitmap)) return invalid('compressed cluster with a subcluster bitmap');
     if (d.beyond2To53) return invalid('compressed data offset beyond 2^53');
+    const length = (d.additionalSectors + 1) * 512 - (d.hostOffset % 512);
+    if (!hostRangeFits(d.hostOffset, length)) return invalid(`compressed data: ${hostRangeProblem(d.hostOffset, length)}`);
     if (d.hostOffset >= ctx.fileEnd) return invalid(`compressed data at 0x${d.hostOffset.toString(16)} is past the end of the file`);
-    return { kind: 'compressed', hostOffset: d.hostOffset, length: (d.additionalSectors + 1) * 512 - (d.hostOffset % 512) };
+    return { kind: 'compressed', hostOffset: d.hostOffset, length };
   }
   const offset = e.hostOffset;
   if (offset % g.clusterSize !== 0) {
     return invalid(`host offset 0x${offset.toString(16)} is not cluster aligned (entry at 0x${at.toString(16)})`);
   }
   const hasOffset = offset !== 0 || (external && e.copied);
+  if (!hostRangeFits(offset, g.clusterSize)) {
+    return invalid(`${hostRangeProblem(offset, g.clusterSize)} (entry at 0x${at.toString(16)})`);
+  }
   if (!external && offset >= ctx.fileEnd) {
     return invalid(`host offset 0x${offset.toString(16)} is past the end of the file (entry at 0x${at.toString(16)})`);
   }

@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
-import { readU64, tables, writeU64 } from '../support/corrupt-image.js';
+import { qemuImg, qemuIo, readU64, tables, writeU64 } from '../support/corrupt-image.js';
 import { requireTool } from '../support/tools.js';
 
+const COPIED = 1n << 63n;
 const MiB = 1024 * 1024;
 let dir = '';
 
@@ -97,4 +98,31 @@ describe('issue 13, class 1: a damaged compressed cluster fails convert with one
       expect(expectOneTypedLine(r, 'convert', 'corrupt')).toMatch(/compressed cluster at 0x[0-9a-f]+: /);
     }
   });
+});
+
+describe('issue 13, class 2: host offsets between 2^53 and 2^56 are corrupt entries, not Node range errors', () => {
+  /** A 1 MiB image with guest cluster 0 written; the entry at `where(t)` then set to COPIED | 2^54. */
+  async function farImage(name: string, where: (t: Awaited<ReturnType<typeof tables>>) => number) {
+    const path = join(dir, `${name}.qcow2`);
+    await qemuImg(['create', '-q', '-f', 'qcow2', path, '1M']);
+    await qemuIo(path, 'write -P 0x11 0 64k');
+    const at = where(await tables(path));
+    await writeU64(path, at, COPIED | (1n << 54n));
+    return { path, at };
+  }
+
+  for (const [name, where] of [
+    ['an L1 entry', (t: Awaited<ReturnType<typeof tables>>) => t.l1Offset],
+    ['an L2 entry', (t: Awaited<ReturnType<typeof tables>>) => t.l2EntryAt(0, 0)],
+  ] as const) {
+    it(`${name} pointing at 2^54: io, convert and map fail as corrupt naming the entry`, async () => {
+      const { path, at } = await farImage(name.replace(/ /g, '-'), where);
+      for (const args of [['io', '-r', '-c', 'read 0 4k'], ['convert', '-O', 'raw'], ['map']]) {
+        const full = args[0] === 'convert' ? [...args, path, join(dir, 'far.raw')] : [...args, path];
+        const line = expectOneTypedLine(await qcow2(full), args[0]!, 'corrupt');
+        expect(line).toContain(`at 0x${at.toString(16)}: `);
+        expect(line).toMatch(/beyond 2\^53 - 1/);
+      }
+    });
+  }
 });
