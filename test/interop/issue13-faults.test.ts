@@ -6,11 +6,15 @@
  * (`qcow2 COMMAND: CODE: …`), never a Node stack trace, a raw Node error code or a Node warning.
  */
 import { execa } from 'execa';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { qcow2 } from '../support/cli.js';
+import { openImage } from '../../src/device/open.js';
+import { isQcow2Error } from '../../src/errors.js';
+import { openOptimized } from '../../src/optimized/open.js';
+import { openReference } from '../../src/reference/open.js';
+import { QCOW2_BIN, qcow2 } from '../support/cli.js';
 import { qemuImg, qemuIo, readU64, tables, writeU64 } from '../support/corrupt-image.js';
 import { requireTool } from '../support/tools.js';
 
@@ -122,6 +126,43 @@ describe('issue 13, class 2: host offsets between 2^53 and 2^56 are corrupt entr
         const line = expectOneTypedLine(await qcow2(full), args[0]!, 'corrupt');
         expect(line).toContain(`at 0x${at.toString(16)}: `);
         expect(line).toMatch(/beyond 2\^53 - 1/);
+      }
+    });
+  }
+});
+
+describe('issue 13, class 3: an image naming itself as its backing file leaves no file handle open', () => {
+  async function openFds(): Promise<number> {
+    return (await readdir('/proc/self/fd')).length;
+  }
+
+  /** `name` with itself as backing file (qemu-img rebase -u), optionally with an external data file. */
+  async function selfBacked(name: string, dataFile: boolean): Promise<string> {
+    const path = join(dir, `${name}.qcow2`);
+    await qemuImg(['create', '-q', '-f', 'qcow2', ...(dataFile ? ['-o', `data_file=${join(dir, `${name}.data`)}`] : []), path, '1M']);
+    const r = await qemuImg(['rebase', '-u', '-b', path, '-F', 'qcow2', path]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    return path;
+  }
+
+  for (const dataFile of [false, true]) {
+    it(`${dataFile ? 'with an external data file: ' : ''}every open fails with a typed error and every file it opened is closed`, async () => {
+      const path = await selfBacked(`self${dataFile ? '-data' : ''}`, dataFile);
+      const before = await openFds();
+      for (const readOnly of [true, false]) {
+        for (const open of [openImage, openReference, openOptimized]) {
+          const err = await open(path, { readOnly }).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(isQcow2Error(err), String(err)).toBe(true);
+          expect((err as Error).message).toMatch(/backing chain deeper than 32/);
+        }
+      }
+      expect(await openFds()).toBe(before);
+      for (const args of [['io', '-r', '-c', 'read 0 4k', path], ['map', path], ['convert', '-O', 'raw', path, join(dir, 'self.raw')]]) {
+        const r = await execa(process.execPath, ['--expose-gc', '--gc-interval=500', QCOW2_BIN, ...args], { reject: false });
+        expectOneTypedLine(r, args[0]!, 'unsupported');
       }
     });
   }
