@@ -20,6 +20,7 @@ import {
   MAX_REFCOUNT_ORDER,
   MIN_CLUSTER_BITS,
   MIN_CLUSTER_BITS_EXTL2,
+  SECTOR_SIZE,
 } from './constants.js';
 import {
   MAX_BACKING_FILE_NAME,
@@ -108,7 +109,10 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
   if (h.size > MAX_VIRTUAL_SIZE) {
     throw fail('unsupported', 'size', `virtual size ${h.size} exceeds 2^53 - 1 bytes`);
   }
-  const virtualSize = Number(h.size);
+  const headerSize = Number(h.size);
+  // The device's size in whole sectors, as QEMU takes it (see SECTOR_SIZE); the L1 table must
+  // still map every byte of the header's size.
+  const virtualSize = headerSize - (headerSize % SECTOR_SIZE);
   const g = geometry(h.clusterBits, features.extendedL2, h.refcountOrder, virtualSize);
 
   const refcountTableBytes = h.refcountTableClusters * clusterSize;
@@ -121,9 +125,9 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
   if (l1Bytes > MAX_L1_BYTES) {
     throw fail('unsupported', 'l1_size', `L1 table of ${h.l1Size} entries (${l1Bytes} bytes) exceeds the ${MAX_L1_BYTES / 2 ** 20} MiB limit`);
   }
-  const needed = l1EntriesFor(virtualSize, g);
+  const needed = l1EntriesFor(headerSize, g);
   if (h.l1Size < needed) {
-    throw fail('corrupt', 'l1_size', `L1 table of ${h.l1Size} entries is too small for a virtual size of ${virtualSize} (needs ${needed})`);
+    throw fail('corrupt', 'l1_size', `L1 table of ${h.l1Size} entries is too small for a virtual size of ${headerSize} (needs ${needed})`);
   }
   const l1TableOffset = checkTable('l1_table_offset', h.l1TableOffset, l1Bytes, h.clusterBits, fileSize);
 

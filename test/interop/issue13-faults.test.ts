@@ -167,3 +167,24 @@ describe('issue 13, class 3: an image naming itself as its backing file leaves n
     });
   }
 });
+
+describe('issue 13, class 6: a virtual size that is not a multiple of 512 is rounded down, as QEMU does', () => {
+  it('info, map and io take 1 MiB + 1000 bytes as 1 MiB + 512, as qemu-img info, qemu-img map and qemu-io do', async () => {
+    const path = join(dir, 'odd-size.qcow2');
+    await qemuImg(['create', '-q', '-f', 'qcow2', path, '1M']);
+    await writeU64(path, 24, BigInt(MiB + 1000)); // header field `size`
+    const qInfo = JSON.parse((await qemuImg(['info', '--output=json', path])).stdout) as { 'virtual-size': number };
+    expect(qInfo['virtual-size']).toBe(MiB + 512);
+    const ours = await qcow2(['info', '--output=json', path]);
+    expect(JSON.parse(ours.stdout)['virtual-size']).toBe(qInfo['virtual-size']);
+    const qMap = await qemuImg(['map', '--output=json', path]);
+    expect((await qcow2(['map', '--output=json', path])).stdout).toBe(qMap.stdout);
+    // A read of the last 1000 bytes the header names: qemu-io fails it, so do we; the rounded size reads.
+    for (const [cmd, ok] of [['read 1M 1000', false], ['read 1M 512', true]] as const) {
+      const q = await execa('qemu-io', ['-r', '-f', 'qcow2', '-c', cmd, path], { reject: false });
+      const r = await qcow2(['io', '-r', '-c', cmd, path]);
+      expect(q.stdout.includes('read failed')).toBe(!ok);
+      expect(r.stdout.includes('read failed'), r.stdout + r.stderr).toBe(!ok);
+    }
+  });
+});
