@@ -99,7 +99,8 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
     throw fail('corrupt', 'cluster_bits', `extended L2 entries need clusters of at least 16 KiB, not 2^${h.clusterBits}`);
   }
   if (features.dataFileRaw && !features.externalDataFile) {
-    // QEMU tolerates this bit without a data file; it is autoclear, so we ignore it as well.
+    // Without a data file the bit means nothing here; opening such an image for I/O is refused
+    // (src/qcow2/open.ts, as QEMU), but its metadata can be read (qemu-img info shows it).
     features.dataFileRaw = false;
   }
   const compressionType = checkCompression(h);
@@ -115,6 +116,10 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
   const virtualSize = headerSize - (headerSize % SECTOR_SIZE);
   const g = geometry(h.clusterBits, features.extendedL2, h.refcountOrder, virtualSize);
 
+  if (h.refcountTableClusters === 0) {
+    // QEMU: "Image does not contain a reference count table".
+    throw fail('corrupt', 'refcount_table_clusters', 'refcount_table_clusters is 0: the image has no refcount table');
+  }
   const refcountTableBytes = h.refcountTableClusters * clusterSize;
   if (refcountTableBytes > MAX_REFCOUNT_TABLE_BYTES) {
     throw fail('unsupported', 'refcount_table_clusters', `refcount table of ${refcountTableBytes} bytes exceeds the ${MAX_REFCOUNT_TABLE_BYTES / 2 ** 20} MiB limit`);

@@ -60,6 +60,13 @@ export async function readMetadata(file: BlockFile): Promise<ImageMetadata> {
   const bitmapsExt = find('bitmaps');
   const crypto = find('crypto-header');
   const cryptoHeader = crypto ? { offset: crypto.offset, length: crypto.length } : undefined;
+  if (cryptoHeader && header.cryptMethod !== CRYPT_LUKS) {
+    // QEMU: "CRYPTO header extension only expected with LUKS encryption method".
+    throw corrupt(`a full disk encryption header extension on an image whose crypt_method is ${header.cryptMethod}, not LUKS (2)`, {
+      field: 'crypt_method',
+      offset: 32,
+    });
+  }
   return {
     fileSize,
     header,

@@ -87,6 +87,35 @@ export function classifyL2Entry(e: DecodedL2Entry, ctx: ClassifyContext, at: num
   return { kind: 'normal', hostOffset: offset, copied: e.copied };
 }
 
+/**
+ * The rules QEMU applies only when a guest cluster is looked up to be read or mapped
+ * (qcow2_get_host_offset(), which signals corruption and fails the request with EIO), not when an
+ * entry is decoded: a version 2 image has no zero flag, and with an external data file a guest
+ * cluster's data sits at the same offset of the data file. Returns what is wrong with `m` for the
+ * guest cluster at `clusterStart`, or undefined. Writes that overwrite such a cluster whole go on,
+ * as in QEMU; copy-on-write reads of it fail.
+ */
+export function lookupProblem(
+  st: { header: { version: number }; features: Pick<Features, 'externalDataFile'> },
+  m: Mapping,
+  clusterStart: number,
+): string | undefined {
+  if (m.kind === 'zero' && st.header.version < 3) return 'zero cluster entry found in a version 2 image';
+  if (st.features.externalDataFile && (m.kind === 'normal' || m.kind === 'zero' || m.kind === 'subclusters')) {
+    const hasHost = m.hostOffset !== 0 || (m.copied && m.kind !== 'zero');
+    if (hasHost && m.hostOffset !== clusterStart) {
+      return `external data file host offset 0x${m.hostOffset.toString(16)} does not match guest cluster offset 0x${clusterStart.toString(16)}`;
+    }
+  }
+  return undefined;
+}
+
+/** `m`, or the invalid mapping lookupProblem() makes of it, naming the entry at file offset `at`. */
+export function lookedUp(st: Parameters<typeof lookupProblem>[0], m: Mapping, clusterStart: number, at: number): Mapping {
+  const problem = lookupProblem(st, m, clusterStart);
+  return problem === undefined ? m : { kind: 'invalid', reason: `${problem} (entry at 0x${at.toString(16)})`, at };
+}
+
 /** Encodes `entry` into `table` at byte `at` (an L2 table, a slice of one, or one entry's bytes). */
 export function encodeMapping(g: Pick<Geometry, 'clusterBits' | 'extendedL2'>, table: Uint8Array, at: number, entry: NewL2Entry): void {
   const std = (hostOffset: number, zero: boolean) => encodeStandardDescriptor({ hostOffset, zero, reservedLow: 0, reservedHigh: 0 });

@@ -9,7 +9,7 @@ import { openBacking, type OpenQcow2 } from '../engine/backing.js';
 import { linkedPath } from '../engine/linked-path.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported, usage } from '../errors.js';
-import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
+import { AUTOCLEAR_DATA_FILE_RAW, BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
 import { type ImageMetadata, readMetadata } from '../image/metadata.js';
 import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
@@ -44,6 +44,11 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
     if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
     if (features.corrupt && !readOnly) {
       throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
+    }
+    if ((meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n && !features.externalDataFile) {
+      // QEMU refuses this when it opens the image for I/O ("data-file-raw requires a data file");
+      // qemu-img info, which does no I/O, shows it (and so do we: this is not in readMetadata).
+      throw corrupt('autoclear bit 1 (raw external data) is set but the image has no external data file', { field: 'autoclear_features', offset: 88 });
     }
     let dataPath: string | undefined;
     if (features.externalDataFile) {

@@ -15,7 +15,7 @@ import { isQcow2Error } from '../../src/errors.js';
 import { openOptimized } from '../../src/optimized/open.js';
 import { openReference } from '../../src/reference/open.js';
 import { QCOW2_BIN, qcow2 } from '../support/cli.js';
-import { qemuImg, qemuIo, readU64, tables, writeU64 } from '../support/corrupt-image.js';
+import { qemuImg, qemuIo, readU64, tables, writeBytes, writeU64 } from '../support/corrupt-image.js';
 import { requireTool } from '../support/tools.js';
 
 const COPIED = 1n << 63n;
@@ -186,5 +186,160 @@ describe('issue 13, class 6: a virtual size that is not a multiple of 512 is rou
       expect(q.stdout.includes('read failed')).toBe(!ok);
       expect(r.stdout.includes('read failed'), r.stdout + r.stderr).toBe(!ok);
     }
+  });
+});
+
+describe('issue 13, class 4: images QEMU refuses are refused, at the point QEMU refuses them', () => {
+  const u32 = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
+
+  /** A fresh 1 MiB image (`opts` for qemu-img create), guest cluster 0 and 1 written. */
+  async function fresh(name: string, opts: string[] = []): Promise<string> {
+    const path = join(dir, `${name}.qcow2`);
+    const r = await qemuImg(['create', '-q', '-f', 'qcow2', ...opts, path, '1M']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    await qemuIo(path, 'write -P 0x11 0 128k');
+    return path;
+  }
+
+  /** What qemu-img info, qemu-io -r and ours say about an image. */
+  async function both(path: string) {
+    const qInfo = await qemuImg(['info', path]);
+    const qIo = await execa('qemu-io', ['-r', '-f', 'qcow2', '-c', 'read 0 64k', path], { reject: false });
+    const info = await qcow2(['info', path]);
+    const io = await qcow2(['io', '-r', '-c', 'read 0 64k', path]);
+    return { qInfo, qIo, info, io };
+  }
+
+  it('refcount_table_clusters = 0: info and io refuse it as corrupt, as qemu-img info and qemu-io do', async () => {
+    const path = await fresh('no-reftable');
+    await writeBytes(path, 56, u32(0)); // refcount_table_clusters
+    const r = await both(path);
+    expect(r.qInfo.exitCode).toBe(1);
+    expect(r.qInfo.stderr).toMatch(/does not contain a reference count table/);
+    expect(r.qIo.exitCode).toBe(1);
+    for (const [cmd, out] of [['info', r.info], ['io', r.io]] as const) expect(expectOneTypedLine(out, cmd, 'corrupt')).toMatch(/refcount_table_clusters at 0x38/);
+  });
+
+  it('a full disk encryption header extension on an unencrypted image: info and io refuse it, as qemu-img info and qemu-io do', async () => {
+    const path = await fresh('fde-unencrypted');
+    // Replace the end-of-extensions marker with a crypto header extension, then a new end marker.
+    const headerLength = Number((await readU64(path, 96)) & 0xffffffffn);
+    let at = headerLength;
+    for (;;) {
+      const word = await readU64(path, at);
+      const type = Number(word >> 32n);
+      const length = Number(word & 0xffffffffn);
+      if (type === 0) break;
+      at += 8 + Math.ceil(length / 8) * 8;
+    }
+    const ext = Buffer.alloc(32);
+    ext.writeUInt32BE(0x0537be77, 0);
+    ext.writeUInt32BE(16, 4);
+    ext.writeBigUInt64BE(0x50000n, 8); // offset
+    ext.writeBigUInt64BE(0x10000n, 16); // length; then the end marker (zeros)
+    await writeBytes(path, at, ext);
+    const r = await both(path);
+    expect(r.qInfo.exitCode).toBe(1);
+    expect(r.qInfo.stderr).toMatch(/CRYPTO header extension only expected with LUKS/);
+    expect(r.qIo.exitCode).toBe(1);
+    for (const [cmd, out] of [['info', r.info], ['io', r.io]] as const) expect(expectOneTypedLine(out, cmd, 'corrupt')).toMatch(/crypt_method at 0x20/);
+  });
+
+  it('autoclear bit 1 (raw external data) without a data file: info shows the image, io refuses it, as qemu-img info and qemu-io do', async () => {
+    const path = await fresh('raw-without-data-file');
+    await writeU64(path, 88, 2n); // autoclear_features: bit 1
+    const r = await both(path);
+    expect(r.qInfo.exitCode).toBe(0);
+    expect(r.info.exitCode, r.info.stderr).toBe(0);
+    expect(r.qIo.exitCode).toBe(1);
+    expect(r.qIo.stderr).toMatch(/data-file-raw requires a data file/);
+    expect(expectOneTypedLine(r.io, 'io', 'corrupt')).toMatch(/autoclear_features at 0x58/);
+  });
+
+  /** Reads of guest cluster 0 fail (as with qemu-io), cluster 1 still reads, map fails (as with qemu-img map). */
+  async function expectCluster0Refused(path: string, message: RegExp, entryAt: number): Promise<void> {
+    for (const [cmd, ok] of [['read 0 4k', false], ['read 64k 64k', true]] as const) {
+      const q = await execa('qemu-io', ['-r', '-f', 'qcow2', '-c', cmd, path], { reject: false });
+      expect(q.stdout.includes('read failed: Input/output error'), q.stdout + q.stderr).toBe(!ok);
+      const r = await qcow2(['io', '-r', '-c', cmd, path]);
+      expect(r.stdout.includes('read failed: Input/output error'), r.stdout + r.stderr).toBe(!ok);
+      if (!ok) {
+        expect(r.stderr).toMatch(message);
+        expect(r.stderr).toContain(`at 0x${entryAt.toString(16)}: `);
+      }
+    }
+    expect((await qemuImg(['map', path])).exitCode).toBe(1);
+    expect(expectOneTypedLine(await qcow2(['map', path]), 'map', 'corrupt')).toMatch(message);
+  }
+
+  it('a zero flag in a version 2 L2 entry: reading that cluster and map fail, as in qemu-io and qemu-img map', async () => {
+    const path = await fresh('v2-zero-flag', ['-o', 'compat=0.10']);
+    const t = await tables(path);
+    const at = t.l2EntryAt(0, 0);
+    await writeU64(path, at, (await readU64(path, at)) | 1n);
+    await expectCluster0Refused(path, /zero cluster entry found in a version 2 image/, at);
+  });
+
+  it('an external data file L2 entry whose host offset is not the guest offset: reading that cluster and map fail, as in qemu-io and qemu-img map', async () => {
+    const path = await fresh('data-file-moved', ['-o', `data_file=${join(dir, 'data-file-moved.data')}`]);
+    const t = await tables(path);
+    const at = t.l2EntryAt(0, 0);
+    await writeU64(path, at, COPIED | 0x10000n); // guest cluster 0 pointing at data file cluster 1
+    await expectCluster0Refused(path, /host offset 0x10000 does not match guest cluster offset 0x0/, at);
+  });
+
+  describe('snapshot tables', () => {
+    /** An image with one snapshot `snap1`; `patch` gets the offset of its table entry. */
+    async function withSnapshot(name: string, patch: (entryAt: number) => Promise<void>): Promise<string> {
+      const path = await fresh(name);
+      expect((await qemuImg(['snapshot', '-c', 'snap1', path])).exitCode).toBe(0);
+      await patch(Number(await readU64(path, 64)));
+      return path;
+    }
+
+    for (const [what, patch, message] of [
+      ['an unaligned L1 table offset', async (p: string, at: number) => writeU64(p, at, (await readU64(p, at)) + 512n), /not cluster aligned/],
+      ['an L1 table too large', (p: string, at: number) => writeBytes(p, at + 8, u32(0x10000000)), /exceeds the 32 MiB limit/],
+    ] as const) {
+      it(`a snapshot with ${what}: snapshot -a and -d refuse it, as qemu-img snapshot does`, async () => {
+        const path = await withSnapshot(`snapshot-${what.replace(/ /g, '-')}`, (at) => patch(join(dir, `snapshot-${what.replace(/ /g, '-')}.qcow2`), at));
+        for (const op of ['-a', '-d']) {
+          const q = await qemuImg(['snapshot', op, 'snap1', path]);
+          expect(q.exitCode).toBe(1);
+          const r = await qcow2(['snapshot', op, 'snap1', path]);
+          expect(r.exitCode).toBe(1);
+          expect(r.stderr).toMatch(message);
+          expect(r.stderr).not.toMatch(/    at |ERR_/);
+        }
+      });
+    }
+
+    it('a version 3 snapshot entry with less than 16 bytes of extra data: check reports it as qemu-img check does', async () => {
+      const path = await withSnapshot('snapshot-short-extra', async (at) => {
+        // Rewrite the entry with 8 bytes of extra data, id and name moved up to follow it.
+        const fh = await import('node:fs/promises').then((fs) => fs.open(join(dir, 'snapshot-short-extra.qcow2'), 'r+'));
+        try {
+          const fixed = Buffer.alloc(40);
+          await fh.read(fixed, 0, 40, at);
+          const extraSize = fixed.readUInt32BE(36);
+          const names = Buffer.alloc(fixed.readUInt16BE(12) + fixed.readUInt16BE(14));
+          await fh.read(names, 0, names.length, at + 40 + extraSize);
+          const extra = Buffer.alloc(8);
+          await fh.read(extra, 0, 8, at + 40);
+          fixed.writeUInt32BE(8, 36);
+          const entry = Buffer.concat([fixed, extra, names]);
+          await fh.write(Buffer.concat([entry, Buffer.alloc(64)]), 0, entry.length + 64, at);
+        } finally {
+          await fh.close();
+        }
+      });
+      const q = await qemuImg(['check', path]);
+      const r = await qcow2(['check', path]);
+      expect(q.exitCode).toBe(2);
+      expect(r.exitCode).toBe(q.exitCode);
+      expect(q.stderr).toContain('ERROR snapshot table entry 0 is incomplete');
+      expect(r.stderr).toBe(q.stderr);
+      expect(r.stdout).toBe(q.stdout);
+    });
   });
 });
