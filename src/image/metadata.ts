@@ -11,7 +11,7 @@ import { decodeExtensions, type FeatureNameEntry, type HeaderExtension } from '.
 import { decodeHeader, type Header } from '../format/header.js';
 import { decodeLuksHeader, LUKS_HEADER_SIZE, type LuksHeader } from '../format/luks.js';
 import { decodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
-import { checkClusterBits, checkHeaderLength, type Layout, validateHeader } from '../format/validate.js';
+import { checkClusterBits, checkHeaderLength, type Layout, validateHeader, type ValidateOptions } from '../format/validate.js';
 import type { BlockFile } from '../io/block-file.js';
 import { MAX_BITMAP_DIRECTORY_BYTES, MAX_BITMAPS, MAX_SNAPSHOT_TABLE_BYTES } from '../limits.js';
 
@@ -39,7 +39,7 @@ export interface ImageMetadata {
   bitmaps: BitmapDirectoryEntry[];
 }
 
-export async function readMetadata(file: BlockFile): Promise<ImageMetadata> {
+export async function readMetadata(file: BlockFile, opts: ValidateOptions = {}): Promise<ImageMetadata> {
   const fileSize = await file.size();
   const header = await readHeader(file, fileSize);
   checkClusterBits(header);
@@ -51,7 +51,7 @@ export async function readMetadata(file: BlockFile): Promise<ImageMetadata> {
   const first = await file.read(0, clusterSize);
   const { extensions } = decodeExtensions(first, header.headerLength, extLimit);
   const featureTable = extensions.flatMap((e) => (e.kind === 'feature-table' ? e.entries : []));
-  const layout = validateHeader(header, fileSize, featureTable);
+  const layout = validateHeader(header, fileSize, featureTable, opts);
   checkDuplicateExtensions(extensions, header.headerLength);
 
   const backingFile = layout.backingFileOffset > 0 ? await readBackingName(first, layout, fileSize) : undefined;

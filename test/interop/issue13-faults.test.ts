@@ -343,3 +343,56 @@ describe('issue 13, class 4: images QEMU refuses are refused, at the point QEMU 
     });
   });
 });
+
+describe('issue 13, class 5: check exits as qemu-img check does where QEMU cannot open the image, and classifies truncated images', () => {
+  for (const [what, make] of [
+    ['a missing backing file', async (p: string) => qemuImg(['create', '-q', '-f', 'qcow2', '-b', 'no-such-backing.qcow2', '-F', 'qcow2', '-u', p, '1M'])],
+    ['a missing external data file', async (p: string) => {
+      const data = `${p}.data`;
+      await qemuImg(['create', '-q', '-f', 'qcow2', '-o', `data_file=${data}`, p, '1M']);
+      await rm(data);
+    }],
+    ['raw external data without a data file', async (p: string) => {
+      await qemuImg(['create', '-q', '-f', 'qcow2', p, '1M']);
+      await writeU64(p, 88, 2n);
+    }],
+  ] as const) {
+    it(`${what}: qemu-img check exits 1 and so does ours, with one typed line`, async () => {
+      const path = join(dir, `check-${what.replace(/ /g, '-')}.qcow2`);
+      await make(path);
+      const q = await qemuImg(['check', path]);
+      expect(q.exitCode).toBe(1);
+      expect(q.stderr).toMatch(/Could not open/);
+      for (const args of [['check'], ['check', '--output=json'], ['check', '-r', 'all']]) {
+        const r = await qcow2([...args, path]);
+        expectOneTypedLine(r, 'check', '(io|corrupt|unsupported)');
+        expect(r.stdout).toBe('');
+      }
+    });
+  }
+
+  it('a backing chain that loops: ours exits 1 with one typed line (qemu-img 7.2 does not return on it)', async () => {
+    const a = join(dir, 'loop-a.qcow2');
+    const b = join(dir, 'loop-b.qcow2');
+    await qemuImg(['create', '-q', '-f', 'qcow2', a, '1M']);
+    await qemuImg(['create', '-q', '-f', 'qcow2', '-b', a, '-F', 'qcow2', b, '1M']);
+    await qemuImg(['rebase', '-u', '-b', b, '-F', 'qcow2', a]);
+    expect(expectOneTypedLine(await qcow2(['check', a]), 'check', 'unsupported')).toMatch(/backing chain deeper than 32/);
+  });
+
+  it('a truncated image whose L1 and refcount tables run past the end of the file: checked and classified as qemu-img check does', async () => {
+    const path = join(dir, 'truncated.qcow2');
+    await qemuImg(['create', '-q', '-f', 'qcow2', path, '4M']);
+    await qemuIo(path, 'write -P 1 0 1M');
+    const t = await tables(path);
+    const { truncate } = await import('node:fs/promises');
+    for (const size of [t.l1Offset, t.l1Offset - t.clusterSize, t.refcountTableOffset, t.refcountTableOffset / 2]) {
+      await truncate(path, size);
+      const q = await qemuImg(['check', path]);
+      const r = await qcow2(['check', path]);
+      expect(r.exitCode, `${size}: ${r.stderr}`).toBe(q.exitCode);
+      expect(r.stderr).toBe(q.stderr);
+      expect(r.stdout).toBe(q.stdout);
+    }
+  });
+});
