@@ -5,7 +5,7 @@
  */
 import { corrupt, hex, truncated, unsupported } from '../errors.js';
 import { decodeString } from '../format/bytes.js';
-import { decodeBitmapDirectory, type BitmapDirectoryEntry } from '../format/bitmap.js';
+import { bitmapEntryProblem, bitmapEntrySize, decodeBitmapDirectory, type BitmapDirectoryEntry } from '../format/bitmap.js';
 import { CRYPT_LUKS, HEADER_V3_MIN_LENGTH, QCOW2_MAGIC } from '../format/constants.js';
 import { decodeExtensions, type FeatureNameEntry, type HeaderExtension } from '../format/extensions.js';
 import { decodeHeader, type Header } from '../format/header.js';
@@ -189,6 +189,15 @@ async function readBitmapDirectory(
     throw corrupt(`bitmap directory entries take ${size} bytes but the extension says ${bytes.byteLength}`, {
       field: 'bitmap_directory_size',
       offset,
+    });
+  }
+  if (layout.features.bitmapsConsistent) {
+    // QEMU loads consistent bitmaps when it opens the image, and refuses it when one breaks its rules.
+    let at = offset;
+    entries.forEach((e, i) => {
+      const problem = bitmapEntryProblem(e, layout.geometry.clusterSize, layout.geometry.virtualSize);
+      if (problem !== undefined) throw corrupt(`bitmap '${e.name}' does not satisfy QEMU's constraints: ${problem}`, { field: `bitmap_directory[${i}]`, offset: at });
+      at += bitmapEntrySize(e);
     });
   }
   return entries;

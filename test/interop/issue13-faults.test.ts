@@ -396,3 +396,47 @@ describe('issue 13, class 5: check exits as qemu-img check does where QEMU canno
     }
   });
 });
+
+describe('issue 13, class 4: bitmap directories QEMU rejects', () => {
+  /** A 4 MiB image with one consistent persistent bitmap (qemu-img bitmap --add), and its directory entry's offset. */
+  async function withBitmap(name: string): Promise<{ path: string; entryAt: number }> {
+    const path = join(dir, `${name}.qcow2`);
+    await qemuImg(['create', '-q', '-f', 'qcow2', path, '4M']);
+    const r = await qemuImg(['bitmap', '--add', path, 'bm0']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    await qemuIo(path, 'write -P 1 0 64k');
+    const t = await tables(path);
+    const ext = t.meta.bitmapsExtension;
+    expect(ext).toBeDefined();
+    return { path, entryAt: Number(ext!.directoryOffset) };
+  }
+
+  for (const [what, field, patch] of [
+    ['granularity_bits 8', 17, Buffer.from([8])],
+    ['type 2', 16, Buffer.from([2])],
+    ['a reserved flag', 12, Buffer.from([0, 0, 0, 0x23])],
+    ['an empty bitmap table', 8, Buffer.from([0, 0, 0, 0])],
+  ] as const) {
+    it(`a bitmap with ${what}: info and io refuse the image, as qemu-img info and qemu-io do`, async () => {
+      const { path, entryAt } = await withBitmap(`bitmap-${what.replace(/ /g, '-')}`);
+      await writeBytes(path, entryAt + field, patch);
+      const q = await qemuImg(['info', path]);
+      expect(q.exitCode).toBe(1);
+      expect(q.stderr).toMatch(/doesn't satisfy the constraints/);
+      const qIo = await execa('qemu-io', ['-r', '-f', 'qcow2', '-c', 'read 0 4k', path], { reject: false });
+      expect(qIo.exitCode).toBe(1);
+      for (const args of [['info'], ['io', '-r', '-c', 'read 0 4k']]) {
+        const line = expectOneTypedLine(await qcow2([...args, path]), args[0]!, 'corrupt');
+        expect(line).toContain(`bitmap_directory[0] at 0x${entryAt.toString(16)}: `);
+      }
+    });
+  }
+
+  it('the same bitmap is left alone once autoclear bit 0 says the bitmaps are stale, as QEMU does', async () => {
+    const { path, entryAt } = await withBitmap('bitmap-stale');
+    await writeBytes(path, entryAt + 17, Buffer.from([8]));
+    await writeU64(path, 88, 0n); // autoclear_features: bitmaps no longer consistent
+    expect((await qemuImg(['info', path])).exitCode).toBe(0);
+    expect((await qcow2(['info', path])).exitCode).toBe(0);
+  });
+});
