@@ -14,6 +14,7 @@
  * | its backing file is missing, unreadable, or the chain loops / is deeper than 32 | 1    | 1    |
  * | its external data file is missing or unreadable                      | 1              | 1    |
  * | autoclear bit 1 (raw external data) without an external data file    | 1              | 1    |
+ * | crypt_method 2 (LUKS) without a crypto header extension              | 1              | 1    |
  * | an L1 or refcount table past the end of the file (a truncated image) | opens, classifies | classified too (0, 2 or 3) |
  *
  * The middle rows are openLinkedFiles() (src/qcow2/open.ts, run through probeLinkedFiles()); the

@@ -9,7 +9,7 @@ import { openBacking, type OpenQcow2 } from '../engine/backing.js';
 import { linkedPath } from '../engine/linked-path.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported, usage } from '../errors.js';
-import { AUTOCLEAR_DATA_FILE_RAW, BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
+import { AUTOCLEAR_DATA_FILE_RAW, BITMAP_FLAG_AUTO, CRYPT_LUKS, INCOMPAT_DIRTY } from '../format/constants.js';
 import { type ImageMetadata, readMetadata } from '../image/metadata.js';
 import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
@@ -62,8 +62,8 @@ export interface LinkedFiles {
 
 /**
  * What opening an image for I/O needs beyond its metadata, as QEMU's qcow2_do_open() and the block
- * layer need it: the raw-data-file bit only with a data file, the external data file, the backing
- * chain. `qcow2 check` runs this too, so that it fails where qemu-img check cannot open the image
+ * layer need it: the raw-data-file bit only with a data file, a LUKS image's crypto header
+ * extension, the external data file, the backing chain. `qcow2 check` runs this too, so that it fails where qemu-img check cannot open the image
  * (src/cli/check.ts). On failure everything opened here is closed again.
  */
 export async function openLinkedFiles<O extends OpenOptions>(
@@ -83,6 +83,10 @@ export async function openLinkedFiles<O extends OpenOptions>(
       // QEMU refuses this when it opens the image for I/O ("data-file-raw requires a data file");
       // qemu-img info, which does no I/O, shows it (and so do we: this is not in readMetadata).
       throw corrupt('autoclear bit 1 (raw external data) is set but the image has no external data file', { field: 'autoclear_features', offset: 88 });
+    }
+    if (meta.header.cryptMethod === CRYPT_LUKS && meta.cryptoHeader === undefined) {
+      // QEMU, opening for I/O: "Missing CRYPTO header for crypt method 2".
+      throw corrupt('crypt_method is 2 (LUKS) but the image has no full disk encryption header extension', { field: 'crypt_method', offset: 32 });
     }
     let dataPath: string | undefined;
     if (features.externalDataFile) {

@@ -356,6 +356,10 @@ describe('issue 13, class 5: check exits as qemu-img check does where QEMU canno
       await qemuImg(['create', '-q', '-f', 'qcow2', p, '1M']);
       await writeU64(p, 88, 2n);
     }],
+    ['crypt_method 2 (LUKS) without a crypto header extension', async (p: string) => {
+      await qemuImg(['create', '-q', '-f', 'qcow2', p, '1M']);
+      await writeBytes(p, 32, Buffer.from([0, 0, 0, 2]));
+    }],
   ] as const) {
     it(`${what}: qemu-img check exits 1 and so does ours, with one typed line`, async () => {
       const path = join(dir, `check-${what.replace(/ /g, '-')}.qcow2`);
