@@ -42,6 +42,10 @@ export const MIN_BITMAP_GRANULARITY_BITS = 9;
 export const MAX_BITMAP_GRANULARITY_BITS = 31;
 /** Largest bitmap table we read into memory (QEMU's BME_MAX_TABLE_SIZE is 1 GiB of entries; 64 MiB covers 2^53 bytes at 64 KiB granularity). */
 export const MAX_BITMAP_TABLE_BYTES = 64 * MiB;
+/** QEMU's limit on a bitmap table (BME_MAX_TABLE_SIZE): 0x8000000 entries. */
+export const MAX_BITMAP_TABLE_ENTRIES = 0x800_0000;
+/** QEMU's limit on a bitmap's data (BME_MAX_PHYS_SIZE): 512 MiB of table entries times clusters. */
+export const MAX_BITMAP_DATA_BYTES = 512 * MiB;
 /** Bitmap data clusters an exported bitmap keeps in memory (64 of 64 KiB: 4 MiB). */
 export const BITMAP_DATA_CACHE_CLUSTERS = 64;
 /** QEMU's limit on a bitmap name (BDRV_BITMAP_MAX_NAME_SIZE). */
@@ -58,6 +62,13 @@ export const MAX_BACKING_FILE_NAME = 1023;
  * number holds exactly (Number.MAX_SAFE_INTEGER). Images beyond it are refused (see the README).
  */
 export const MAX_VIRTUAL_SIZE = 2 ** 53 - 1;
+/**
+ * The end of the host bytes (of the image or its data file) we read or write: 2^53 - 1. Node's file
+ * calls refuse positions past Number.MAX_SAFE_INTEGER, and offsets must stay exact JS numbers. The
+ * spec lets metadata name host offsets up to 2^56; a table entry pointing past this is refused as
+ * corrupt (src/format/host-offset.ts) before any I/O.
+ */
+export const MAX_HOST_OFFSET = 2 ** 53 - 1;
 /** Backing chains deeper than this are refused: a loop, or a hostile chain. */
 export const MAX_BACKING_DEPTH = 32;
 /** `create -o preallocation=metadata` above this many guest clusters is refused: the whole plan is held in memory. */

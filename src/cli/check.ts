@@ -3,10 +3,28 @@
  * reports and repairs. Exit status as qemu-img's: 0 clean, 2 corruptions, 3 leaks only, 1 when the
  * check could not run or had internal errors (or the image could not be opened), 63 when the
  * format has no checks (raw).
+ *
+ * qemu-img check opens the image as for I/O before it checks anything, and exits 1 when that
+ * fails. This is the one place that maps "qemu-img cannot open it" to our exit code; each case
+ * fails with its typed error line and exit 1, and nothing is checked:
+ *
+ * | the image                                                            | qemu-img check | ours |
+ * | -------------------------------------------------------------------- | -------------- | ---- |
+ * | metadata readMetadata() refuses (bad header, extensions, tables)      | 1              | 1    |
+ * | its backing file is missing, unreadable, or the chain loops / is deeper than 32 | 1    | 1    |
+ * | its external data file is missing or unreadable                      | 1              | 1    |
+ * | autoclear bit 1 (raw external data) without an external data file    | 1              | 1    |
+ * | crypt_method 2 (LUKS) without a crypto header extension              | 1              | 1    |
+ * | an L1 or refcount table past the end of the file (a truncated image) | opens, classifies | classified too (0, 2 or 3) |
+ *
+ * The middle rows are openLinkedFiles() (src/qcow2/open.ts, run through probeLinkedFiles()); the
+ * last is readMetadata's `tablesPastEnd`, which only check asks for.
  */
 import { usage } from '../errors.js';
 import { checkAndRepair, checkHuman, checkJson, repairedHuman, type CheckReport, type RepairMode } from '../check/index.js';
+import { probeLinkedFiles } from '../device/open.js';
 import { probeFormat } from '../engine/probe.js';
+import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import type { CliContext } from './context.js';
@@ -40,6 +58,8 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
 
   const file = await NodeFile.open(filename, { readOnly: repair === undefined });
   try {
+    // What qemu-img check cannot open is not checked (the table above).
+    await probeLinkedFiles(filename, await readMetadata(file, { tablesPastEnd: true }));
     const { first, final } = await checkAndRepair(file, repair ? { repair } : {});
     for (const m of first === final ? first.messages : [...first.messages, ...final.messages]) ctx.stderr(`${m}\n`);
     const repaired = first.leaksFixed !== 0 || first.corruptionsFixed !== 0;

@@ -70,27 +70,47 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
     reached = Math.max(reached, done);
     opts.onProgress?.(reached, size);
   };
-  for await (const chunk of chunksOf(source, unit)) {
-    if (inFlight.length >= depth) await inFlight.shift();
-    const full = buffers.pop() as Uint8Array;
-    const buffer = full.subarray(0, chunk.n);
-    const data = source.readInto(chunk.pos, buffer);
-    // Writes are issued once the previous chunk's are (not once they are done).
-    const writes = issued.then(async () => {
-      await data;
-      return issueWrites(target, chunk.pos, buffer, unit, compress);
-    });
-    issued = writes;
-    const done = writes.then(async (w) => {
-      await w.done;
-      if (opts.flushEachChunk) await target.flush();
-      buffers.push(full);
-      progress(chunk.pos + chunk.n);
-    });
-    done.catch(() => {}); // awaited in turn; a failure must not also surface as unhandled
-    inFlight.push(done);
+  // Every read and every chunk's writes still running: after a failure, they are waited for (and
+  // their own failures dropped) before it is thrown, so nothing runs on the devices once the caller
+  // closes them and no second failure surfaces as an unhandled rejection.
+  const running = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    running.add(p);
+    p.then(
+      () => running.delete(p),
+      () => running.delete(p),
+    );
+    return p;
+  };
+  try {
+    for await (const chunk of chunksOf(source, unit)) {
+      if (inFlight.length >= depth) await inFlight.shift();
+      const full = buffers.pop() as Uint8Array;
+      const buffer = full.subarray(0, chunk.n);
+      // Awaited below only while every earlier chunk's writes were issued; the tracking handles
+      // its failure otherwise.
+      const data = track(source.readInto(chunk.pos, buffer));
+      // Writes are issued once the previous chunk's are (not once they are done).
+      const writes = issued.then(async () => {
+        await data;
+        return issueWrites(target, chunk.pos, buffer, unit, compress);
+      });
+      issued = writes;
+      const done = track(
+        writes.then(async (w) => {
+          await w.done;
+          if (opts.flushEachChunk) await target.flush();
+          buffers.push(full);
+          progress(chunk.pos + chunk.n);
+        }),
+      );
+      inFlight.push(done);
+    }
+    await Promise.all(inFlight);
+  } catch (err) {
+    await Promise.allSettled([...running]);
+    throw err;
   }
-  await Promise.all(inFlight);
   progress(size);
 }
 
@@ -136,7 +156,11 @@ function issueWrites(target: BlockDevice, pos: number, data: Uint8Array, unit: n
     }
   }
   flushRun(data.byteLength);
-  return { done: Promise.all(writes) };
+  // Settles once every write has (a failed one does not leave the others running unseen).
+  const done = Promise.allSettled(writes).then((results) => {
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  });
+  return { done };
 }
 
 /** What the output of a convert is created with (apart from its size, which is the input's). */

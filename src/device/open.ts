@@ -10,6 +10,8 @@ import { usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
 import { driving, type FileDriving } from '../io/node-file.js';
 import { openOptimized } from '../optimized/open.js';
+import type { ImageMetadata } from '../image/metadata.js';
+import { openLinkedFiles } from '../qcow2/open.js';
 import { type ImageFormat, probeFormat } from '../engine/probe.js';
 
 export { probeFormat, type ImageFormat } from '../engine/probe.js';
@@ -53,3 +55,15 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
     ...driving(opts),
   });
 }
+
+/**
+ * Opens, then closes, what an image links to (its external data file, its backing chain) and
+ * applies the rules QEMU applies only when it opens an image for I/O (src/qcow2/open.ts,
+ * openLinkedFiles), read-only. Throws the typed error of the first that fails: `qcow2 check` runs
+ * this where `qemu-img check` would fail to open the image (src/cli/check.ts).
+ */
+export async function probeLinkedFiles(path: string, meta: ImageMetadata): Promise<void> {
+  const linked = await openLinkedFiles(path, meta, { readOnly: true }, 0, openOptimized);
+  await linked.close();
+}
+

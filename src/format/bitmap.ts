@@ -13,7 +13,14 @@
  *   bits 56-63  reserved (0)
  */
 import { TWO_32, align8, decodeString, encodeString, readU64, requireBytes, view, writeU64 } from './bytes.js';
-import { BITMAP_DIR_ENTRY_FIXED } from './constants.js';
+import { BITMAP_DIR_ENTRY_FIXED, BITMAP_FLAG_AUTO, BITMAP_FLAG_IN_USE, BITMAP_TYPE_DIRTY_TRACKING } from './constants.js';
+import {
+  MAX_BITMAP_DATA_BYTES,
+  MAX_BITMAP_GRANULARITY_BITS,
+  MAX_BITMAP_NAME,
+  MAX_BITMAP_TABLE_ENTRIES,
+  MIN_BITMAP_GRANULARITY_BITS,
+} from '../limits.js';
 
 export interface BitmapDirectoryEntry {
   bitmapTableOffset: bigint;
@@ -27,6 +34,35 @@ export interface BitmapDirectoryEntry {
 
 export function bitmapEntrySize(e: Pick<BitmapDirectoryEntry, 'extraData' | 'name'>): number {
   return align8(BITMAP_DIR_ENTRY_FIXED + e.extraData.byteLength + encodeString(e.name).byteLength);
+}
+
+/**
+ * What QEMU (7.2, check_dir_entry() in block/qcow2-bitmap.c) requires of a bitmap directory entry
+ * before it opens an image whose bitmaps are consistent (autoclear bit 0): a nonzero table of at
+ * most MAX_BITMAP_TABLE_ENTRIES at a nonzero cluster-aligned offset, granularity_bits within
+ * QEMU's range, only the in_use and auto flags, a name of at most 1023 bytes, type 1 (dirty
+ * tracking), at most MAX_BITMAP_DATA_BYTES of data, and, unless in use, enough of it for the
+ * virtual size. Returns the first rule broken, or undefined.
+ */
+export function bitmapEntryProblem(e: BitmapDirectoryEntry, clusterSize: number, virtualSize: number): string | undefined {
+  if (e.bitmapTableSize === 0) return 'its bitmap table is empty';
+  if (e.bitmapTableOffset === 0n || e.bitmapTableOffset % BigInt(clusterSize) !== 0n) {
+    return `its bitmap table offset 0x${e.bitmapTableOffset.toString(16)} is not a nonzero cluster-aligned offset`;
+  }
+  if (e.bitmapTableSize > MAX_BITMAP_TABLE_ENTRIES) return `its bitmap table of ${e.bitmapTableSize} entries exceeds ${MAX_BITMAP_TABLE_ENTRIES}`;
+  if (e.granularityBits < MIN_BITMAP_GRANULARITY_BITS || e.granularityBits > MAX_BITMAP_GRANULARITY_BITS) {
+    return `granularity_bits ${e.granularityBits} is outside ${MIN_BITMAP_GRANULARITY_BITS} .. ${MAX_BITMAP_GRANULARITY_BITS}`;
+  }
+  const reserved = e.flags & ~(BITMAP_FLAG_IN_USE | BITMAP_FLAG_AUTO);
+  if (reserved !== 0) return `flags 0x${(e.flags >>> 0).toString(16)} set bits QEMU reserves (0x${(reserved >>> 0).toString(16)})`;
+  if (encodeString(e.name).byteLength > MAX_BITMAP_NAME) return `its name is longer than ${MAX_BITMAP_NAME} bytes`;
+  if (e.type !== BITMAP_TYPE_DIRTY_TRACKING) return `type ${e.type} is not 1 (dirty tracking)`;
+  const dataBytes = BigInt(e.bitmapTableSize) * BigInt(clusterSize);
+  if (dataBytes > BigInt(MAX_BITMAP_DATA_BYTES)) return `its ${dataBytes} bytes of data exceed ${MAX_BITMAP_DATA_BYTES}`;
+  if ((e.flags & BITMAP_FLAG_IN_USE) === 0 && BigInt(virtualSize) > (dataBytes * 8n) << BigInt(e.granularityBits)) {
+    return `its table of ${e.bitmapTableSize} clusters is too small for a virtual size of ${virtualSize} at granularity 2^${e.granularityBits}`;
+  }
+  return undefined;
 }
 
 export function decodeBitmapDirectory(

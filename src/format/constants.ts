@@ -69,3 +69,10 @@ export const BITMAP_FLAG_IN_USE = 1 << 0;
 export const BITMAP_FLAG_AUTO = 1 << 1;
 export const BITMAP_FLAG_EXTRA_DATA_COMPATIBLE = 1 << 2;
 export const BITMAP_TYPE_DIRTY_TRACKING = 1;
+
+/**
+ * QEMU's block layer counts in 512-byte sectors (BDRV_SECTOR_SIZE): it takes a qcow2 image's
+ * virtual size as `size / 512` sectors, so a header size that is not a multiple of 512 is rounded
+ * down (qemu-img info shows the rounded size, qemu-io refuses requests past it).
+ */
+export const SECTOR_SIZE = 512;

@@ -33,6 +33,9 @@ export interface SnapshotEntry {
   extra: SnapshotExtra;
 }
 
+/** The spec: a version 3 image's snapshot entries have at least 16 bytes of extra data (vm_state_size_large, disk_size). */
+export const SNAPSHOT_V3_MIN_EXTRA_DATA = 16;
+
 export function decodeSnapshotExtra(extraData: Uint8Array): SnapshotExtra {
   const dv = view(extraData);
   const extra: SnapshotExtra = {};

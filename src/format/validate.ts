@@ -20,6 +20,7 @@ import {
   MAX_REFCOUNT_ORDER,
   MIN_CLUSTER_BITS,
   MIN_CLUSTER_BITS_EXTL2,
+  SECTOR_SIZE,
 } from './constants.js';
 import {
   MAX_BACKING_FILE_NAME,
@@ -30,6 +31,7 @@ import {
   MAX_VIRTUAL_SIZE as MAX_VIRTUAL_SIZE_NUMBER,
 } from '../limits.js';
 import type { FeatureNameEntry } from './extensions.js';
+import { hostRangeFits, hostRangeProblem } from './host-offset.js';
 import { type Geometry, geometry, l1EntriesFor } from './geometry.js';
 import type { Header } from './header.js';
 
@@ -84,8 +86,18 @@ function fail(code: Qcow2ErrorCode, field: Field, message: string): Qcow2Error {
 /** Largest virtual size we accept (src/limits.ts): offsets must stay exact JS numbers. */
 const MAX_VIRTUAL_SIZE = BigInt(MAX_VIRTUAL_SIZE_NUMBER);
 
+export interface ValidateOptions {
+  /**
+   * Accept an L1 or refcount table that extends past the end of the file (it reads as zeros
+   * there). QEMU opens such an image and `qemu-img check` classifies what is missing; `check`
+   * asks for this, the engines do not.
+   */
+  tablesPastEnd?: boolean;
+}
+
 /** Checks the header fields that do not depend on extensions. */
-export function validateHeader(h: Header, fileSize: number, featureNames: readonly FeatureNameEntry[] = []): Layout {
+export function validateHeader(h: Header, fileSize: number, featureNames: readonly FeatureNameEntry[] = [], opts: ValidateOptions = {}): Layout {
+  const tableEnd = opts.tablesPastEnd ? Number.POSITIVE_INFINITY : fileSize;
   checkClusterBits(h);
   checkHeaderLength(h);
   const clusterSize = 2 ** h.clusterBits;
@@ -98,7 +110,8 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
     throw fail('corrupt', 'cluster_bits', `extended L2 entries need clusters of at least 16 KiB, not 2^${h.clusterBits}`);
   }
   if (features.dataFileRaw && !features.externalDataFile) {
-    // QEMU tolerates this bit without a data file; it is autoclear, so we ignore it as well.
+    // Without a data file the bit means nothing here; opening such an image for I/O is refused
+    // (src/qcow2/open.ts, as QEMU), but its metadata can be read (qemu-img info shows it).
     features.dataFileRaw = false;
   }
   const compressionType = checkCompression(h);
@@ -108,24 +121,31 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
   if (h.size > MAX_VIRTUAL_SIZE) {
     throw fail('unsupported', 'size', `virtual size ${h.size} exceeds 2^53 - 1 bytes`);
   }
-  const virtualSize = Number(h.size);
+  const headerSize = Number(h.size);
+  // The device's size in whole sectors, as QEMU takes it (see SECTOR_SIZE); the L1 table must
+  // still map every byte of the header's size.
+  const virtualSize = headerSize - (headerSize % SECTOR_SIZE);
   const g = geometry(h.clusterBits, features.extendedL2, h.refcountOrder, virtualSize);
 
+  if (h.refcountTableClusters === 0) {
+    // QEMU: "Image does not contain a reference count table".
+    throw fail('corrupt', 'refcount_table_clusters', 'refcount_table_clusters is 0: the image has no refcount table');
+  }
   const refcountTableBytes = h.refcountTableClusters * clusterSize;
   if (refcountTableBytes > MAX_REFCOUNT_TABLE_BYTES) {
     throw fail('unsupported', 'refcount_table_clusters', `refcount table of ${refcountTableBytes} bytes exceeds the ${MAX_REFCOUNT_TABLE_BYTES / 2 ** 20} MiB limit`);
   }
-  const refcountTableOffset = checkTable('refcount_table_offset', h.refcountTableOffset, refcountTableBytes, h.clusterBits, fileSize);
+  const refcountTableOffset = checkTable('refcount_table_offset', h.refcountTableOffset, refcountTableBytes, h.clusterBits, tableEnd);
 
   const l1Bytes = h.l1Size * 8;
   if (l1Bytes > MAX_L1_BYTES) {
     throw fail('unsupported', 'l1_size', `L1 table of ${h.l1Size} entries (${l1Bytes} bytes) exceeds the ${MAX_L1_BYTES / 2 ** 20} MiB limit`);
   }
-  const needed = l1EntriesFor(virtualSize, g);
+  const needed = l1EntriesFor(headerSize, g);
   if (h.l1Size < needed) {
-    throw fail('corrupt', 'l1_size', `L1 table of ${h.l1Size} entries is too small for a virtual size of ${virtualSize} (needs ${needed})`);
+    throw fail('corrupt', 'l1_size', `L1 table of ${h.l1Size} entries is too small for a virtual size of ${headerSize} (needs ${needed})`);
   }
-  const l1TableOffset = checkTable('l1_table_offset', h.l1TableOffset, l1Bytes, h.clusterBits, fileSize);
+  const l1TableOffset = checkTable('l1_table_offset', h.l1TableOffset, l1Bytes, h.clusterBits, tableEnd);
 
   if (h.nbSnapshots > MAX_SNAPSHOTS) {
     throw fail('corrupt', 'nb_snapshots', `${h.nbSnapshots} snapshots exceed the limit of ${MAX_SNAPSHOTS}`);
@@ -223,8 +243,11 @@ function checkTable(field: Field, offset: bigint, bytes: number, clusterBits: nu
   if (offset === 0n) {
     throw fail('corrupt', field, `${field} is 0: the table would overlap the header`);
   }
-  if (offset + BigInt(bytes) > BigInt(fileSize)) {
+  if (fileSize !== Number.POSITIVE_INFINITY && offset + BigInt(bytes) > BigInt(fileSize)) {
     throw fail('corrupt', field, `table at ${hex(offset)} of ${bytes} bytes extends past the end of the file (${hex(fileSize)})`);
+  }
+  if (offset > BigInt(Number.MAX_SAFE_INTEGER) || !hostRangeFits(Number(offset), bytes)) {
+    throw fail('corrupt', field, `${field} ${hex(offset)}: ${hostRangeProblem(Number(offset), bytes)}`);
   }
   return Number(offset);
 }

@@ -5,13 +5,13 @@
  */
 import { corrupt, hex, truncated, unsupported } from '../errors.js';
 import { decodeString } from '../format/bytes.js';
-import { decodeBitmapDirectory, type BitmapDirectoryEntry } from '../format/bitmap.js';
+import { bitmapEntryProblem, bitmapEntrySize, decodeBitmapDirectory, type BitmapDirectoryEntry } from '../format/bitmap.js';
 import { CRYPT_LUKS, HEADER_V3_MIN_LENGTH, QCOW2_MAGIC } from '../format/constants.js';
 import { decodeExtensions, type FeatureNameEntry, type HeaderExtension } from '../format/extensions.js';
 import { decodeHeader, type Header } from '../format/header.js';
 import { decodeLuksHeader, LUKS_HEADER_SIZE, type LuksHeader } from '../format/luks.js';
 import { decodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
-import { checkClusterBits, checkHeaderLength, type Layout, validateHeader } from '../format/validate.js';
+import { checkClusterBits, checkHeaderLength, type Layout, validateHeader, type ValidateOptions } from '../format/validate.js';
 import type { BlockFile } from '../io/block-file.js';
 import { MAX_BITMAP_DIRECTORY_BYTES, MAX_BITMAPS, MAX_SNAPSHOT_TABLE_BYTES } from '../limits.js';
 
@@ -39,7 +39,7 @@ export interface ImageMetadata {
   bitmaps: BitmapDirectoryEntry[];
 }
 
-export async function readMetadata(file: BlockFile): Promise<ImageMetadata> {
+export async function readMetadata(file: BlockFile, opts: ValidateOptions = {}): Promise<ImageMetadata> {
   const fileSize = await file.size();
   const header = await readHeader(file, fileSize);
   checkClusterBits(header);
@@ -51,7 +51,7 @@ export async function readMetadata(file: BlockFile): Promise<ImageMetadata> {
   const first = await file.read(0, clusterSize);
   const { extensions } = decodeExtensions(first, header.headerLength, extLimit);
   const featureTable = extensions.flatMap((e) => (e.kind === 'feature-table' ? e.entries : []));
-  const layout = validateHeader(header, fileSize, featureTable);
+  const layout = validateHeader(header, fileSize, featureTable, opts);
   checkDuplicateExtensions(extensions, header.headerLength);
 
   const backingFile = layout.backingFileOffset > 0 ? await readBackingName(first, layout, fileSize) : undefined;
@@ -60,6 +60,13 @@ export async function readMetadata(file: BlockFile): Promise<ImageMetadata> {
   const bitmapsExt = find('bitmaps');
   const crypto = find('crypto-header');
   const cryptoHeader = crypto ? { offset: crypto.offset, length: crypto.length } : undefined;
+  if (cryptoHeader && header.cryptMethod !== CRYPT_LUKS) {
+    // QEMU: "CRYPTO header extension only expected with LUKS encryption method".
+    throw corrupt(`a full disk encryption header extension on an image whose crypt_method is ${header.cryptMethod}, not LUKS (2)`, {
+      field: 'crypt_method',
+      offset: 32,
+    });
+  }
   return {
     fileSize,
     header,
@@ -182,6 +189,15 @@ async function readBitmapDirectory(
     throw corrupt(`bitmap directory entries take ${size} bytes but the extension says ${bytes.byteLength}`, {
       field: 'bitmap_directory_size',
       offset,
+    });
+  }
+  if (layout.features.bitmapsConsistent) {
+    // QEMU loads consistent bitmaps when it opens the image, and refuses it when one breaks its rules.
+    let at = offset;
+    entries.forEach((e, i) => {
+      const problem = bitmapEntryProblem(e, layout.geometry.clusterSize, layout.geometry.virtualSize);
+      if (problem !== undefined) throw corrupt(`bitmap '${e.name}' does not satisfy QEMU's constraints: ${problem}`, { field: `bitmap_directory[${i}]`, offset: at });
+      at += bitmapEntrySize(e);
     });
   }
   return entries;

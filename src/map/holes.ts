@@ -36,7 +36,13 @@ export function openFileHoles(path: string): FileHoles {
   } catch (err) {
     throw ioError(`cannot open '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
-  const size = fstatSync(fd).size;
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+  } catch (err) {
+    closeSync(fd);
+    throw ioError(`cannot stat '${path}': ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
   const seek = (f: (fd: number, offset: number) => number, offset: number): number | null => {
     const r = f(fd, offset);
     return r < 0 ? null : r;

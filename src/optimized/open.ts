@@ -9,6 +9,7 @@ import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { usage } from '../errors.js';
 import { DEFAULT_L2_CACHE_MAX_BYTES, DEFAULT_REFCOUNT_CACHE_BYTES } from '../limits.js';
 import type { Geometry } from '../format/geometry.js';
+import { hostRangeFits } from '../format/host-offset.js';
 import { decodeL1Table } from '../format/l1.js';
 import { decodeRefcountTable } from '../format/refcount.js';
 import type { ImageMetadata } from '../image/metadata.js';
@@ -70,7 +71,7 @@ export async function openOnFiles(
   const rtBytes = new Uint8Array(header.refcountTableClusters * C);
   rtBytes.set(await file.read(Number(header.refcountTableOffset), rtBytes.byteLength));
   const refcountTable = decodeRefcountTable(rtBytes, rtBytes.byteLength / 8).map((e) =>
-    e.offsetHighBits !== 0 || e.blockOffset % C !== 0 ? -1 : e.blockOffset,
+    e.offsetHighBits !== 0 || e.blockOffset % C !== 0 || !hostRangeFits(e.blockOffset, C) ? -1 : e.blockOffset,
   );
   const l2Cache = new TableCache('l2', file, C, opts.l2CacheBytes ?? defaultL2CacheBytes(geometry), 'l2');
   const refcountCache = new TableCache('refcount', file, C, opts.refcountCacheBytes ?? DEFAULT_REFCOUNT_CACHE_BYTES, 'refcount-block');

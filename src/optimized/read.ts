@@ -7,7 +7,7 @@
 import { decompressItems } from '../compress/codec.js';
 import type { CompressionType } from '../compress/index.js';
 import { corrupt } from '../errors.js';
-import type { Mapping } from '../qcow2/mapping.js';
+import { lookedUp, type Mapping } from '../qcow2/mapping.js';
 import { l2IndexOf } from '../qcow2/tables.js';
 import { decodeMapping } from './entries.js';
 import { l2TableOf } from './l2.js';
@@ -34,8 +34,9 @@ function push(out: Piece[], p: Piece): void {
 }
 
 /** Pieces of one cluster's part [inCluster, inCluster + n) that need I/O (zeros need none). */
-function clusterPieces(st: OptState, out: Piece[], m: Mapping, clusterStart: number, inCluster: number, n: number): void {
+function clusterPieces(st: OptState, out: Piece[], entry: Mapping, clusterStart: number, inCluster: number, n: number, at: number): void {
   const pos = clusterStart + inCluster;
+  const m = lookedUp(st, entry, clusterStart, at);
   switch (m.kind) {
     case 'unallocated':
       return push(out, { kind: 'below', pos, len: n });
@@ -89,8 +90,9 @@ export async function planRead(st: OptState, offset: number, length: number): Pr
         while (pos < sliceEnd) {
           const clusterStart = pos - (pos % C);
           const n = Math.min(clusterStart + C, sliceEnd) - pos;
-          const m = decodeMapping(st, bytes, l2IndexOf(st, clusterStart) - first, key);
-          clusterPieces(st, out, m, clusterStart, pos - clusterStart, n);
+          const i = l2IndexOf(st, clusterStart) - first;
+          const m = decodeMapping(st, bytes, i, key);
+          clusterPieces(st, out, m, clusterStart, pos - clusterStart, n, key + i * E);
           pos += n;
         }
       });
@@ -201,7 +203,8 @@ async function readPiece(st: OptState, p: Piece, into: Uint8Array): Promise<void
 /** Reads `n` bytes at `inCluster` of one guest cluster as `m` says (copy-on-write sources). */
 export async function readInCluster(st: OptState, m: Mapping, clusterStart: number, inCluster: number, n: number): Promise<Uint8Array> {
   const pieces: Piece[] = [];
-  clusterPieces(st, pieces, m, clusterStart, inCluster, n);
+  const at = l2TableOf(st, clusterStart) + l2IndexOf(st, clusterStart) * st.geometry.l2EntryBytes;
+  clusterPieces(st, pieces, m, clusterStart, inCluster, n, at);
   const out = new Uint8Array(n);
   const base = clusterStart + inCluster;
   for (const p of pieces) await readPiece(st, p, out.subarray(p.pos - base, p.pos - base + p.len));

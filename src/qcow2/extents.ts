@@ -1,6 +1,6 @@
 /** This layer's map of a guest range (what qemu-img map and block status build on), cluster by cluster. */
 import type { Extent } from '../engine/types.js';
-import { hasHostCluster, type Mapping } from './mapping.js';
+import { hasHostCluster, lookedUp, type Mapping } from './mapping.js';
 import type { Qcow2State } from './state.js';
 import { l1Span, l2IndexOf, l2TableFor, validMapping } from './tables.js';
 
@@ -22,7 +22,8 @@ export async function mapExtents(st: Qcow2State, offset: number, length: number)
       continue;
     }
     const index = l2IndexOf(st, clusterStart);
-    const mapping = validMapping(await st.store.l2Entry(l2, index, true), clusterStart, l2 + index * st.geometry.l2EntryBytes);
+    const at = l2 + index * st.geometry.l2EntryBytes;
+    const mapping = validMapping(lookedUp(st, await st.store.l2Entry(l2, index, true), clusterStart, at), clusterStart, at);
     appendClipped(out, clusterExtents(mapping, clusterStart, shape), pos, end);
     pos = Math.min(clusterStart + C, end);
   }

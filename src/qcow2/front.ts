@@ -14,7 +14,7 @@ import { readPersistentBitmap } from './bitmap-read.js';
 import { clearAutoclear } from './bitmaps.js';
 import { setDirtyBit, underDirtyBit } from './header.js';
 import { resize } from './resize.js';
-import { applySnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
+import { applySnapshot, checkedSnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
 import { closeAll } from '../io/block-file.js';
 import { poisoned, type Qcow2State } from './state.js';
 
@@ -140,11 +140,15 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   async applySnapshot(idOrName: string): Promise<void> {
     // As QEMU: reverting would leave enabled bitmaps describing the wrong data.
     if (this.state.activeBitmaps) throw unsupported('Device has active dirty bitmaps');
+    // A snapshot entry QEMU refuses to load is refused before the request runs: it fails the
+    // operation (EINVAL in QEMU), it does not mark the image corrupt.
+    await checkedSnapshot(this.state, idOrName);
     await this.beforeWrite();
     await this.whole(() => underDirtyBit(this.state, () => applySnapshot(this.state, idOrName)));
   }
 
   async deleteSnapshot(idOrName: string): Promise<void> {
+    await checkedSnapshot(this.state, idOrName);
     await this.beforeWrite();
     await this.whole(() => underDirtyBit(this.state, () => deleteSnapshot(this.state, idOrName)));
   }

@@ -5,6 +5,7 @@
  */
 import { view } from '../format/bytes.js';
 import { encodeCompressedDescriptor } from '../format/compressed.js';
+import { hostRangeFits, hostRangeProblem } from '../format/host-offset.js';
 import type { Geometry } from '../format/geometry.js';
 import { encodeL2Entry, encodeStandardDescriptor, type L2Entry } from '../format/l2.js';
 import type { Features } from '../format/validate.js';
@@ -58,14 +59,19 @@ export function classifyL2Entry(e: DecodedL2Entry, ctx: ClassifyContext, at: num
     if (external) return invalid('compressed cluster in an image with an external data file');
     if (g.extendedL2 && (e.allocBitmap || e.zeroBitmap)) return invalid('compressed cluster with a subcluster bitmap');
     if (d.beyond2To53) return invalid('compressed data offset beyond 2^53');
+    const length = (d.additionalSectors + 1) * 512 - (d.hostOffset % 512);
+    if (!hostRangeFits(d.hostOffset, length)) return invalid(`compressed data: ${hostRangeProblem(d.hostOffset, length)}`);
     if (d.hostOffset >= ctx.fileEnd) return invalid(`compressed data at 0x${d.hostOffset.toString(16)} is past the end of the file`);
-    return { kind: 'compressed', hostOffset: d.hostOffset, length: (d.additionalSectors + 1) * 512 - (d.hostOffset % 512) };
+    return { kind: 'compressed', hostOffset: d.hostOffset, length };
   }
   const offset = e.hostOffset;
   if (offset % g.clusterSize !== 0) {
     return invalid(`host offset 0x${offset.toString(16)} is not cluster aligned (entry at 0x${at.toString(16)})`);
   }
   const hasOffset = offset !== 0 || (external && e.copied);
+  if (!hostRangeFits(offset, g.clusterSize)) {
+    return invalid(`${hostRangeProblem(offset, g.clusterSize)} (entry at 0x${at.toString(16)})`);
+  }
   if (!external && offset >= ctx.fileEnd) {
     return invalid(`host offset 0x${offset.toString(16)} is past the end of the file (entry at 0x${at.toString(16)})`);
   }
@@ -79,6 +85,35 @@ export function classifyL2Entry(e: DecodedL2Entry, ctx: ClassifyContext, at: num
   if (e.zeroFlag) return { kind: 'zero', hostOffset: offset, copied: e.copied };
   if (!hasOffset) return { kind: 'unallocated' };
   return { kind: 'normal', hostOffset: offset, copied: e.copied };
+}
+
+/**
+ * The rules QEMU applies only when a guest cluster is looked up to be read or mapped
+ * (qcow2_get_host_offset(), which signals corruption and fails the request with EIO), not when an
+ * entry is decoded: a version 2 image has no zero flag, and with an external data file a guest
+ * cluster's data sits at the same offset of the data file. Returns what is wrong with `m` for the
+ * guest cluster at `clusterStart`, or undefined. Writes that overwrite such a cluster whole go on,
+ * as in QEMU; copy-on-write reads of it fail.
+ */
+export function lookupProblem(
+  st: { header: { version: number }; features: Pick<Features, 'externalDataFile'> },
+  m: Mapping,
+  clusterStart: number,
+): string | undefined {
+  if (m.kind === 'zero' && st.header.version < 3) return 'zero cluster entry found in a version 2 image';
+  if (st.features.externalDataFile && (m.kind === 'normal' || m.kind === 'zero' || m.kind === 'subclusters')) {
+    const hasHost = m.hostOffset !== 0 || (m.copied && m.kind !== 'zero');
+    if (hasHost && m.hostOffset !== clusterStart) {
+      return `external data file host offset 0x${m.hostOffset.toString(16)} does not match guest cluster offset 0x${clusterStart.toString(16)}`;
+    }
+  }
+  return undefined;
+}
+
+/** `m`, or the invalid mapping lookupProblem() makes of it, naming the entry at file offset `at`. */
+export function lookedUp(st: Parameters<typeof lookupProblem>[0], m: Mapping, clusterStart: number, at: number): Mapping {
+  const problem = lookupProblem(st, m, clusterStart);
+  return problem === undefined ? m : { kind: 'invalid', reason: `${problem} (entry at 0x${at.toString(16)})`, at };
 }
 
 /** Encodes `entry` into `table` at byte `at` (an L2 table, a slice of one, or one entry's bytes). */

@@ -9,7 +9,7 @@ import { openBacking, type OpenQcow2 } from '../engine/backing.js';
 import { linkedPath } from '../engine/linked-path.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported, usage } from '../errors.js';
-import { BITMAP_FLAG_AUTO, INCOMPAT_DIRTY } from '../format/constants.js';
+import { AUTOCLEAR_DATA_FILE_RAW, BITMAP_FLAG_AUTO, CRYPT_LUKS, INCOMPAT_DIRTY } from '../format/constants.js';
 import { type ImageMetadata, readMetadata } from '../image/metadata.js';
 import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
@@ -33,9 +33,8 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
   const readOnly = opts.readOnly ?? false;
   const nodeFile = await NodeFile.open(path, { readOnly, ...driving(opts) });
   const file = opts.wrapFile ? opts.wrapFile(nodeFile, 'image') : nodeFile;
-  let dataFile: BlockFile | undefined;
-  let backing: BlockDevice | undefined;
-  const close = () => closeAll([() => backing?.close(), () => dataFile?.close(), () => file.close()]);
+  let linked: LinkedFiles | undefined;
+  const close = () => closeAll([() => linked?.close(), () => file.close()]);
   try {
     if (opts.snapshot !== undefined && !readOnly) throw usage('an internal snapshot can only be opened read-only');
     const active = await readMetadata(file);
@@ -45,6 +44,50 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
     if (features.corrupt && !readOnly) {
       throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
     }
+    linked = await openLinkedFiles(path, meta, opts, depth, openQcow2);
+    return { file, dataFile: linked.dataFile, backing: linked.backing, meta, paths: { image: path, dataFile: linked.dataPath }, close };
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
+}
+
+export interface LinkedFiles {
+  dataFile: BlockFile | undefined;
+  dataPath: string | undefined;
+  backing: BlockDevice | undefined;
+  /** Closes both. */
+  close(): Promise<void>;
+}
+
+/**
+ * What opening an image for I/O needs beyond its metadata, as QEMU's qcow2_do_open() and the block
+ * layer need it: the raw-data-file bit only with a data file, a LUKS image's crypto header
+ * extension, the external data file, the backing chain. `qcow2 check` runs this too, so that it fails where qemu-img check cannot open the image
+ * (src/cli/check.ts). On failure everything opened here is closed again.
+ */
+export async function openLinkedFiles<O extends OpenOptions>(
+  path: string,
+  meta: ImageMetadata,
+  opts: O,
+  depth: number,
+  openQcow2: OpenQcow2<O>,
+): Promise<LinkedFiles> {
+  const readOnly = opts.readOnly ?? false;
+  const { features } = meta.layout;
+  let dataFile: BlockFile | undefined;
+  let backing: BlockDevice | undefined;
+  const close = () => closeAll([() => backing?.close(), () => dataFile?.close()]);
+  try {
+    if ((meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n && !features.externalDataFile) {
+      // QEMU refuses this when it opens the image for I/O ("data-file-raw requires a data file");
+      // qemu-img info, which does no I/O, shows it (and so do we: this is not in readMetadata).
+      throw corrupt('autoclear bit 1 (raw external data) is set but the image has no external data file', { field: 'autoclear_features', offset: 88 });
+    }
+    if (meta.header.cryptMethod === CRYPT_LUKS && meta.cryptoHeader === undefined) {
+      // QEMU, opening for I/O: "Missing CRYPTO header for crypt method 2".
+      throw corrupt('crypt_method is 2 (LUKS) but the image has no full disk encryption header extension', { field: 'crypt_method', offset: 32 });
+    }
     let dataPath: string | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
@@ -53,7 +96,7 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
       dataFile = opts.wrapFile ? opts.wrapFile(plain, 'data-file') : plain;
     }
     backing = await openBacking(path, meta.backingFile, meta.backingFormat, opts, depth, openQcow2);
-    return { file, dataFile, backing, meta, paths: { image: path, dataFile: dataPath }, close };
+    return { dataFile, dataPath, backing, close };
   } catch (err) {
     await close().catch(() => {});
     throw err;

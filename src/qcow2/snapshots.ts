@@ -6,11 +6,13 @@
  * flags cannot change together atomically.
  */
 import type { SnapshotInfo } from '../engine/types.js';
-import { Qcow2Error, unsupported, usage } from '../errors.js';
+import { corrupt, Qcow2Error, unsupported, usage } from '../errors.js';
+import { hostRangeFits, hostRangeProblem } from '../format/host-offset.js';
 import { maxRefcount } from '../format/refcount.js';
-import { encodeSnapshotExtra, encodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
+import { encodeSnapshotExtra, encodeSnapshotTable, type SnapshotEntry, snapshotEntrySize } from '../format/snapshot.js';
 import { validateHeader } from '../format/validate.js';
 import type { ImageMetadata } from '../image/metadata.js';
+import { MAX_HOST_OFFSET, MAX_L1_BYTES } from '../limits.js';
 import { writeHeader } from './header.js';
 import { hasHostCluster } from './mapping.js';
 import { adjustRange, allocateClusters } from './refcounts.js';
@@ -62,7 +64,7 @@ async function writeSnapshotTable(st: Qcow2State, entries: SnapshotEntry[]): Pro
  * (past the snapshot's table, reads go to the backing file or read zeros).
  */
 export function snapshotView(meta: ImageMetadata, idOrName: string): ImageMetadata {
-  const sn = find(meta.snapshots, idOrName);
+  const { sn } = findChecked(meta.snapshots, idOrName, meta.layout.geometry.clusterSize, meta.layout.snapshotsOffset);
   const header = { ...meta.header, l1Size: sn.l1Size, l1TableOffset: sn.l1TableOffset, size: sn.extra.diskSize ?? meta.header.size };
   let layout;
   try {
@@ -77,6 +79,50 @@ export function snapshotView(meta: ImageMetadata, idOrName: string): ImageMetada
     header: { ...header, size: meta.header.size },
     layout: { ...layout, geometry: { ...layout.geometry, virtualSize: active } },
   };
+}
+
+/**
+ * A snapshot's L1 table as QEMU checks it before loading, applying or deleting the snapshot
+ * (qcow2_validate_table(), "Snapshot L1 table"): at most MAX_L1_BYTES, addressable, and cluster
+ * aligned. A table past the end of the file is not refused here (QEMU reads it as zeros).
+ * `entryAt`: the file offset of the snapshot's entry in the table.
+ */
+export function checkSnapshotL1(sn: SnapshotEntry, clusterSize: number, entryAt: number): number {
+  const where = { field: `snapshot ${sn.id} l1_table_offset`, offset: entryAt };
+  const bytes = sn.l1Size * 8;
+  if (bytes > MAX_L1_BYTES) {
+    throw unsupported(`snapshot '${sn.name}' (id ${sn.id}): L1 table of ${sn.l1Size} entries exceeds the ${MAX_L1_BYTES / 2 ** 20} MiB limit`, where);
+  }
+  const offset = sn.l1TableOffset;
+  if (offset % BigInt(clusterSize) !== 0n) {
+    throw corrupt(`snapshot '${sn.name}' (id ${sn.id}): L1 table offset 0x${offset.toString(16)} is not cluster aligned`, where);
+  }
+  if (offset > BigInt(MAX_HOST_OFFSET) || !hostRangeFits(Number(offset), bytes)) {
+    throw corrupt(`snapshot '${sn.name}' (id ${sn.id}): ${hostRangeProblem(Number(offset), bytes)}`, where);
+  }
+  return Number(offset);
+}
+
+/** The file offset of each snapshot's entry in the table at `tableOffset`. */
+function entryOffsets(entries: readonly SnapshotEntry[], tableOffset: number): Map<SnapshotEntry, number> {
+  const out = new Map<SnapshotEntry, number>();
+  let at = tableOffset;
+  for (const e of entries) {
+    out.set(e, at);
+    at += snapshotEntrySize(e);
+  }
+  return out;
+}
+
+/** The snapshot `idOrName` of `entries` (the table at `tableOffset`), with its L1 table checked. */
+function findChecked(entries: readonly SnapshotEntry[], idOrName: string, clusterSize: number, tableOffset: number): { sn: SnapshotEntry; l1Offset: number } {
+  const sn = find(entries, idOrName);
+  return { sn, l1Offset: checkSnapshotL1(sn, clusterSize, entryOffsets(entries, tableOffset).get(sn) ?? tableOffset) };
+}
+
+/** The snapshot `idOrName` of the image, refused as checkSnapshotL1() says. */
+export async function checkedSnapshot(st: Qcow2State, idOrName: string): Promise<SnapshotEntry> {
+  return findChecked(await st.store.readSnapshots(), idOrName, st.geometry.clusterSize, Number(st.header.snapshotsOffset)).sn;
 }
 
 function find(entries: readonly SnapshotEntry[], idOrName: string): SnapshotEntry {
@@ -142,7 +188,7 @@ async function checkRoomForReference(st: Qcow2State, tree: readonly number[]): P
 }
 
 export async function applySnapshot(st: Qcow2State, idOrName: string): Promise<void> {
-  const sn = find(await st.store.readSnapshots(), idOrName);
+  const sn = await checkedSnapshot(st, idOrName);
   const diskSize = Number(sn.extra.diskSize ?? BigInt(st.geometry.virtualSize));
   if (diskSize !== st.geometry.virtualSize) await setVirtualSize(st, diskSize);
   if (sn.l1Size > st.header.l1Size) await growL1(st, sn.l1Size);
@@ -158,7 +204,7 @@ export async function applySnapshot(st: Qcow2State, idOrName: string): Promise<v
 
 export async function deleteSnapshot(st: Qcow2State, idOrName: string): Promise<void> {
   const entries = await st.store.readSnapshots();
-  const sn = find(entries, idOrName);
+  const { sn } = findChecked(entries, idOrName, st.geometry.clusterSize, Number(st.header.snapshotsOffset));
   await writeSnapshotTable(st, entries.filter((e) => e !== sn));
   const snOffset = Number(sn.l1TableOffset);
   await adjustTree(st, await st.store.readL1Table(snOffset, sn.l1Size), -1);

@@ -1,5 +1,6 @@
 /** From a guest offset to its L1 entry, its L2 table and the entry there; L2 tables an update may change. */
 import { corrupt, usage } from '../errors.js';
+import { checkHostRange } from '../format/host-offset.js';
 import type { Mapping } from './mapping.js';
 import { adjustRefcount, allocateClusters } from './refcounts.js';
 import type { Qcow2State } from './state.js';
@@ -17,14 +18,13 @@ export function l1Span(st: Pick<Qcow2State, 'geometry'>): number {
   return st.geometry.clusterSize * st.geometry.l2Entries;
 }
 
-/** Refuses an L2 table offset that is not cluster aligned, naming the L1 entry. */
+/** Refuses an L2 table offset that is not cluster aligned or cannot be addressed, naming the L1 entry. */
 export function checkL2Offset(st: Pick<Qcow2State, 'geometry' | 'header'>, index: number, l2Offset: number): number {
+  const entryAt = Number(st.header.l1TableOffset) + index * 8;
   if (l2Offset % st.geometry.clusterSize !== 0) {
-    throw corrupt(`L1 entry ${index} points to unaligned L2 table 0x${l2Offset.toString(16)}`, {
-      offset: Number(st.header.l1TableOffset) + index * 8,
-    });
+    throw corrupt(`L1 entry ${index} points to unaligned L2 table 0x${l2Offset.toString(16)}`, { offset: entryAt });
   }
-  return l2Offset;
+  return checkHostRange(l2Offset, st.geometry.clusterSize, `L1 entry ${index} points to L2 table 0x${l2Offset.toString(16)}`, entryAt);
 }
 
 /** The L2 table mapping a guest offset, 0 when there is none (or the offset is beyond the L1 table). */

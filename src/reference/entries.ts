@@ -6,6 +6,7 @@
  */
 import { corrupt, unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
+import { checkHostRange } from '../format/host-offset.js';
 import { encodeL1Entry } from '../format/l1.js';
 import { encodeRefcountTableEntry, writeRefcount } from '../format/refcount.js';
 import { classifyL2Entry, encodeMapping, type Mapping, type NewL2Entry } from '../qcow2/mapping.js';
@@ -94,7 +95,7 @@ export async function readRefcountTableEntry(st: RefState, index: number): Promi
   if (offset % st.geometry.clusterSize !== 0) {
     throw corrupt(`refcount block ${index} at unaligned offset 0x${offset.toString(16)}`, { offset: at });
   }
-  return offset;
+  return checkHostRange(offset, st.geometry.clusterSize, `refcount block ${index}`, at);
 }
 
 export async function writeRefcountTableEntry(st: RefState, index: number, blockOffset: number): Promise<void> {

@@ -1,8 +1,8 @@
 /** The reference read path: one cluster (or subcluster run) at a time. */
 import { decompressCluster } from '../compress/index.js';
 import { corrupt } from '../errors.js';
-import { hasBit, type Mapping } from '../qcow2/mapping.js';
-import { l1Span, mappingOf } from '../qcow2/tables.js';
+import { hasBit, lookupProblem, type Mapping } from '../qcow2/mapping.js';
+import { l1Span, l2IndexOf, l2TableFor, mappingOf } from '../qcow2/tables.js';
 import type { RefState } from './state.js';
 
 export async function readGuest(st: RefState, offset: number, length: number): Promise<Uint8Array> {
@@ -30,6 +30,11 @@ export async function readGuest(st: RefState, offset: number, length: number): P
 
 /** Reads `n` bytes at `inCluster` of the guest cluster at `clusterStart`, as `mapping` says. */
 export async function readInCluster(st: RefState, mapping: Mapping, clusterStart: number, inCluster: number, n: number): Promise<Uint8Array> {
+  const problem = lookupProblem(st, mapping, clusterStart);
+  if (problem !== undefined) {
+    const at = (await l2TableFor(st, clusterStart)) + l2IndexOf(st, clusterStart) * st.geometry.l2EntryBytes;
+    throw corrupt(`L2 entry for guest offset 0x${clusterStart.toString(16)}: ${problem} (entry at 0x${at.toString(16)})`, { offset: at });
+  }
   switch (mapping.kind) {
     case 'unallocated':
       return readBelow(st, clusterStart + inCluster, n);

@@ -68,6 +68,33 @@ describe('convertImage', () => {
 });
 
 describe('copyContents', () => {
+  it('issue 13: when several chunks fail, the first failure is thrown and no other escapes as an unhandled rejection', async () => {
+    const real = await openImage(input, { readOnly: true });
+    const target = await createOutput(join(dir, 'failing.raw'), 'raw', real.virtualSize);
+    // Chunk 0 fails late, every later chunk at once: their failures come while chunk 0 is pending.
+    const source = new Proxy(real, {
+      get(t, key, receiver) {
+        if (key !== 'readInto') return Reflect.get(t, key, receiver);
+        return async (pos: number) => {
+          if (pos === 0) await new Promise((r) => setTimeout(r, 50));
+          throw Object.assign(new Error(`read at ${pos} failed`), { pos });
+        };
+      },
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const err = await copyContents(source, target).catch((e: unknown) => e);
+      expect((err as Error).message).toBe('read at 0 failed');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await Promise.all([real.close(), target.close()]);
+    }
+  });
+
   it('refuses a raw target for compressed writes, a smaller target, and no chunks in flight', async () => {
     const source = await openImage(input, { readOnly: true });
     const small = await createOutput(join(dir, 'small.raw'), 'raw', MiB);
