@@ -97,6 +97,12 @@ export const INT64_MAX = (1n << 63n) - 1n;
  * (BDRV_REQUEST_MAX_BYTES): INT_MAX rounded down to whole 512-byte sectors, 2147483136.
  */
 export const MAX_REQUEST_BYTES = INT_MAX - (INT_MAX % 512);
+/**
+ * Rounds of find-a-free-run, create-its-refcount-blocks an allocation may take: each round creates
+ * what the run needs, so the next finds it; more rounds mean the refcount structure does not keep
+ * what is written to it (a corrupt image), and the allocation fails instead of looping for ever.
+ */
+export const MAX_ALLOCATION_ROUNDS = 8;
 /** The largest length of a block device (BDRV_MAX_LENGTH: 2^63 - 2^30): `create` refuses larger images, as QEMU's resize does. */
 export const MAX_DEVICE_LENGTH = (1n << 63n) - (1n << 30n);
 /** QEMU refuses to check files of more than INT_MAX clusters (qcow2_check_refcounts). */

@@ -9,9 +9,14 @@
  */
 import type { OptState } from './state.js';
 
-/** What the host cluster holding `hostOffset` is, if it is metadata. */
+/** What the host cluster holding `hostOffset` is, if it is metadata: for guest data writes (none lands in the image file when there is a data file). */
 export function metadataAt(st: OptState, hostOffset: number): string | undefined {
   if (st.features.externalDataFile) return undefined;
+  return imageMetadataAt(st, hostOffset);
+}
+
+/** What the cluster of the image file holding `hostOffset` is, if it is metadata (MetadataStore.knownMetadataAt). */
+export function imageMetadataAt(st: OptState, hostOffset: number): string | undefined {
   st.metadataMap ??= buildMap(st);
   return st.metadataMap.get(Math.floor(hostOffset / st.geometry.clusterSize));
 }

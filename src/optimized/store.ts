@@ -12,7 +12,7 @@ import type { NewL2Entry } from '../qcow2/mapping.js';
 import type { MetadataStore } from '../qcow2/state.js';
 import { beforeLazyIncrement } from './header.js';
 import { encodeActiveL1, entryAt, readL2Table, setEntry, writeL1Entry } from './l2.js';
-import { forgetMetadataMap } from './overlap.js';
+import { forgetMetadataMap, imageMetadataAt } from './overlap.js';
 import { readGuest } from './read.js';
 import { getRefcount, lastUsedInBlock, putRefcount, refcountBlock, writeRefcountTableEntry } from './refcounts.js';
 import type { OptState } from './state.js';
@@ -84,6 +84,9 @@ export class OptimizedStore implements MetadataStore {
   }
   getRefcount(cluster: number) {
     return getRefcount(this.st, cluster);
+  }
+  knownMetadataAt(hostOffset: number): string | undefined {
+    return imageMetadataAt(this.st, hostOffset);
   }
   putRefcount(block: number, cluster: number, value: number) {
     return putRefcount(this.st, block, cluster, value);

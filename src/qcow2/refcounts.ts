@@ -9,7 +9,7 @@
 import { corrupt, unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { encodeRefcountTableEntry, maxRefcount, writeRefcount } from '../format/refcount.js';
-import { MAX_REFCOUNT_TABLE_BYTES } from '../limits.js';
+import { MAX_ALLOCATION_ROUNDS, MAX_REFCOUNT_TABLE_BYTES } from '../limits.js';
 import { writeHeader } from './header.js';
 import { hasHostCluster, type Mapping } from './mapping.js';
 import type { Qcow2State } from './state.js';
@@ -49,6 +49,10 @@ export async function ensureBlock(st: Qcow2State, index: number): Promise<boolea
   if ((await st.store.refcountBlock(index)) !== 0) return changed;
   const C = st.geometry.clusterSize;
   const blockOffset = index * st.geometry.refcountBlockEntries * C;
+  const there = st.store.knownMetadataAt?.(blockOffset);
+  if (there !== undefined) {
+    throw corrupt(`refcount block ${index} is missing, yet the cluster a new one would take (0x${blockOffset.toString(16)}) holds ${there}`, { offset: blockOffset });
+  }
   const block = new Uint8Array(C);
   writeRefcount(block, 0, st.geometry.refcountOrder, 1);
   await st.store.newRefcountBlock(blockOffset, block);
@@ -89,6 +93,11 @@ async function growRefcountTable(st: Qcow2State, neededEntries: number): Promise
   let tableClusters = 0;
   for (;;) {
     tableClusters = Math.ceil((entries * 8) / C);
+    // Refused before the blocks for it are counted (for a table past the limit that count alone
+    // would take minutes and gigabytes: an entry pointing near 2^53 asks for such a table).
+    if (tableClusters * C > MAX_REFCOUNT_TABLE_BYTES) {
+      throw unsupported(`the refcount table would exceed the ${MAX_REFCOUNT_TABLE_BYTES >> 20} MiB limit (${tableClusters * C} bytes)`);
+    }
     // Blocks needed for the area [start, start + newBlocks + tableClusters): iterate to a fixpoint.
     let count = 0;
     for (;;) {
@@ -102,9 +111,6 @@ async function growRefcountTable(st: Qcow2State, neededEntries: number): Promise
     const lastIndex = Math.floor((start + newBlocks.length + tableClusters - 1) / E);
     if (lastIndex + 1 <= entries) break;
     entries = lastIndex + 1;
-  }
-  if (tableClusters * C > MAX_REFCOUNT_TABLE_BYTES) {
-    throw unsupported(`the refcount table would exceed the ${MAX_REFCOUNT_TABLE_BYTES >> 20} MiB limit (${tableClusters * C} bytes)`);
   }
   const tableStart = start + newBlocks.length;
   const areaEnd = tableStart + tableClusters;
@@ -146,8 +152,11 @@ async function findFreeRun(st: Qcow2State, count: number): Promise<{ start: numb
   let run = 0;
   let firstFree = -1;
   let c = st.freeHint;
+  const C = st.geometry.clusterSize;
   while (run < count) {
     if ((await st.store.getRefcount(c)) === 0) {
+      const what = st.store.knownMetadataAt?.(c * C);
+      if (what !== undefined) throw corrupt(`cluster 0x${(c * C).toString(16)} holds ${what}, yet its refcount is 0`, { offset: c * C });
       run++;
       if (firstFree < 0) firstFree = c;
     } else run = 0;
@@ -168,10 +177,15 @@ export async function ensureBlocksFor(st: Qcow2State, first: number, count: numb
 
 /** Allocates `count` contiguous clusters (refcount 1 each) and returns the host offset of the first. */
 export async function allocateClusters(st: Qcow2State, count: number): Promise<number> {
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     const { start, firstFree } = await findFreeRun(st, count);
-    // A new block or table may have taken some of these clusters: look again.
-    if (await ensureBlocksFor(st, start, count)) continue;
+    // A new block or table may have taken some of these clusters: look again. Each round creates
+    // what the run needs, so a second round finds them; more means the refcount structure does not
+    // hold what was just written to it.
+    if (await ensureBlocksFor(st, start, count)) {
+      if (attempt >= MAX_ALLOCATION_ROUNDS) throw corrupt(`allocating ${count} cluster(s): the refcount structure does not keep the blocks written to it (cluster 0x${(start * st.geometry.clusterSize).toString(16)})`, { offset: start * st.geometry.clusterSize });
+      continue;
+    }
     for (let c = start; c < start + count; c++) await adjustRefcount(st, c, 1);
     st.freeHint = firstFree === start ? start + count : firstFree;
     return start * st.geometry.clusterSize;

@@ -91,6 +91,12 @@ export interface MetadataStore {
   /** The header now names a refcount table, just written, holding these block offsets. */
   refcountTableReplaced(offsets: number[]): void;
   getRefcount(cluster: number): Promise<number>;
+  /**
+   * What the image file's cluster holding `hostOffset` is, if this store knows it to be metadata
+   * (the optimized engine keeps that map for its overlap check; the reference engine knows none).
+   * The allocator refuses to hand out such a cluster, whatever its refcount says.
+   */
+  knownMetadataAt?(hostOffset: number): string | undefined;
   /** Sets a refcount in the existing block at `block`. */
   putRefcount(block: number, cluster: number, value: number): Promise<void>;
   /** Index of the last cluster with a nonzero refcount in the block at `block`, -1 when none. */

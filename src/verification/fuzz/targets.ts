@@ -79,6 +79,15 @@ async function withDevice<T>(open: Promise<Qcow2Device>, use: (d: Qcow2Device) =
   }
 }
 
+/** Runs `use` on a file of the case's image, closed after. */
+async function withFile<F extends { close(): Promise<void> }, T>(file: F, use: (f: F) => Promise<T>): Promise<T> {
+  try {
+    return await use(file);
+  } finally {
+    await file.close();
+  }
+}
+
 /** Reads every data extent of the device (up to the budget) into one reused buffer. */
 async function readAll(device: Qcow2Device): Promise<void> {
   const buffer = new Uint8Array(READ_CHUNK);
@@ -120,13 +129,10 @@ export const TARGETS: readonly Target[] = [
     name: 'open',
     what: 'qcow2 info: metadata read and described',
     async run(env) {
-      const file = env.image(true);
-      try {
+      await withFile(env.image(true), async (file) => {
         const meta = await readMetadata(file);
         imageInfo(meta, 'fuzz.qcow2', meta.fileSize);
-      } finally {
-        await file.close();
-      }
+      });
       return [];
     },
   },
@@ -150,12 +156,7 @@ export const TARGETS: readonly Target[] = [
     name: 'check',
     what: 'qcow2 check',
     async run(env) {
-      const file = env.image(true);
-      try {
-        env.reports.push(await checkImage(file));
-      } finally {
-        await file.close();
-      }
+      await withFile(env.image(true), async (file) => env.reports.push(await checkImage(file)));
       return [];
     },
   },
@@ -217,12 +218,7 @@ export const TARGETS: readonly Target[] = [
       if (first === undefined) return [];
       await withDevice(env.engine(true, first.id), (d) => d.read(0, Math.min(d.virtualSize, 65536)));
       await withDevice(env.engine(false), (d) => d.applySnapshot(first.id));
-      const file = env.image(true);
-      try {
-        env.reports.push(await checkImage(file));
-      } finally {
-        await file.close();
-      }
+      await withFile(env.image(true), async (file) => env.reports.push(await checkImage(file)));
       return [];
     },
   },
