@@ -6,6 +6,7 @@
  * table keeps growing), written, and entered into the header. The old structure becomes leaked
  * clusters, which the caller frees.
  */
+import { corrupt } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { writeRefcount } from '../format/refcount.js';
 import type { CheckContext } from './context.js';
@@ -48,7 +49,7 @@ async function writeRefblocks(
       table.entries[index] = blockOffset;
     }
     const clash = overlapsMetadata(ctx, blockOffset, C, 'none');
-    if (clash) throw new Error(`ERROR writing refblock: overlaps with ${clash}`);
+    if (clash) throw corrupt(`ERROR writing refblock: overlaps with ${clash}`, { offset: blockOffset });
     const block = new Uint8Array(C);
     for (let i = 0; i < perBlock; i++) {
       const n = imrt.get(start + i);
@@ -85,7 +86,7 @@ export async function rebuildRefcountStructure(ctx: CheckContext, imrt: InMemory
   if (clash) {
     ctx.refcountTableOffset = oldTable.offset;
     ctx.refcountTableClusters = oldTable.clusters;
-    throw new Error(`ERROR writing reftable: overlaps with ${clash}`);
+    throw corrupt(`ERROR writing reftable: overlaps with ${clash}`, { offset: tableOffset });
   }
   await ctx.file.write(tableOffset, bytes, 'refcount-table');
   await ctx.file.flush();
