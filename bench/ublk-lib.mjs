@@ -61,6 +61,12 @@
 //   fio 12+6 s, 3 rounds, the 4 KiB preallocated rows only (server of commit a95fd0a):
 //     randread-4k 1835 vs 1376 req/s 1.33x (rounds 1.91, 1.14, 1.59), loop 14.0k 0.13x
 //     randwrite-4k 1333 vs 1184 req/s 1.13x (rounds 0.31, 2.47, 1.16), loop 12.6k 0.11x
+// Measured 2026-12-02 later (same host, as busy), after allocating writes zero the cluster with
+// fallocate and write only the guest's 4 KiB (commit e34fc90), 3 rounds, fio 12+6 s:
+//     randwrite-4k-empty (1 GiB image) 40.5 vs 150 req/s 0.27x (was 0.08x); randwrite-4k 1507 vs 334 4.51x
+//   then the empty row as it is now (64 GiB image, ramp 45 s; QEMU's default L2 cache, commit 4b24426):
+//     randwrite-4k-empty 565 vs 787 req/s 0.72x (rounds: 10 vs 290 in the first, the host at its busiest;
+//     902 vs 983; 565 vs 787); our server's CPU per request 1.1-1.7 ms against qemu-nbd's 0.8-1.0 ms.
 // No goal met except the 512 KiB rows against qemu-nbd. What limits ours: (1) warm-up: with a 4 s
 // ramp the helper threads (V8's concurrent compiler) cost 300-2500 us per request and ours did
 // 267-1049 req/s; with 12 s they cost 13-93 us and ours did 1283-2182. (2) Then the JS thread:
