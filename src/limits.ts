@@ -127,6 +127,8 @@ export const DEFAULT_REFCOUNT_CACHE_BYTES = 256 * KiB;
 export const CHECK_REFCOUNT_BLOCK_CACHE = 32;
 /** L1 and bitmap table entries `check` reads at a time: 64 KiB of 8-byte entries. */
 export const CHECK_TABLE_WINDOW_ENTRIES = 8192;
+/** The most an in-memory file (src/io/memory-file.ts: tests, the fuzzer) grows to; a write past it fails like one past a full disk. */
+export const MEMORY_FILE_MAX_BYTES = 2 * GiB;
 /** Bytes copied (convert) or compared (compare) per read. */
 export const COPY_CHUNK_BYTES = 1 * MiB;
 /** The largest buffer of zeroes written in one call where zeroes must be written explicitly. */

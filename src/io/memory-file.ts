@@ -4,7 +4,8 @@
  * of a file system without them passes capabilities with those off, and they then write zeros
  * through write() (writeZeros, block-file.ts).
  */
-import { readOnlyError } from '../errors.js';
+import { ioError, readOnlyError } from '../errors.js';
+import { MEMORY_FILE_MAX_BYTES } from '../limits.js';
 import { type BlockFile, checkRange, type FileCapabilities, type WriteTag, writeZeros, ZEROING_NAMES } from './block-file.js';
 
 export class MemoryFile implements BlockFile {
@@ -82,9 +83,13 @@ export class MemoryFile implements BlockFile {
     if (this.readOnly) throw readOnlyError('memory file is read-only');
   }
 
+  /** Grows the buffer to hold `capacity` bytes; past MEMORY_FILE_MAX_BYTES an io error, as a full disk would give. */
   private ensure(capacity: number): void {
     if (capacity <= this.data.byteLength) return;
-    const grown = new Uint8Array(Math.max(capacity, this.data.byteLength * 2));
+    if (capacity > MEMORY_FILE_MAX_BYTES) {
+      throw ioError(`a memory file cannot grow to ${capacity} bytes (at most ${MEMORY_FILE_MAX_BYTES}): EFBIG`, { offset: capacity });
+    }
+    const grown = new Uint8Array(Math.min(MEMORY_FILE_MAX_BYTES, Math.max(capacity, this.data.byteLength * 2)));
     grown.set(this.data);
     this.data = grown;
   }

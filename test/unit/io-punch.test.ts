@@ -165,6 +165,14 @@ describe('NodeFile', () => {
 });
 
 describe('MemoryFile', () => {
+  it('refuses to grow past 2 GiB with a typed io error (a write there would take the memory)', async () => {
+    const file = new MemoryFile(new Uint8Array(10));
+    const err = await file.write(2 ** 48, new Uint8Array(1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Qcow2Error);
+    expect((err as Qcow2Error).code).toBe('io');
+    expect(await file.size()).toBe(10);
+  });
+
   it('punches (keeping the size) and zeroes ranges (extending it)', async () => {
     const file = new MemoryFile(new Uint8Array(100).fill(3));
     expect(file.capabilities).toEqual({ punchHole: true, zeroRange: true });
