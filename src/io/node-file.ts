@@ -130,16 +130,8 @@ export class NodeFile implements BlockFile {
     const fd = this.handle.fd;
     try {
       if (what === 'punchHole') native.fallocate(fd, punch, offset, length);
-      else if (!this.zeroByPunch) {
-        try {
-          native.fallocate(fd, native.FALLOC_FL_ZERO_RANGE, offset, length);
-          return true;
-        } catch (err) {
-          if (!isNotSupported(err)) throw err;
-          this.zeroByPunch = true;
-        }
-      }
-      if (what === 'zeroRange') {
+      else if (!this.zeroByPunch) this.zeroByPunch = !this.tryFallocate(native, native.FALLOC_FL_ZERO_RANGE, offset, length);
+      if (what === 'zeroRange' && this.zeroByPunch) {
         native.fallocate(fd, punch, offset, length);
         native.fallocate(fd, 0, offset, length);
       }
@@ -147,6 +139,17 @@ export class NodeFile implements BlockFile {
     } catch (err) {
       if (isNotSupported(err)) return (this.caps[what] = false);
       throw ioError(`${ZEROING_NAMES[what]} of ${length} bytes at 0x${offset.toString(16)} failed: ${describe(err)}`, { offset, cause: err });
+    }
+  }
+
+  /** fallocate with `mode`: false when the file system does not have that mode, throws on any other failure. */
+  private tryFallocate(native: NonNullable<ReturnType<typeof loadNative>>, mode: number, offset: number, length: number): boolean {
+    try {
+      native.fallocate(this.handle.fd, mode, offset, length);
+      return true;
+    } catch (err) {
+      if (isNotSupported(err)) return false;
+      throw err;
     }
   }
 

@@ -5,11 +5,10 @@
  */
 import { open } from 'node:fs/promises';
 import { ioError } from '../errors.js';
+import { ZERO_CHUNK_BYTES } from '../limits.js';
 import { loadNative } from './native.js';
 
 export type RawPreallocation = 'off' | 'falloc' | 'full';
-
-const ZERO_CHUNK = 65536;
 
 export async function resizeRawFile(path: string, newSize: number, prealloc: RawPreallocation): Promise<void> {
   const handle = await open(path, 'r+');
@@ -27,8 +26,8 @@ export async function resizeRawFile(path: string, newSize: number, prealloc: Raw
     }
     await handle.truncate(newSize);
     if (prealloc === 'full' && newSize > current) {
-      const zeros = new Uint8Array(ZERO_CHUNK);
-      for (let at = current; at < newSize; at += ZERO_CHUNK) await handle.write(zeros, 0, Math.min(ZERO_CHUNK, newSize - at), at);
+      const zeros = new Uint8Array(Math.min(ZERO_CHUNK_BYTES, newSize - current));
+      for (let at = current; at < newSize; at += zeros.byteLength) await handle.write(zeros, 0, Math.min(zeros.byteLength, newSize - at), at);
       await handle.sync();
     }
   } catch (err) {
