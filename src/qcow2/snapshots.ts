@@ -18,7 +18,7 @@ import { hasHostCluster } from './mapping.js';
 import { adjustRange, allocateClusters } from './refcounts.js';
 import { growL1, setVirtualSize } from './resize.js';
 import type { Qcow2State } from './state.js';
-import { adjustTree, recomputeCopied } from './tree.js';
+import { applyDeltas, countTree, recomputeCopied, refuseOverflow } from './tree.js';
 
 export function snapshotInfo(e: SnapshotEntry, virtualSize: number): SnapshotInfo {
   return {
@@ -143,12 +143,12 @@ export async function createSnapshot(st: Qcow2State, name: string): Promise<Snap
   const C = st.geometry.clusterSize;
   const entries = await st.store.readSnapshots();
   const id = String(entries.reduce((max, e) => Math.max(max, Number.parseInt(e.id, 10) || 0), 0) + 1);
-  const tree = await activeTree(st);
-  await checkRoomForReference(st, tree);
+  const deltas = await countTree(st, await activeTree(st), +1);
+  await refuseOverflow(st, deltas, 'a snapshot');
   const l1Bytes = st.header.l1Size * 8;
   const l1Copy = await allocateClusters(st, Math.max(1, Math.ceil(l1Bytes / C)));
   await st.store.writeThrough(l1Copy, await st.store.activeL1Bytes(l1Bytes), 'l1');
-  await adjustTree(st, tree, +1);
+  await applyDeltas(st, deltas, +1);
   await recomputeCopied(st);
   const now = Date.now();
   const extra = { vmStateSizeLarge: 0n, diskSize: BigInt(st.geometry.virtualSize), icount: -1n };
@@ -168,37 +168,22 @@ export async function createSnapshot(st: Qcow2State, name: string): Promise<Snap
   return snapshotInfo(entry, st.geometry.virtualSize);
 }
 
-/** Refuses, before changing anything, when one more reference would overflow a refcount. */
-async function checkRoomForReference(st: Qcow2State, tree: readonly number[]): Promise<void> {
-  const max = maxRefcount(st.geometry.refcountOrder);
-  const C = st.geometry.clusterSize;
-  const full = async (cluster: number) => BigInt(await st.store.getRefcount(cluster)) >= max;
-  for (const l2 of tree) {
-    if (l2 === 0) continue;
-    let overflow = await full(l2 / C);
-    for (const m of overflow ? [] : await st.store.l2Table(l2)) {
-      if (m.kind === 'compressed') overflow = await full(Math.floor(m.hostOffset / C));
-      else if (hasHostCluster(st, m)) overflow = await full(m.hostOffset / C);
-      if (overflow) break;
-    }
-    if (overflow) {
-      throw unsupported(`a snapshot needs one more reference to clusters whose ${1 << st.geometry.refcountOrder}-bit refcounts are at their maximum`);
-    }
-  }
-}
-
 export async function applySnapshot(st: Qcow2State, idOrName: string): Promise<void> {
   const sn = await checkedSnapshot(st, idOrName);
+  const snOffset = Number(sn.l1TableOffset);
+  // Net changes, so a cluster both trees share is not counted up and down (a narrow refcount at its
+  // maximum would overflow in between). Increases before the switch, decreases after: a crash leaks.
+  const deltas = await countTree(st, await st.store.readL1Table(snOffset, sn.l1Size), +1);
+  await countTree(st, await activeTree(st), -1, deltas);
+  await refuseOverflow(st, deltas, 'applying this snapshot');
   const diskSize = Number(sn.extra.diskSize ?? BigInt(st.geometry.virtualSize));
   if (diskSize !== st.geometry.virtualSize) await setVirtualSize(st, diskSize);
   if (sn.l1Size > st.header.l1Size) await growL1(st, sn.l1Size);
-  const oldTree = await activeTree(st);
-  const snOffset = Number(sn.l1TableOffset);
-  await adjustTree(st, await st.store.readL1Table(snOffset, sn.l1Size), +1);
   const active = new Uint8Array(st.header.l1Size * 8);
   active.set(await st.file.read(snOffset, sn.l1Size * 8));
+  await applyDeltas(st, deltas, +1);
   await st.store.replaceActiveL1(active);
-  await adjustTree(st, oldTree, -1);
+  await applyDeltas(st, deltas, -1);
   await recomputeCopied(st);
 }
 
@@ -207,7 +192,7 @@ export async function deleteSnapshot(st: Qcow2State, idOrName: string): Promise<
   const { sn } = findChecked(entries, idOrName, st.geometry.clusterSize, Number(st.header.snapshotsOffset));
   await writeSnapshotTable(st, entries.filter((e) => e !== sn));
   const snOffset = Number(sn.l1TableOffset);
-  await adjustTree(st, await st.store.readL1Table(snOffset, sn.l1Size), -1);
+  await applyDeltas(st, await countTree(st, await st.store.readL1Table(snOffset, sn.l1Size), -1), -1);
   await adjustRange(st, snOffset, Math.max(1, sn.l1Size * 8), -1);
   await recomputeCopied(st);
 }
