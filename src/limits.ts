@@ -46,6 +46,11 @@ export const MAX_BITMAP_TABLE_BYTES = 64 * MiB;
 export const MAX_BITMAP_TABLE_ENTRIES = 0x800_0000;
 /** QEMU's limit on a bitmap's data (BME_MAX_PHYS_SIZE): 512 MiB of table entries times clusters. */
 export const MAX_BITMAP_DATA_BYTES = 512 * MiB;
+/**
+ * Bitmap data our engines hold in memory to keep an image's bitmaps up to date (all bitmaps
+ * together; QEMU holds them all as well): 256 MiB covers a 1 TiB disk at 512-byte granularity.
+ */
+export const MAX_TRACKED_BITMAP_BYTES = 256 * MiB;
 /** Bitmap data clusters an exported bitmap keeps in memory (64 of 64 KiB: 4 MiB). */
 export const BITMAP_DATA_CACHE_CLUSTERS = 64;
 /** QEMU's limit on a bitmap name (BDRV_BITMAP_MAX_NAME_SIZE). */

@@ -7,9 +7,6 @@
  *   `-r`). Probing a raw disk a guest writes is the qemu probing hole: the guest can write a qcow2
  *   header, and the next probe would trust it (with a backing file name of the guest's choice).
  *   QEMU only warns and guards sector 0.
- * - `-B BITMAP` needs a read-only export (`-r` or `-l`): our writes do not keep persistent bitmaps
- *   (the first write drops them, as the spec allows for a program that does not maintain them),
- *   so the bitmap could not follow the writes of a writable export. qemu-nbd tracks them.
  * - `--cache` takes writeback (default), writethrough and unsafe (the O_DIRECT modes are refused,
  *   as for `qcow2 bench`).
  * - `-e 0` serves any number of clients (as qemu-nbd 5.2+); one client over the limit is answered
@@ -137,9 +134,6 @@ export function parseNbdArgs(args: string[]): NbdCommand {
   const loadSnapshot = values['load-snapshot'] === undefined ? undefined : snapshotName(values['load-snapshot']);
   // As qemu-nbd: -l implies -r.
   const readOnly = values['read-only'] === true || loadSnapshot !== undefined;
-  if (values.bitmap !== undefined && !readOnly) {
-    throw usage('nbd: -B needs a read-only export (-r): our writes do not keep persistent bitmaps up to date');
-  }
   if (values['tls-creds'] !== undefined && values['tls-psk'] !== undefined) throw commandLineError('nbd', '--tls-creds and --tls-psk cannot be combined');
   if (values['tls-verify-peer'] === true && values['tls-creds'] === undefined) throw commandLineError('nbd', '--tls-verify-peer needs --tls-creds');
   const tls: NbdCommand['tls'] =
@@ -224,7 +218,7 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
     const device = await openExport(cmd, cleanups);
     let server: NbdServer;
     try {
-      const bitmap = cmd.bitmap === undefined ? undefined : await exportedBitmap(device, cmd.bitmap);
+      const bitmap = cmd.bitmap === undefined ? undefined : await exportedBitmap(device, cmd.bitmap, cmd.snapshot);
       server = await NbdServer.listen({
         device,
         exportName: cmd.exportName,
@@ -307,10 +301,14 @@ async function listCommand(cmd: NbdCommand, ctx: CliContext): Promise<number> {
   return 0;
 }
 
-/** -B: the bitmap, from a qcow2 export. */
-async function exportedBitmap(device: BlockDevice, name: string): Promise<PersistentBitmap> {
-  if (!isQcow2(device)) throw usage(`nbd: -B '${name}': a ${device.format} image has no persistent bitmaps`);
-  return device.readBitmap(name);
+/**
+ * -B: the bitmap, from a qcow2 export: on a writable one, the bitmap the device keeps up to date
+ * (its client's writes show at once, as with qemu-nbd); with -s, the image's under the overlay.
+ */
+async function exportedBitmap(device: BlockDevice, name: string, snapshot: boolean): Promise<PersistentBitmap> {
+  const source = snapshot ? device.backing : device;
+  if (!source || !isQcow2(source)) throw usage(`nbd: -B '${name}': a ${source?.format ?? device.format} image has no persistent bitmaps`);
+  return source.readBitmap(name);
 }
 
 /** --fork: runs the server in a detached child and exits 0 once it listens (1 if it could not start). */

@@ -58,7 +58,7 @@ export class OptimizedImage extends Qcow2Front<OptState> {
     prepared.catch(() => {}); // awaited below, in turn
     const turn = this.compressedTail.then(async () => {
       const clusters = await prepared;
-      await this.beforeWrite();
+      await this.beforeWrite(offset, data.byteLength);
       await this.onClusters(offset, data.byteLength, false, () => this.state.meta.run(() => writeCompressedClusters(this.state, clusters)));
     });
     this.compressedTail = turn.catch(() => {});

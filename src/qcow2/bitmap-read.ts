@@ -8,26 +8,58 @@
  * bitmaps are consistent (autoclear bit 0), the bitmap is not `in_use` (saved incompletely), it is
  * a dirty-tracking bitmap with QEMU's granularities, unknown extra data is marked compatible, the
  * table is as long as the disk needs and every entry is a clean, aligned, in-file offset. Data
- * clusters are then read on demand, a bounded number kept.
+ * clusters are then read on demand, a bounded number kept. A bitmap this device keeps through its
+ * writes (dirty-bitmaps.ts) is read from memory: its live bits.
  */
 import type { DirtyRun, PersistentBitmap } from '../engine/types.js';
 import { corrupt, hex, unsupported, usage } from '../errors.js';
-import { decodeBitmapDirectory, decodeBitmapTable, type BitmapTableEntry } from '../format/bitmap.js';
+import { decodeBitmapDirectory, decodeBitmapTable, type BitmapDirectoryEntry, type BitmapTableEntry } from '../format/bitmap.js';
 import { BITMAP_FLAG_AUTO, BITMAP_FLAG_EXTRA_DATA_COMPATIBLE, BITMAP_FLAG_IN_USE, BITMAP_TYPE_DIRTY_TRACKING } from '../format/constants.js';
 import { BITMAP_DATA_CACHE_CLUSTERS, MAX_BITMAP_GRANULARITY_BITS, MAX_BITMAP_TABLE_BYTES, MIN_BITMAP_GRANULARITY_BITS } from '../limits.js';
 import type { Qcow2State } from './state.js';
 
 export async function readPersistentBitmap(st: Qcow2State, name: string): Promise<PersistentBitmap> {
+  const entries = await bitmapDirectory(st, name);
+  const e = entries.find((b) => b.name === name);
+  if (!e) throw usage(`bitmap '${name}' not found (the image has ${entries.map((b) => `'${b.name}'`).join(', ')})`);
+  const tracked = st.bitmaps?.list.find((b) => b.entry.name === name);
+  if (tracked?.bits) {
+    // Kept in memory through this device's writes (dirty-bitmaps.ts): the live bits.
+    const bits = tracked.bits;
+    const C = st.geometry.clusterSize;
+    return new BitmapView(name, 2 ** e.granularityBits, (e.flags & BITMAP_FLAG_AUTO) !== 0, st.geometry.virtualSize, C, async (index) => bits.subarray(index * C, (index + 1) * C));
+  }
+  const { granularity, table } = await checkedBitmapTable(st, e);
+  const cache = new Map<number, Uint8Array>();
+  return new BitmapView(name, granularity, (e.flags & BITMAP_FLAG_AUTO) !== 0, st.geometry.virtualSize, st.geometry.clusterSize, async (index) => {
+    const t = table[index];
+    if (!t || t.hostOffset === 0) return t?.allOnes ?? false;
+    const cached = cache.get(index);
+    if (cached) return cached;
+    const data = await st.file.read(t.hostOffset, st.geometry.clusterSize);
+    if (cache.size >= BITMAP_DATA_CACHE_CLUSTERS) cache.delete(cache.keys().next().value as number);
+    cache.set(index, data);
+    return data;
+  });
+}
+
+/** The bitmap directory's entries, refused when the image has no consistent bitmaps. */
+export async function bitmapDirectory(st: Qcow2State, name: string): Promise<BitmapDirectoryEntry[]> {
   const ext = st.extensions.find((e) => e.kind === 'bitmaps');
   if (!ext || ext.kind !== 'bitmaps') throw usage(`bitmap '${name}' not found: the image has no persistent bitmaps`);
   if (!st.features.bitmapsConsistent) {
     throw unsupported(`bitmap '${name}' cannot be used: the image's bitmaps are stale (autoclear bit 0 is clear: written by a program that does not keep them)`);
   }
   const dirOffset = Number(ext.directoryOffset);
-  const { entries } = decodeBitmapDirectory(await st.file.read(dirOffset, Number(ext.directorySize)), ext.nbBitmaps, dirOffset);
-  const e = entries.find((b) => b.name === name);
-  if (!e) throw usage(`bitmap '${name}' not found (the image has ${entries.map((b) => `'${b.name}'`).join(', ')})`);
-  const field = `bitmap '${name}'`;
+  return decodeBitmapDirectory(await st.file.read(dirOffset, Number(ext.directorySize)), ext.nbBitmaps, dirOffset).entries;
+}
+
+/**
+ * A bitmap's table, after every check the spec and QEMU's reader make before its bits are
+ * trusted (module comment); refuses a bitmap that is in_use.
+ */
+export async function checkedBitmapTable(st: Qcow2State, e: BitmapDirectoryEntry): Promise<{ granularity: number; table: BitmapTableEntry[] }> {
+  const field = `bitmap '${e.name}'`;
   if (e.flags & BITMAP_FLAG_IN_USE) throw unsupported(`${field} is inconsistent (in_use: it was not saved completely) and cannot be used`, { field });
   if (e.type !== BITMAP_TYPE_DIRTY_TRACKING) throw unsupported(`${field} has type ${e.type}; only dirty tracking bitmaps (1) can be used`, { field });
   if (e.granularityBits < MIN_BITMAP_GRANULARITY_BITS || e.granularityBits > MAX_BITMAP_GRANULARITY_BITS) {
@@ -39,8 +71,7 @@ export async function readPersistentBitmap(st: Qcow2State, name: string): Promis
   const C = st.geometry.clusterSize;
   const granularity = 2 ** e.granularityBits;
   const size = st.geometry.virtualSize;
-  const bits = Math.ceil(size / granularity);
-  const needed = Math.ceil(bits / (C * 8));
+  const needed = bitmapTableEntries(size, granularity, C);
   if (e.bitmapTableSize !== needed) {
     throw corrupt(`${field}: bitmap table of ${e.bitmapTableSize} entries, but a disk of ${size} bytes at granularity ${granularity} needs ${needed}`, { field });
   }
@@ -53,7 +84,12 @@ export async function readPersistentBitmap(st: Qcow2State, name: string): Promis
   }
   const table = needed === 0 ? [] : decodeBitmapTable(await st.file.read(tableOffset, tableBytes), needed);
   table.forEach((t, i) => checkEntry(t, i, tableOffset, C, fileSize, field));
-  return new StoredBitmap(st, name, granularity, (e.flags & BITMAP_FLAG_AUTO) !== 0, size, table);
+  return { granularity, table };
+}
+
+/** Entries of the bitmap table of a disk of `size` bytes: one per cluster of bitmap data. */
+export function bitmapTableEntries(size: number, granularity: number, clusterSize: number): number {
+  return Math.ceil(Math.ceil(size / granularity) / (clusterSize * 8));
 }
 
 function checkEntry(t: BitmapTableEntry, i: number, tableOffset: number, C: number, fileSize: number, field: string): void {
@@ -66,20 +102,24 @@ function checkEntry(t: BitmapTableEntry, i: number, tableOffset: number, C: numb
   }
 }
 
-class StoredBitmap implements PersistentBitmap {
-  /** Data clusters read, by table index; the oldest dropped past BITMAP_DATA_CACHE_CLUSTERS. */
-  private readonly clusters = new Map<number, Uint8Array>();
+/**
+ * One cluster of bitmap data, by table index: its bytes, or true/false when it reads as all ones /
+ * all zeros.
+ */
+type DataCluster = (index: number) => Promise<Uint8Array | boolean>;
+
+class BitmapView implements PersistentBitmap {
   private readonly bitsPerCluster: number;
 
   constructor(
-    private readonly st: Qcow2State,
     readonly name: string,
     readonly granularity: number,
     readonly enabled: boolean,
     private readonly size: number,
-    private readonly table: readonly BitmapTableEntry[],
+    clusterSize: number,
+    private readonly cluster: DataCluster,
   ) {
-    this.bitsPerCluster = st.geometry.clusterSize * 8;
+    this.bitsPerCluster = clusterSize * 8;
   }
 
   async runs(offset: number, length: number, maxRuns: number): Promise<DirtyRun[]> {
@@ -97,15 +137,13 @@ class StoredBitmap implements PersistentBitmap {
     while (at < end) {
       const bit = Math.floor(at / g);
       const index = Math.floor(bit / this.bitsPerCluster);
-      const entry = this.table[index];
-      if (!entry) break;
       const clusterEnd = Math.min(end, (index + 1) * this.bitsPerCluster * g);
-      if (entry.hostOffset === 0) {
-        if (!push(at, clusterEnd, entry.allOnes)) break;
+      const data = await this.cluster(index);
+      if (typeof data === 'boolean') {
+        if (!push(at, clusterEnd, data)) break;
         at = clusterEnd;
         continue;
       }
-      const data = await this.cluster(index, entry.hostOffset);
       const first = bit - index * this.bitsPerCluster;
       let full = true;
       for (let b = first; at < clusterEnd; b++) {
@@ -125,14 +163,5 @@ class StoredBitmap implements PersistentBitmap {
       if (!full) break;
     }
     return out;
-  }
-
-  private async cluster(index: number, hostOffset: number): Promise<Uint8Array> {
-    const cached = this.clusters.get(index);
-    if (cached) return cached;
-    const data = await this.st.file.read(hostOffset, this.st.geometry.clusterSize);
-    if (this.clusters.size >= BITMAP_DATA_CACHE_CLUSTERS) this.clusters.delete(this.clusters.keys().next().value as number);
-    this.clusters.set(index, data);
-    return data;
   }
 }

@@ -1,14 +1,14 @@
 /**
- * Persistent bitmaps are not maintained by our engines. Before the first write, the spec requires
- * clearing autoclear bit 0 (the bitmaps become stale) and every autoclear bit we do not know; we
- * also drop the bitmaps extension and free the clusters it owned (directory, bitmap tables and
- * bitmap data) so the image does not leak them. The header goes first: a crash in between leaves
- * leaks, never a dangling reference.
+ * The bitmaps extension before the first change to an image. Consistent bitmaps (autoclear bit 0)
+ * are kept: loaded and marked in_use (dirty-bitmaps.ts). Stale ones (bit 0 clear: a program that
+ * does not keep bitmaps wrote the image) are dropped, as QEMU drops them: the extension goes, and
+ * since their clusters may have been reused, nothing is freed. Every autoclear bit we do not
+ * maintain is cleared, as the spec requires.
  */
 import { corrupt } from '../errors.js';
-import { AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
+import { AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW } from '../format/constants.js';
+import { loadBitmaps, markBitmapsInUse } from './dirty-bitmaps.js';
 import { writeHeader } from './header.js';
-import { adjustRange } from './refcounts.js';
 import type { Qcow2State } from './state.js';
 
 /** The byte ranges consistent bitmaps own: directory, tables and data clusters. */
@@ -29,21 +29,18 @@ export async function bitmapRanges(st: Qcow2State): Promise<{ offset: number; le
   return owned;
 }
 
-async function dropBitmaps(st: Qcow2State): Promise<void> {
-  const owned = await bitmapRanges(st);
-  st.extensions = st.extensions.filter((e) => e.kind !== 'bitmaps');
-  await writeHeader(st);
-  for (const range of owned) if (range.length > 0) await adjustRange(st, range.offset, range.length, -1);
-}
-
-/** Before the first change to an image: the autoclear bits we do not maintain are cleared. */
-export async function clearAutoclear(st: Qcow2State): Promise<void> {
-  const keep = st.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW;
-  const hasBitmaps = st.extensions.some((e) => e.kind === 'bitmaps');
-  if (st.header.autoclearFeatures === keep && !hasBitmaps) return;
-  st.header.autoclearFeatures = keep;
-  st.activeBitmaps = false;
-  if (hasBitmaps) await dropBitmaps(st); // frees what the bitmaps owned only if they were consistent
-  else await writeHeader(st);
-  st.features.bitmapsConsistent = false;
+/** Before the first change to an image (module comment); refuses, with nothing written, bitmaps it cannot keep. */
+export async function beforeFirstChange(st: Qcow2State): Promise<void> {
+  const tracked = await loadBitmaps(st);
+  const stale = !tracked && st.extensions.some((e) => e.kind === 'bitmaps');
+  const keep = st.header.autoclearFeatures & (AUTOCLEAR_DATA_FILE_RAW | (tracked ? AUTOCLEAR_BITMAPS : 0n));
+  if (stale) {
+    st.extensions = st.extensions.filter((e) => e.kind !== 'bitmaps');
+    st.activeBitmaps = false;
+  }
+  if (stale || keep !== st.header.autoclearFeatures) {
+    st.header.autoclearFeatures = keep;
+    await writeHeader(st);
+  }
+  if (tracked) await markBitmapsInUse(st, tracked);
 }

@@ -11,7 +11,8 @@ import { checkRequest } from '../engine/request.js';
 import { stoppedError } from '../engine/stopped.js';
 import { readOnlyError, unsupported } from '../errors.js';
 import { readPersistentBitmap } from './bitmap-read.js';
-import { clearAutoclear } from './bitmaps.js';
+import { beforeFirstChange } from './bitmaps.js';
+import { loadBitmaps, markDirty, resizeBitmaps, storeBitmaps } from './dirty-bitmaps.js';
 import { setDirtyBit, underDirtyBit } from './header.js';
 import { resize } from './resize.js';
 import { applySnapshot, checkedSnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
@@ -84,21 +85,21 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
 
   async write(offset: number, data: Uint8Array, opts: WriteOptions = {}): Promise<void> {
     checkRequest('write', offset, data.byteLength, this.virtualSize);
-    await this.beforeWrite();
+    await this.beforeWrite(offset, data.byteLength);
     await this.writeData(offset, data);
     if (opts.fua) await this.flush();
   }
 
   async writeZeroes(offset: number, length: number, opts: WriteZeroesOptions = {}): Promise<void> {
     checkRequest('write zeroes', offset, length, this.virtualSize);
-    await this.beforeWrite();
+    await this.beforeWrite(offset, length);
     await this.zeroData(offset, length, opts);
     if (opts.fua) await this.flush();
   }
 
   async discard(offset: number, length: number, opts: WriteOptions = {}): Promise<void> {
     checkRequest('discard', offset, length, this.virtualSize);
-    await this.beforeWrite();
+    await this.beforeWrite(offset, length);
     await this.discardData(offset, length);
     if (opts.fua) await this.flush();
   }
@@ -125,7 +126,10 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
 
   async resize(newSize: number, opts: ResizeOptions = {}): Promise<void> {
     await this.beforeWrite();
-    await this.whole(() => resize(this.state, newSize, opts));
+    await this.whole(async () => {
+      await resize(this.state, newSize, opts);
+      if (this.state.bitmaps) resizeBitmaps(this.state.bitmaps, newSize);
+    });
   }
 
   listSnapshots(): Promise<SnapshotInfo[]> {
@@ -154,12 +158,14 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   }
 
   /**
-   * A persistent bitmap, for reading. Our engines do not keep bitmaps through writes (the first
-   * write drops them: bitmaps.ts), so only a read-only device lends one out.
+   * A persistent bitmap, for reading. On a writable device it is the bitmap kept in memory through
+   * this device's writes (dirty-bitmaps.ts): the live bits.
    */
   readBitmap(name: string): Promise<PersistentBitmap> {
-    if (!this.state.readOnly) throw unsupported(`bitmap '${name}' can only be read from an image opened read-only: our writes do not keep persistent bitmaps up to date`);
-    return this.whole(() => readPersistentBitmap(this.state, name));
+    return this.whole(async () => {
+      if (!this.state.readOnly) await loadBitmaps(this.state);
+      return readPersistentBitmap(this.state, name);
+    });
   }
 
   /** Flushes and closes; the files are closed even when the flush fails (the failure is then thrown). */
@@ -169,6 +175,12 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     try {
       if (!failure) {
         await this.flush();
+        // The bitmaps kept through this device's changes are stored, in_use cleared.
+        const bitmaps = st.bitmaps;
+        if (bitmaps?.inUse && !st.features.corrupt) {
+          await this.whole(() => storeBitmaps(st, bitmaps));
+          await this.flush();
+        }
         // Lazy refcounts left the image dirty: everything is on disk now, refcounts included.
         if (st.features.dirty && !st.readOnly && !st.keepDirty && !st.features.corrupt) await this.whole(() => setDirtyBit(st, false));
       }
@@ -183,23 +195,24 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     await closeAll([() => this.state.backing?.close(), () => this.state.dataFile?.close(), () => this.state.file.close()]);
   }
 
-
-
   /**
-   * Before a change: refuse on read-only, corrupt or stopped images; before the first one, clear
-   * the autoclear bits we do not maintain (bitmaps.ts).
+   * Before a change: refuse on read-only, corrupt or stopped images; before the first one, keep or
+   * drop the bitmaps and clear the autoclear bits we do not maintain (bitmaps.ts). A change of the
+   * guest's bytes at [offset, offset + length) marks them dirty in the kept bitmaps.
    */
-  protected async beforeWrite(): Promise<void> {
+  protected async beforeWrite(offset = 0, length = 0): Promise<void> {
     const st = this.state;
     if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
     if (st.readOnly) throw readOnlyError('the image is open read-only');
     this.refuseIfStopped();
-    if (this.autoclearDone) return;
-    await this.whole(async () => {
-      if (this.autoclearDone) return;
-      await clearAutoclear(st);
-      this.autoclearDone = true;
-    });
+    if (!this.autoclearDone) {
+      await this.whole(async () => {
+        if (this.autoclearDone) return;
+        await beforeFirstChange(st);
+        this.autoclearDone = true;
+      });
+    }
+    if (st.bitmaps) markDirty(st.bitmaps, offset, length);
   }
 
   /** After a failed metadata write or flush, nothing more is changed (src/engine/stopped.ts). */

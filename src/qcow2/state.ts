@@ -12,6 +12,7 @@ import type { Header } from '../format/header.js';
 import type { SnapshotEntry } from '../format/snapshot.js';
 import type { Features } from '../format/validate.js';
 import type { BlockFile, WriteTag } from '../io/block-file.js';
+import type { BitmapDirectoryEntry } from '../format/bitmap.js';
 import type { Mapping, NewL2Entry } from './mapping.js';
 
 /** A file that remembers the first metadata write or flush that failed (engine/stopped.ts). */
@@ -40,6 +41,8 @@ export interface Qcow2State {
   readOnly: boolean;
   /** The image has enabled ('auto') persistent bitmaps that are consistent: snapshots cannot be applied. */
   activeBitmaps: boolean;
+  /** The persistent bitmaps, once loaded to be kept through changes (dirty-bitmaps.ts). */
+  bitmaps?: TrackedBitmaps;
   /** Bytes the snapshot table takes (entries and their padding); follows every table rewrite. */
   snapshotTableBytes: number;
   /** Lowest cluster index that may be free; only a search hint, never a statement about refcounts. */
@@ -49,6 +52,27 @@ export interface Qcow2State {
   /** Refcount updates may lag behind the L2 tables under the dirty bit (lazy refcounts in force). */
   lazyRefcounts: boolean;
   store: MetadataStore;
+}
+
+/** A persistent bitmap kept through changes (dirty-bitmaps.ts). */
+export interface TrackedBitmap {
+  /** The directory entry as loaded (or as `qcow2 bitmap` made it), in_use as it was then. */
+  entry: BitmapDirectoryEntry;
+  /** One bit per granule; undefined for a bitmap that was in_use when loaded (kept as it is). */
+  bits: Uint8Array | undefined;
+  /** The bits or the entry differ from what the stored table holds: close stores a new one. */
+  changed: boolean;
+  /** What the stored bitmap owns (its table and data clusters), freed once a new one is stored. */
+  owned: { offset: number; length: number }[];
+}
+
+/** The image's persistent bitmaps, loaded to be kept through changes (dirty-bitmaps.ts). */
+export interface TrackedBitmaps {
+  list: TrackedBitmap[];
+  /** in_use is set on disk: close must store the bitmaps. */
+  inUse: boolean;
+  /** The list itself changed (a bitmap added or removed): close writes a new directory. */
+  listChanged: boolean;
 }
 
 export interface L1Slot {

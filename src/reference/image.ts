@@ -37,7 +37,7 @@ export class ReferenceImage extends Qcow2Front<RefState> {
 
   async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
     checkRequest('compressed write', offset, data.byteLength, this.virtualSize);
-    await this.beforeWrite();
+    await this.beforeWrite(offset, data.byteLength);
     await writeCompressed(this.state, offset, data);
   }
 

@@ -9,7 +9,7 @@
  * - `-L`: our listing of a server equals `qemu-nbd -L`'s, against either server.
  */
 import { execa } from 'execa';
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -130,10 +130,25 @@ describe('-B BITMAP: qemu:dirty-bitmap:NAME', () => {
     expect(seen.ours).toEqual(seen.qemu);
   });
 
-  it('a writable export with -B is refused before the image is opened', async () => {
-    const r = await qcow2(['nbd', '-k', path('sock'), '-f', 'qcow2', '-B', 'coarse', image]);
-    expect(r.exitCode).not.toBe(0);
-    expect(r.stderr).toMatch(/-B needs a read-only export/);
+  it("a writable export with -B: a client's writes show in the bitmap at once, and stay in it after the server stops, as with qemu-nbd", async () => {
+    const maps: Record<string, string[]> = {};
+    const images: Record<string, string> = {};
+    for (const kind of ['qemu', 'ours'] as const) {
+      const copy = path(`writable-${kind}.qcow2`);
+      await copyFile(image, copy);
+      images[kind] = copy;
+      const s = await serve(kind, copy, { extraArgs: ['-B', 'fine'] });
+      await run('qemu-io', ['-f', 'raw', '-c', 'write -q -P 9 50M 4k', '-c', 'write -q -z 70M 100k', '-c', 'flush', s.uri]);
+      maps[kind] = [(await run('nbdinfo', ['--map=qemu:dirty-bitmap:fine', s.uri])).stdout];
+      await s.stop();
+      const after = await serve(kind, copy, { readOnly: true, extraArgs: ['-B', 'fine'] });
+      maps[kind].push((await run('nbdinfo', ['--map=qemu:dirty-bitmap:fine', after.uri])).stdout);
+      await after.stop();
+    }
+    expect(maps.ours![0]).toContain('52428800');
+    expect(maps.ours).toEqual(maps.qemu);
+    const flags = async (p: string) => JSON.parse((await run('qemu-img', ['info', '--output=json', p])).stdout)['format-specific'].data.bitmaps;
+    expect(await flags(images.ours!)).toEqual(await flags(images.qemu!));
   });
 
   it('an unknown bitmap, and a bitmap left in_use by a killed writer, are refused at start', async () => {
