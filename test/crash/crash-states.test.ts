@@ -22,6 +22,7 @@ describe('crash states', () => {
     for (const w of WORKLOADS) {
       it(`${engine}: ${w.name}`, async () => {
         await requireTool('qemu-img');
+        if (w.bitmaps) for (const t of ['qemu-nbd', 'nbdinfo'] as const) await requireTool(t);
         const r = await explore(w, open, { maxFailures: 3 });
         console.log(`crash ${engine} ${w.name}: ${r.writes} writes, ${r.flushes} flushes, ${r.states} states, ${r.distinct} distinct, ${r.repaired} repaired, ${r.leaky} with leaks`);
         expect(r.failures).toEqual([]);

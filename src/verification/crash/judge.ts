@@ -1,8 +1,8 @@
 /**
  * The verdict on one crash state: the image opens with our engine (which repairs it when the dirty
  * bit says refcounts may be stale), `qemu-img check` finds no corruption (leaks are allowed; after
- * a repair nothing at all) and our check (src/check/) finds exactly what qemu-img found, and every
- * byte a returned flush covered reads back.
+ * a repair nothing at all) and our check (src/check/) finds exactly what qemu-img found, every
+ * byte a returned flush covered reads back, and no bitmap silently lost a bit (bitmap-judge.ts).
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { checkImage } from '../../check/index.js';
 import { NodeFile } from '../../io/node-file.js';
 import { openOptimized } from '../../optimized/open.js';
 import { runTool } from '../../tools/run.js';
+import { bitmapProblems } from './bitmap-judge.js';
 import { describeError } from './describe.js';
 import type { Expectation } from './types.js';
 
@@ -69,6 +70,8 @@ export async function judge(files: StateFiles, expected: Expectation, dir: strin
   const dirty = bytes.byteLength > 79 && (bytes[79]! & 1) === 1 && bytes[7] === 3;
   let leaks = 0;
   try {
+    // On the state as the crash left it, before our engine opens (and may repair) it.
+    problems.push(...(await bitmapProblems(own, expected)));
     if (!dirty) {
       const c = await qemuCheck(own);
       leaks = c.leaks;

@@ -26,11 +26,20 @@ export interface Workload {
   options: string;
   size: number;
   clusterSize: number;
+  /** Persistent bitmaps `qemu-img bitmap --add` gives the image first (granularity in bytes). */
+  bitmaps?: WorkloadBitmap[];
   /** qemu-io commands run on the image before the workload (the image's history). */
   before?: string[];
   /** The external data file's name (beside the image), when `options` names one. */
   dataFile?: string;
   ops: GuestOp[];
+}
+
+export interface WorkloadBitmap {
+  name: string;
+  granularity?: number;
+  /** `qemu-img bitmap --disable`: it records nothing. */
+  disabled?: boolean;
 }
 
 /** How the harness opens an image on an engine (an engine lane's `open`: src/verification/engines.ts). */
@@ -44,4 +53,8 @@ export interface Expectation {
   unsettled: [number, number][];
   /** Virtual sizes the disk may have (a resize since the flush may or may not have landed). */
   sizes?: number[];
+  /** The image's bitmaps: none may vanish, and an enabled one stored clean (not in_use) must hold all of `touched` dirty. */
+  bitmaps?: WorkloadBitmap[];
+  /** Ranges of every request begun before the crash. */
+  touched?: [number, number][];
 }

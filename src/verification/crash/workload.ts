@@ -51,6 +51,9 @@ export async function tool(cmd: string, args: string[], cwd?: string): Promise<s
  */
 async function createImage(w: Workload, dir: string): Promise<string> {
   await tool('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', w.options, 'image.qcow2', String(w.size)], dir);
+  for (const b of w.bitmaps ?? []) {
+    await tool('qemu-img', ['bitmap', '--add', ...(b.granularity ? ['-g', String(b.granularity)] : []), ...(b.disabled ? ['--disable'] : []), 'image.qcow2', b.name], dir);
+  }
   if (w.before?.length) await tool('qemu-io', ['-f', 'qcow2', ...w.before.flatMap((c) => ['-c', c]), 'image.qcow2'], dir);
   return join(dir, 'image.qcow2');
 }
@@ -71,7 +74,7 @@ const made = new Map<string, Promise<{ image: Uint8Array; data: Uint8Array | und
  * and its guest bytes as QEMU reads them.
  */
 export async function prepareImage(w: Workload, dir: string): Promise<{ path: string; start: Uint8Array; image: Uint8Array; data: Uint8Array | undefined }> {
-  const key = JSON.stringify([w.options, w.size, w.before, w.dataFile]);
+  const key = JSON.stringify([w.options, w.size, w.bitmaps, w.before, w.dataFile]);
   let template = made.get(key);
   if (!template) {
     template = (async () => {
@@ -132,11 +135,14 @@ export function expectation(r: Recording, end: number): Expectation {
   let since = 0;
   for (const e of r.events) if (e.kind === 'flushed' && e.at <= end) ({ bytes, at: since } = e);
   const unsettled: [number, number][] = [];
+  const touched: [number, number][] = [];
   const sizes = [bytes.byteLength];
   for (const e of r.events) {
-    if (e.kind !== 'began' || e.at < since || e.at >= end) continue;
+    if (e.kind !== 'began' || e.at >= end) continue;
+    if (e.size === undefined) touched.push([e.from, e.to]);
+    if (e.at < since) continue;
     unsettled.push([e.from, e.to]);
     if (e.size !== undefined) sizes.push(e.size);
   }
-  return { bytes, unsettled, sizes };
+  return { bytes, unsettled, sizes, ...(r.workload.bitmaps ? { bitmaps: r.workload.bitmaps, touched } : {}) };
 }

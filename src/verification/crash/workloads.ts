@@ -137,6 +137,23 @@ export const WORKLOADS: Workload[] = [
     ],
   },
   {
+    name: 'bitmaps',
+    // Persistent bitmaps kept through the workload: marked in_use before the first change, stored
+    // afresh at close (data over two clusters at 512-byte granularity, a table, a directory, then
+    // the header), the old ones freed. Every crash state keeps them, in_use or holding every write.
+    options: 'compat=1.1,cluster_size=512',
+    size: 4 * 1024 * K,
+    clusterSize: 512,
+    bitmaps: [{ name: 'b0' }, { name: 'fine', granularity: 512 }, { name: 'off', disabled: true }],
+    before: ['write -P 0x21 0 16k'],
+    ops: [
+      { op: 'write', offset: 1000, length: 3000, seed: 1 },
+      { op: 'flush' },
+      { op: 'discard', offset: 8 * K, length: 4 * K },
+      { op: 'write', offset: 3 * 1024 * K + 512, length: 1024, seed: 2 },
+    ],
+  },
+  {
     name: 'growth',
     // 512-byte clusters with 64-bit refcounts: a one-cluster refcount table covers 2 MiB of file.
     // QEMU fills the file to just under that; the first write then grows the refcount table, and
