@@ -6,7 +6,8 @@
  * Implemented: raw images (grow and shrink; preallocation off, falloc, full) and qcow2 images (grow
  * and shrink; growing with preallocation off, or metadata without a backing file, data file or
  * extended L2). Refused as unsupported: qcow2 preallocation falloc and full, metadata in the other
- * cases, qcow2 images with persistent bitmaps or data_file_raw.
+ * cases, qcow2 images with data_file_raw. Persistent bitmaps follow the new size (the new area
+ * clean), as QEMU's; an image with an inconsistent (in_use) bitmap is refused, as QEMU refuses it.
  */
 import { stat } from 'node:fs/promises';
 import { openImage, probeFormat } from '../device/open.js';
@@ -117,7 +118,6 @@ async function checkQcow2Resize(filename: string, clusterSize: number, current: 
   try {
     const meta = await readMetadata(file);
     if (meta.snapshots.length > 0 && meta.header.version < 3) throw usage("Can't resize a v2 image which has snapshots");
-    if (meta.bitmaps.length > 0) throw unsupported('resize: images with persistent bitmaps cannot be resized here (the bitmaps would need resizing too)');
     const l2Entries = BigInt(clusterSize / (meta.header.incompatibleFeatures & INCOMPAT_EXTL2 ? 16 : 8));
     const l1Entries = (total + BigInt(clusterSize) * l2Entries - 1n) / (BigInt(clusterSize) * l2Entries);
     if (l1Entries * 8n > BigInt(MAX_L1_BYTES)) throw usage('Failed to grow the L1 table: File too large');

@@ -161,7 +161,20 @@ export interface Qcow2Device extends BlockDevice {
   deleteSnapshot(idOrName: string): Promise<void>;
   /** Persistent bitmap `name`, checked, for reading. */
   readBitmap(name: string): Promise<PersistentBitmap>;
+  /**
+   * Changes the persistent bitmaps (qemu-img bitmap), in order; the first that fails stops the rest
+   * (those before it stay made). They are stored when the device closes.
+   */
+  editBitmaps(edits: readonly BitmapEdit[]): Promise<void>;
 }
+
+/** One change to the persistent bitmaps, as qemu-img bitmap's operations. */
+export type BitmapEdit =
+  /** A new, empty bitmap; granularity in bytes (default: the cluster size, at least 4 KiB); enabled unless `disabled`. */
+  | { op: 'add'; name: string; granularity?: number; disabled?: boolean }
+  | { op: 'remove' | 'clear' | 'enable' | 'disable'; name: string }
+  /** Sets in bitmap `name` every granule `source` has dirty (`sourceSize`: the source disk's size). */
+  | { op: 'merge'; name: string; source: PersistentBitmap; sourceSize: number };
 
 export interface OpenOptions {
   readOnly?: boolean;

@@ -16,10 +16,10 @@
  * (QEMU and bitmap-read.ts refuse their bits) and what was written meanwhile leaks. A bitmap that
  * was in_use when loaded is kept as it is, clusters untouched, still in_use.
  */
-import { unsupported } from '../errors.js';
-import { decodeBitmapDirectory, encodeBitmapDirectory, encodeBitmapTable, type BitmapDirectoryEntry, type BitmapTableEntry } from '../format/bitmap.js';
+import { type Qcow2Error, unsupported, usage } from '../errors.js';
+import { decodeBitmapDirectory, decodeBitmapTable, encodeBitmapDirectory, encodeBitmapTable, type BitmapDirectoryEntry, type BitmapTableEntry } from '../format/bitmap.js';
 import { AUTOCLEAR_BITMAPS, BITMAP_FLAG_AUTO, BITMAP_FLAG_IN_USE } from '../format/constants.js';
-import { MAX_TRACKED_BITMAP_BYTES } from '../limits.js';
+import { MAX_BITMAP_TABLE_BYTES, MAX_TRACKED_BITMAP_BYTES } from '../limits.js';
 import { bitmapTableEntries, checkedBitmapTable } from './bitmap-read.js';
 import { writeHeader } from './header.js';
 import { adjustRange, allocateClusters } from './refcounts.js';
@@ -51,7 +51,7 @@ export async function loadBitmaps(st: Qcow2State): Promise<TrackedBitmaps | unde
   let total = 0;
   for (const entry of entries) {
     if (entry.flags & BITMAP_FLAG_IN_USE) {
-      list.push({ entry, bits: undefined, changed: false, owned: [] });
+      list.push({ entry, bits: undefined, changed: false, owned: await ownedByInconsistent(st, entry) });
       continue;
     }
     const { table } = await checkedBitmapTable(st, entry);
@@ -72,8 +72,30 @@ export async function loadBitmaps(st: Qcow2State): Promise<TrackedBitmaps | unde
     }
     list.push({ entry, bits, changed: false, owned });
   }
-  st.bitmaps = { list, inUse: false, listChanged: false };
+  st.bitmaps = { list, inUse: false, listChanged: false, removed: [] };
   return st.bitmaps;
+}
+
+/**
+ * What a bitmap that is in_use owns (freed if it is removed): its table and the clusters it names,
+ * as far as they are clean cluster offsets inside the file; its bits are never trusted.
+ */
+async function ownedByInconsistent(st: Qcow2State, entry: BitmapDirectoryEntry): Promise<{ offset: number; length: number }[]> {
+  const C = st.geometry.clusterSize;
+  const offset = Number(entry.bitmapTableOffset);
+  const length = entry.bitmapTableSize * 8;
+  const fileSize = await st.file.size();
+  if (offset === 0 || offset % C !== 0 || offset + length > fileSize || length > MAX_BITMAP_TABLE_BYTES) return [];
+  const owned = [{ offset, length }];
+  for (const t of decodeBitmapTable(await st.file.read(offset, length), entry.bitmapTableSize)) {
+    if (t.hostOffset !== 0 && t.hostOffset % C === 0 && t.hostOffset + C <= fileSize) owned.push({ offset: t.hostOffset, length: C });
+  }
+  return owned;
+}
+
+/** QEMU's refusal to use a bitmap that is in_use (inconsistent): only removing it is allowed. */
+export function inconsistentBitmap(name: string): Qcow2Error {
+  return usage(`Bitmap '${name}' is inconsistent and cannot be used (only removed: qcow2 bitmap --remove IMAGE ${name})`);
 }
 
 /** Step 1: before the first change, every loaded bitmap is marked in_use on disk (in place). */
@@ -91,10 +113,15 @@ export function markDirty(tracked: TrackedBitmaps, offset: number, length: numbe
   if (length <= 0) return;
   for (const b of tracked.list) {
     if (!b.bits || !(b.entry.flags & BITMAP_FLAG_AUTO)) continue;
-    const g = b.entry.granularityBits;
-    setBits(b.bits, Math.floor(offset / 2 ** g), Math.floor((offset + length - 1) / 2 ** g));
+    markGranules(b.bits, b.entry.granularityBits, offset, length);
     b.changed = true;
   }
+}
+
+/** Sets the bits of the granules (2^granularityBits bytes each) that [offset, offset + length) touches. */
+export function markGranules(bits: Uint8Array, granularityBits: number, offset: number, length: number): void {
+  if (length <= 0) return;
+  setBits(bits, Math.floor(offset / 2 ** granularityBits), Math.floor((offset + length - 1) / 2 ** granularityBits));
 }
 
 /** Sets bits first..last (inclusive, least significant bit of each byte first). */
@@ -110,6 +137,12 @@ export function setBits(bits: Uint8Array, first: number, last: number): void {
     bit += wholeBytes * 8;
   }
   for (; bit <= last; bit++) bits[bit >>> 3]! |= 1 << (bit & 7);
+}
+
+/** As QEMU, a disk whose bitmaps include an inconsistent one is not resized. */
+export function checkResizable(tracked: TrackedBitmaps): void {
+  const bad = tracked.list.find((b) => !b.bits);
+  if (bad) throw inconsistentBitmap(bad.entry.name);
 }
 
 /** The disk's size changes: every kept bitmap follows (new granules clean, cut ones dropped). */
@@ -129,10 +162,11 @@ export function resizeBitmaps(tracked: TrackedBitmaps, newSize: number): void {
 
 /** Step 3: a clean close stores the bitmaps (module comment) and clears in_use. */
 export async function storeBitmaps(st: Qcow2State, tracked: TrackedBitmaps): Promise<void> {
+  if (!tracked.inUse) return;
   const ext = bitmapsExtension(st);
-  if (!tracked.inUse || !ext) return;
   const C = st.geometry.clusterSize;
-  const freed: { offset: number; length: number }[] = [];
+  const freed = [...tracked.removed];
+  let rewritten = false;
   const entries: BitmapDirectoryEntry[] = [];
   for (const b of tracked.list) {
     if (!b.bits) {
@@ -148,33 +182,37 @@ export async function storeBitmaps(st: Qcow2State, tracked: TrackedBitmaps): Pro
     const tableOffset = await allocateClusters(st, Math.max(1, Math.ceil(tableBytes.byteLength / C)));
     await st.file.write(tableOffset, tableBytes, 'bitmap');
     freed.push(...b.owned);
+    rewritten = true;
     b.owned = [{ offset: tableOffset, length: tableBytes.byteLength }, ...table.filter((t) => t.hostOffset !== 0).map((t) => ({ offset: t.hostOffset, length: C }))];
     b.entry = { ...b.entry, flags: b.entry.flags & ~BITMAP_FLAG_IN_USE, bitmapTableOffset: BigInt(tableOffset), bitmapTableSize: table.length };
     b.changed = false;
     entries.push(b.entry);
   }
   const directory = encodeBitmapDirectory(entries);
+  if (ext) freed.push({ offset: Number(ext.directoryOffset), length: Number(ext.directorySize) });
   if (entries.length === 0) {
-    // The last bitmap was removed: the extension goes, autoclear bit 0 with it.
-    freed.push({ offset: Number(ext.directoryOffset), length: Number(ext.directorySize) });
+    // No bitmap left: the extension goes, autoclear bit 0 with it.
     st.extensions = st.extensions.filter((e) => e !== ext);
     st.header.autoclearFeatures &= ~AUTOCLEAR_BITMAPS;
     await writeHeader(st);
-  } else if (freed.length === 0 && !tracked.listChanged) {
+  } else if (ext && !rewritten && !tracked.listChanged) {
+    // Only in_use changes: the directory is rewritten in place (its clusters stay).
+    freed.pop();
     await st.store.writeThrough(Number(ext.directoryOffset), directory, 'bitmap');
   } else {
     const dirOffset = await allocateClusters(st, Math.ceil(directory.byteLength / C));
     await st.file.write(dirOffset, directory, 'bitmap');
-    freed.push({ offset: Number(ext.directoryOffset), length: Number(ext.directorySize) });
-    ext.directoryOffset = BigInt(dirOffset);
-    ext.directorySize = BigInt(directory.byteLength);
-    ext.nbBitmaps = entries.length;
+    const fresh = { kind: 'bitmaps' as const, nbBitmaps: entries.length, reserved: 0, directorySize: BigInt(directory.byteLength), directoryOffset: BigInt(dirOffset) };
+    st.extensions = ext ? st.extensions.map((e) => (e === ext ? fresh : e)) : [...st.extensions, fresh];
+    st.header.autoclearFeatures |= AUTOCLEAR_BITMAPS;
+    st.features.bitmapsConsistent = true;
     // A write-through: everything above is durable before the header names it.
     await writeHeader(st);
   }
   for (const r of freed) if (r.length > 0) await adjustRange(st, r.offset, r.length, -1);
   tracked.inUse = false;
   tracked.listChanged = false;
+  tracked.removed = [];
 }
 
 /** Writes a bitmap's data clusters (none for an all-zero one) and returns its table. */

@@ -6,13 +6,14 @@
  * must first write back (`writeBackCaches`).
  */
 import { chainStatus } from '../engine/chain.js';
-import type { BlockDevice, DeviceCapabilities, Extent, PersistentBitmap, Qcow2Device, ResizeOptions, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import type { BitmapEdit, BlockDevice, DeviceCapabilities, Extent, PersistentBitmap, Qcow2Device, ResizeOptions, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
 import { checkRequest } from '../engine/request.js';
 import { stoppedError } from '../engine/stopped.js';
 import { readOnlyError, unsupported } from '../errors.js';
 import { readPersistentBitmap } from './bitmap-read.js';
+import { applyBitmapEdit } from './bitmap-edit.js';
 import { beforeFirstChange } from './bitmaps.js';
-import { loadBitmaps, markDirty, resizeBitmaps, storeBitmaps } from './dirty-bitmaps.js';
+import { checkResizable, loadBitmaps, markDirty, resizeBitmaps, storeBitmaps } from './dirty-bitmaps.js';
 import { setDirtyBit, underDirtyBit } from './header.js';
 import { resize } from './resize.js';
 import { applySnapshot, checkedSnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
@@ -127,8 +128,10 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   async resize(newSize: number, opts: ResizeOptions = {}): Promise<void> {
     await this.beforeWrite();
     await this.whole(async () => {
+      const bitmaps = this.state.bitmaps;
+      if (bitmaps) checkResizable(bitmaps);
       await resize(this.state, newSize, opts);
-      if (this.state.bitmaps) resizeBitmaps(this.state.bitmaps, newSize);
+      if (bitmaps) resizeBitmaps(bitmaps, newSize);
     });
   }
 
@@ -165,6 +168,15 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     return this.whole(async () => {
       if (!this.state.readOnly) await loadBitmaps(this.state);
       return readPersistentBitmap(this.state, name);
+    });
+  }
+
+  async editBitmaps(edits: readonly BitmapEdit[]): Promise<void> {
+    await this.beforeWrite();
+    await this.whole(async () => {
+      const st = this.state;
+      st.bitmaps ??= { list: [], inUse: true, listChanged: false, removed: [] };
+      for (const edit of edits) await applyBitmapEdit(st, st.bitmaps, edit);
     });
   }
 

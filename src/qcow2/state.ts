@@ -69,10 +69,12 @@ export interface TrackedBitmap {
 /** The image's persistent bitmaps, loaded to be kept through changes (dirty-bitmaps.ts). */
 export interface TrackedBitmaps {
   list: TrackedBitmap[];
-  /** in_use is set on disk: close must store the bitmaps. */
+  /** in_use is set on disk (or bitmaps were added to an image without any): close must store them. */
   inUse: boolean;
   /** The list itself changed (a bitmap added or removed): close writes a new directory. */
   listChanged: boolean;
+  /** What removed bitmaps owned, freed once the directory without them is stored. */
+  removed: { offset: number; length: number }[];
 }
 
 export interface L1Slot {

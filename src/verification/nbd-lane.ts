@@ -17,7 +17,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DeviceCapabilities, Extent, OpenOptions, PersistentBitmap, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import type { BitmapEdit, DeviceCapabilities, Extent, OpenOptions, PersistentBitmap, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
 import { openOptimized } from '../optimized/open.js';
 import { unsupported } from '../errors.js';
 
@@ -306,7 +306,11 @@ class NbdLaneDevice implements Qcow2Device {
   }
 
   readBitmap(name: string): Promise<PersistentBitmap> {
-    return Promise.reject(unsupported(`nbd lane: bitmap '${name}': the lane's export is writable, and only read-only devices lend out bitmaps`));
+    return Promise.reject(unsupported(`nbd lane: bitmap '${name}': the lane's image is open in its server process, which cannot lend out a bitmap here`));
+  }
+
+  editBitmaps(edits: readonly BitmapEdit[]): Promise<void> {
+    return this.offline((d) => d.editBitmaps(edits));
   }
 
   close(): Promise<void> {

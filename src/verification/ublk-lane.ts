@@ -44,7 +44,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { DeviceCapabilities, Extent, OpenOptions, PersistentBitmap, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
+import type { BitmapEdit, DeviceCapabilities, Extent, OpenOptions, PersistentBitmap, Qcow2Device, SnapshotInfo, StatusExtent, WriteOptions, WriteZeroesOptions } from '../engine/types.js';
 import { unsupported } from '../errors.js';
 import { readMetadata } from '../image/metadata.js';
 import { loadNative, nativeLoadError } from '../io/native.js';
@@ -486,7 +486,11 @@ class UblkLaneDevice implements Qcow2Device {
   }
 
   readBitmap(name: string): Promise<PersistentBitmap> {
-    return Promise.reject(unsupported(`ublk lane: bitmap '${name}': the lane's device is writable, and only read-only devices lend out bitmaps`));
+    return Promise.reject(unsupported(`ublk lane: bitmap '${name}': the lane's image is open in its server process, which cannot lend out a bitmap here`));
+  }
+
+  editBitmaps(edits: readonly BitmapEdit[]): Promise<void> {
+    return this.offline((d) => d.editBitmaps(edits));
   }
 
   close(): Promise<void> {

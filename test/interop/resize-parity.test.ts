@@ -8,7 +8,8 @@
  *    images: with host offsets left out and entries merged, as clusters may be placed elsewhere).
  * Command lines qemu-img refuses are refused alike: same exit status, no stdout, and each of
  * qemu-img's messages inside ours. What we do not implement (qcow2 preallocation falloc and full,
- * metadata over a backing file or with extended L2, images with bitmaps or data_file_raw) is refused with a typed error and leaves the image untouched.
+ * metadata over a backing file or with extended L2, images with data_file_raw) is refused with a
+ * typed error and leaves the image untouched. Persistent bitmaps come out as QEMU's (`qemu-img info`).
  * Shrunk qcow2 images are also grown back by qemu-img and compared again (nothing of the cut area
  * comes back), and their snapshots still read as before.
  */
@@ -18,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
-import { requireTool } from '../support/tools.js';
+import { requireTool, toolEnv } from '../support/tools.js';
 
 let dir = '';
 let n = 0;
@@ -52,6 +53,13 @@ async function buildFixtures(): Promise<void> {
   await io('qcow2', 'overlay.qcow2', 'write -P 0x22 64k 64k');
   await img('create', '-q', '-f', 'qcow2', 'bitmaps.qcow2', '1M');
   await img('bitmap', '--add', 'bitmaps.qcow2', 'b0');
+  await img('bitmap', '--add', '-g', '512', 'bitmaps.qcow2', 'fine');
+  await io('qcow2', 'bitmaps.qcow2', 'write -P 0x23 0 3k');
+  await io('qcow2', 'bitmaps.qcow2', 'write -P 0x24 900k 100k');
+  // A writer killed with the image open leaves its bitmap in_use: QEMU refuses to resize then.
+  await img('create', '-q', '-f', 'qcow2', 'inuse.qcow2', '1M');
+  await img('bitmap', '--add', 'inuse.qcow2', 'b0');
+  await execa('qemu-io', ['-f', 'qcow2', '-c', 'write -q 0 4k', '-c', 'sigraise 9', 'inuse.qcow2'], { cwd: dir, reject: false });
   await img('create', '-q', '-f', 'qcow2', '-o', 'data_file=plain-data.raw,data_file_raw=on', 'datafileraw.qcow2', '1M');
   await writeFile(join(dir, 'plain.raw'), Buffer.alloc(1001, 0x31));
   await writeFile(join(dir, 'sparse.raw'), '');
@@ -96,6 +104,16 @@ async function virtualSize(image: string, format: string): Promise<number> {
   return (JSON.parse(out.stdout) as { 'virtual-size': number })['virtual-size'];
 }
 
+async function bitmapsOf(image: string): Promise<unknown> {
+  const out = await img('info', '--output=json', image);
+  return JSON.parse(out.stdout)['format-specific'].data.bitmaps;
+}
+
+/** QEMU's view of a bitmap: qemu-nbd -B, socket-activated by nbdinfo --map. */
+async function dirtyMap(image: string, name: string): Promise<string> {
+  return (await execa('nbdinfo', ['--json', `--map=qemu:dirty-bitmap:${name}`, '--', '[', 'qemu-nbd', '-r', '-f', 'qcow2', '-B', name, image, ']'], { cwd: dir, env: toolEnv() })).stdout;
+}
+
 interface Case {
   fixture: string;
   args: string[];
@@ -103,6 +121,8 @@ interface Case {
 
 /** Grown and shrunk. */
 const RESIZED: Case[] = [
+  { fixture: 'bitmaps.qcow2', args: ['IMAGE', '2M'] },
+  { fixture: 'bitmaps.qcow2', args: ['--shrink', 'IMAGE', '512k'] },
   { fixture: 'plain.qcow2', args: ['IMAGE', '+3M'] },
   { fixture: 'plain.qcow2', args: ['-q', 'IMAGE', '2G'] },
   { fixture: 'plain.qcow2', args: ['-f', 'qcow2', 'IMAGE', '+512'] },
@@ -169,13 +189,14 @@ const UNSUPPORTED: (Case & { message: RegExp })[] = [
   { fixture: 'extl2.qcow2', args: ['--preallocation=metadata', 'IMAGE', '3M'], message: /preallocation=metadata is implemented only/ },
   { fixture: 'plain.qcow2', args: ['--preallocation=falloc', 'IMAGE', '2M'], message: /preallocation=falloc is not supported/ },
   { fixture: 'plain.qcow2', args: ['--preallocation=full', 'IMAGE', '2M'], message: /preallocation=full is not supported/ },
-  { fixture: 'bitmaps.qcow2', args: ['IMAGE', '2M'], message: /persistent bitmaps/ },
   { fixture: 'datafileraw.qcow2', args: ['IMAGE', '2M'], message: /data_file_raw/ },
 ];
 
 beforeAll(async () => {
   await requireTool('qemu-img');
   await requireTool('qemu-io');
+  await requireTool('qemu-nbd');
+  await requireTool('nbdinfo');
   dir = await mkdtemp(join(tmpdir(), 'qcow2-resize-'));
   await buildFixtures();
 }, 60_000);
@@ -208,6 +229,10 @@ describe.concurrent('qcow2 resize does what qemu-img resize does', () => {
       ]);
       if (format === 'raw') expect(mo.stdout).toBe(mt.stdout);
       else expect(mapWithoutOffsets(mo.stdout)).toEqual(mapWithoutOffsets(mt.stdout));
+      if (k.fixture === 'bitmaps.qcow2') {
+        expect(await bitmapsOf(ours)).toEqual(await bitmapsOf(theirs));
+        for (const name of ['b0', 'fine']) expect(await dirtyMap(ours, name), name).toEqual(await dirtyMap(theirs, name));
+      }
       if (format === 'qcow2' && k.args.includes('--shrink')) {
         for (const image of [theirs, ours]) await img('resize', '-q', image, '+2M');
         const again = await execa('qemu-img', ['compare', theirs, ours], { cwd: dir, reject: false });
@@ -259,6 +284,18 @@ describe.concurrent('qcow2 resize beyond qemu-img', () => {
       expect((await readFile(join(dir, ours))).equals(before)).toBe(true);
     });
   }
+  it('refuses, as qemu-img does, an image with an inconsistent (in_use) bitmap; the size stays', async () => {
+    const { theirs, ours } = await copies('inuse.qcow2');
+    const qr = await q([theirs, '2M']);
+    expect(qr.exitCode).toBe(1);
+    expect(qr.stderr).toContain("Bitmap 'b0' is inconsistent and cannot be used");
+    const rr = await r([ours, '2M']);
+    expect(rr.exitCode).toBe(1);
+    expect(rr.stdout).toBe('');
+    expect(rr.stderr).toMatch(/^qcow2 resize: usage: Bitmap 'b0' is inconsistent and cannot be used/);
+    expect(await virtualSize(ours, 'qcow2')).toBe(1 << 20);
+    expect(await bitmapsOf(ours)).toEqual(await bitmapsOf(theirs));
+  });
   it('warns as qemu-img does when a raw format is probed', async () => {
     const { theirs, ours } = await copies('plain.raw');
     const qr = await q([theirs, '+1M']);

@@ -32,7 +32,7 @@ describe('bitmapBytes', () => {
 
 function tracked(flags: number, granularityBits: number, bytes: number): TrackedBitmaps {
   const entry = { bitmapTableOffset: 0n, bitmapTableSize: 1, flags, type: 1, granularityBits, name: 'b', extraData: new Uint8Array(0) };
-  return { list: [{ entry, bits: new Uint8Array(bytes), changed: false, owned: [] }], inUse: true, listChanged: false };
+  return { list: [{ entry, bits: new Uint8Array(bytes), changed: false, owned: [] }], inUse: true, listChanged: false, removed: [] };
 }
 
 describe('markDirty', () => {
