@@ -76,9 +76,15 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off or metadata) and shrink',
     details: [
       'Not implemented, refused with an error: qcow2 preallocation falloc and full; metadata for an image',
-      'with a backing file, an external data file or extended L2; qcow2 images with persistent bitmaps or',
-      'data_file_raw. A shrunk qcow2 file keeps its length (QEMU cuts it).',
+      'with a backing file, an external data file or extended L2; qcow2 images with data_file_raw.',
+      'Persistent bitmaps follow the new size, as QEMU\'s. A shrunk qcow2 file keeps its length (QEMU cuts it).',
     ].join('\n'),
+  },
+  {
+    name: 'bitmap',
+    synopsis: '(--add | --remove | --clear | --enable | --disable | --merge SOURCE)... [-g SIZE] [-b SOURCE_FILE [-F SOURCE_FMT]] [-f FMT] IMAGE BITMAP',
+    summary:
+      'changes a persistent bitmap as `qemu-img bitmap` does: the operations in the order given, QEMU\'s checks and messages; `--merge` from the same image or from SOURCE_FILE',
   },
   {
     name: 'compare',

@@ -13,6 +13,7 @@ import { create } from './create.js';
 import { info } from './info.js';
 import { io } from './io/run.js';
 import { map } from './map.js';
+import { bitmap } from './bitmap.js';
 import { measure } from './measure.js';
 import { nbd } from './nbd.js';
 import { resize } from './resize.js';
@@ -20,7 +21,7 @@ import { ublk } from './ublk.js';
 import { snapshot } from './snapshot.js';
 
 /** The product's subcommands; their synopses and descriptions are in ./commands.ts (one entry each). */
-export const SUBCOMMANDS: Record<string, Subcommand> = { bench, check, compare, convert, create, info, io, map, measure, nbd, resize, snapshot, ublk };
+export const SUBCOMMANDS: Record<string, Subcommand> = { bench, bitmap, check, compare, convert, create, info, io, map, measure, nbd, resize, snapshot, ublk };
 
 /** Runs one command line against `commands` (the program's table: these and `verify`). */
 export async function run(argv: string[], ctx: CliContext, commands: Record<string, Subcommand> = SUBCOMMANDS): Promise<number> {

@@ -10,7 +10,7 @@
  * clean), as QEMU's; an image with an inconsistent (in_use) bitmap is refused, as QEMU refuses it.
  */
 import { stat } from 'node:fs/promises';
-import { openImage, probeFormat } from '../device/open.js';
+import { openImage } from '../device/open.js';
 import { isQcow2 } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { AUTOCLEAR_DATA_FILE_RAW, INCOMPAT_EXTL2 } from '../format/constants.js';
@@ -20,6 +20,7 @@ import { resizeRawFile } from '../io/raw-resize.js';
 import { MAX_L1_BYTES } from '../limits.js';
 import { qemuStrtosz } from '../units.js';
 import { commandLineError, parse } from './args.js';
+import { probeOrExplain } from './probe.js';
 import type { CliContext } from './context.js';
 
 const PREALLOCATION_MODES = ['off', 'metadata', 'falloc', 'full'] as const;
@@ -98,17 +99,6 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
 function safeSize(total: bigint): number {
   if (total > BigInt(Number.MAX_SAFE_INTEGER)) throw unsupported(`resize: sizes above ${Number.MAX_SAFE_INTEGER} bytes are not supported`);
   return Number(total);
-}
-
-/** The format, or qemu-img's message for a file that cannot be opened. */
-async function probeOrExplain(filename: string): Promise<'raw' | 'qcow2'> {
-  try {
-    return await probeFormat(filename);
-  } catch (err) {
-    const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
-    if (code === 'ENOENT') throw usage(`Could not open '${filename}': Could not open '${filename}': No such file or directory`);
-    throw err;
-  }
 }
 
 /** qcow2_co_truncate's checks, in its order, and what we do not implement. */

@@ -37,8 +37,6 @@ export async function applyBitmapEdit(st: Qcow2State, tracked: TrackedBitmaps, e
 }
 
 function addBitmap(st: Qcow2State, tracked: TrackedBitmaps, edit: Extract<BitmapEdit, { op: 'add' }>): void {
-  if (st.header.version < 3) throw unsupported(`Can't make bitmap '${edit.name}' persistent: Cannot store dirty bitmaps in qcow2 v2 files`);
-  if (tracked.list.some((b) => b.entry.name === edit.name)) throw usage(`Bitmap already exists: ${edit.name}`);
   const nameBytes = encodeString(edit.name).byteLength;
   if (nameBytes === 0 || nameBytes > MAX_BITMAP_NAME) throw usage(`Bitmap name '${edit.name}' must be 1 to ${MAX_BITMAP_NAME} bytes long`);
   const granularity = edit.granularity ?? defaultGranularity(st.geometry.clusterSize);
@@ -46,6 +44,9 @@ function addBitmap(st: Qcow2State, tracked: TrackedBitmaps, edit: Extract<Bitmap
   if (!Number.isInteger(bitsLog) || bitsLog < MIN_BITMAP_GRANULARITY_BITS || bitsLog > MAX_BITMAP_GRANULARITY_BITS) {
     throw usage('Granularity must be power of 2 and at least 512');
   }
+  // QEMU's order: granularity, then whether the image can store it, then the name.
+  if (st.header.version < 3) throw unsupported(`Can't make bitmap '${edit.name}' persistent: Cannot store dirty bitmaps in qcow2 v2 files`);
+  if (tracked.list.some((b) => b.entry.name === edit.name)) throw usage(`Bitmap already exists: ${edit.name}`);
   if (tracked.list.length >= MAX_BITMAPS) throw unsupported(`Can't make bitmap '${edit.name}' persistent: the image has the most bitmaps QEMU supports (${MAX_BITMAPS})`);
   const bytes = bitmapBytes(st.geometry.virtualSize, bitsLog);
   const total = tracked.list.reduce((n, b) => n + (b.bits?.byteLength ?? 0), bytes);
