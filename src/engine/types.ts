@@ -161,6 +161,14 @@ export interface Qcow2Device extends BlockDevice {
   deleteSnapshot(idOrName: string): Promise<void>;
   /** Persistent bitmap `name`, checked, for reading. */
   readBitmap(name: string): Promise<PersistentBitmap>;
+  /**
+   * Makes the image name another backing file (`name`; undefined: none) and backing format
+   * (`format`; undefined: no format extension), as `qemu-img rebase` ends: everything written
+   * before is made durable first, then the header is rewritten in one write. Only the stored
+   * names change: the device goes on reading through the chain it was opened with (reopen it to
+   * read through the new one), and the guest content over the new backing file is the caller's.
+   */
+  changeBackingFile(name: string | undefined, format: string | undefined): Promise<void>;
 }
 
 export interface OpenOptions {

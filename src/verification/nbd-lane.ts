@@ -305,6 +305,10 @@ class NbdLaneDevice implements Qcow2Device {
     return this.offline((d) => d.deleteSnapshot(idOrName));
   }
 
+  changeBackingFile(name: string | undefined, format: string | undefined): Promise<void> {
+    return this.offline((d) => d.changeBackingFile(name, format));
+  }
+
   readBitmap(name: string): Promise<PersistentBitmap> {
     return Promise.reject(unsupported(`nbd lane: bitmap '${name}': the lane's export is writable, and only read-only devices lend out bitmaps`));
   }
