@@ -30,6 +30,7 @@ import { keepGuestContent } from '../rebase/keep-content.js';
 import { parse } from './args.js';
 import { type CacheMode, cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
+import { probedRawWarning } from './probed-raw.js';
 import { QemuProgress } from './progress.js';
 
 export async function rebase(args: string[], ctx: CliContext): Promise<number> {
@@ -59,7 +60,7 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
   try {
     const cache = checkedCacheMode(values.cache ?? 'writeback', 'Invalid cache option');
     checkedCacheMode(values['source-cache'] ?? 'writeback', 'Invalid source cache option');
-    const image = await openTarget(filename, values.format, unsafe, cache);
+    const image = await openTarget(filename, values.format, unsafe, cache, ctx);
     let newBacking: BlockDevice | undefined;
     let opened = false;
     try {
@@ -105,13 +106,14 @@ function checkedCacheMode(value: string, message: string): CacheMode {
 }
 
 /** The image, writable, over its backing chain (none in unsafe mode), with img_open's messages. */
-async function openTarget(filename: string, format: string | undefined, unsafe: boolean, cache: CacheMode): Promise<BlockDevice> {
+async function openTarget(filename: string, format: string | undefined, unsafe: boolean, cache: CacheMode, ctx: CliContext): Promise<BlockDevice> {
   if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
     if (!BLOCK_DRIVERS.includes(format)) throw usage(`Could not open '${filename}': Unknown driver '${format}'`);
     throw unsupported(`rebase: only qcow2 and raw images can be rebased (-f ${format})`);
   }
   try {
     const fmt = format ?? (await probeFormat(filename));
+    if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
     return await openImage(filename, { format: fmt, ...(unsafe ? { backing: null } : {}), ...(cache === 'unsafe' ? { noFlush: true } : {}) });
   } catch (err) {
     throw await openError(`Could not open '${filename}': `, filename, format, err);
