@@ -73,6 +73,7 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
           if (prefix === undefined) {
             newBacking = await openNewBacking(backing, path, backingFormat);
             opened = true;
+            await refuseLoop(filename, backing, newBacking, path);
           } else newBacking = prefix;
         }
         const size = image.virtualSize;
@@ -171,6 +172,22 @@ async function storedBackingName(path: string): Promise<string | undefined> {
   }
 }
 
+/** Each layer of a chain, from `device` (opened from `path`) down, with its file's real path. */
+async function chainFiles(device: BlockDevice, path: string): Promise<{ layer: BlockDevice; real: string | undefined }[]> {
+  const out: { layer: BlockDevice; real: string | undefined }[] = [];
+  let at: BlockDevice | undefined = device;
+  let atPath = path;
+  while (at !== undefined) {
+    out.push({ layer: at, real: await realpath(atPath).catch(() => undefined) });
+    const below: BlockDevice | undefined = at.backing;
+    const name = isQcow2(at) ? at.backingName : undefined;
+    if (below === undefined || name === undefined) break;
+    atPath = isQcow2(below) && below.path !== undefined ? below.path : linkedPath(atPath, name, 'backing file', {});
+    at = below;
+  }
+  return out;
+}
+
 /**
  * The layer of the image's backing chain that is the file at `path` (the same file by real path),
  * as qemu-img finds it (bdrv_find_backing_image): it is then the new backing file.
@@ -178,17 +195,19 @@ async function storedBackingName(path: string): Promise<string | undefined> {
 async function chainLayerAt(imagePath: string, image: BlockDevice, path: string): Promise<BlockDevice | undefined> {
   const target = await realpath(path).catch(() => undefined);
   if (target === undefined) return undefined;
-  let above: BlockDevice = image;
-  let abovePath = imagePath;
-  for (let layer = image.backing; layer !== undefined; layer = layer.backing) {
-    const name = isQcow2(above) ? above.backingName : undefined;
-    if (name === undefined) return undefined;
-    const layerPath = isQcow2(layer) && layer.path !== undefined ? layer.path : linkedPath(abovePath, name, 'backing file', {});
-    if ((await realpath(layerPath).catch(() => undefined)) === target) return layer;
-    above = layer;
-    abovePath = layerPath;
+  return (await chainFiles(image, imagePath)).slice(1).find((f) => f.real === target)?.layer;
+}
+
+/**
+ * Refuses a new backing file whose chain holds the image itself (the chain would loop), with
+ * qemu-img's first line: it fails there on its own image lock.
+ */
+async function refuseLoop(imagePath: string, name: string, newBacking: BlockDevice, path: string): Promise<void> {
+  const image = await realpath(imagePath);
+  const depth = (await chainFiles(newBacking, path)).findIndex((f) => f.real === image);
+  if (depth >= 0) {
+    throw usage(`Could not open new backing file '${name}': ${'Could not open backing file: '.repeat(depth)}Failed to get shared "write" lock`);
   }
-  return undefined;
 }
 
 /**

@@ -82,6 +82,10 @@ async function buildFixtures(): Promise<void> {
   await io('qcow2', 'sub/base.qcow2', 'write -P 0x71 0 128k');
   await img('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', 'sub/top.qcow2', '1M');
   await img('create', '-q', '-f', 'qcow2', 'sub/new.qcow2', '1M');
+  // Only for a refused rebase of base onto top (their own chain loops); no other case reads them.
+  await mkdir(join(dir, 'loop'));
+  await img('create', '-q', '-f', 'qcow2', 'loop/base.qcow2', '1M');
+  await img('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', 'loop/top.qcow2', '1M');
   await io('qcow2', 'sub/new.qcow2', 'write -P 0x72 64k 64k');
 }
 
@@ -148,6 +152,8 @@ interface Case {
    * reading as zeros already); ours keeps it.
    */
   qemuChangesContent?: boolean;
+  /** Only qemu-img's first line of stderr is ours. */
+  firstLine?: boolean;
 }
 
 const SAFE = (v: string): Case[] => [
@@ -221,6 +227,9 @@ const REFUSED: Case[] = [
   { fixture: 'v3-top.qcow2', args: ['-f', 'raw', '-u', 'IMAGE'] },
   { fixture: 'zeros.raw', args: ['-b', 'v3-new.qcow2', '-F', 'qcow2', 'IMAGE'] },
   { fixture: 'zeros.raw', args: ['-p', '-u', 'IMAGE'] },
+  // A new backing file whose chain holds the image itself.
+  { fixture: 'v3-top.qcow2', args: ['-b', 'IMAGE', '-F', 'qcow2', 'IMAGE'], firstLine: true },
+  { fixture: 'loop/base.qcow2', args: ['-p', '-b', 'top.qcow2', '-F', 'qcow2', 'loop/base.qcow2'], firstLine: true },
 ];
 
 beforeAll(async () => {
@@ -298,7 +307,10 @@ describe.concurrent('qcow2 rebase refuses what qemu-img refuses', () => {
       expect(qr.exitCode).toBe(1);
       expect(rr.exitCode, rr.stderr).toBe(1);
       expect(rr.stdout).toBe(rename(qr.stdout));
-      expectSameMessage(rr.stderr, qr.stderr, rename);
+      if (k.firstLine) {
+        // qemu-img fails on its own image lock; its second line (is another process using the image?) is not ours.
+        expectSameMessage(rr.stderr, rename(qr.stderr).split('\n')[0] ?? '', (x) => x);
+      } else expectSameMessage(rr.stderr, qr.stderr, rename);
       expect((await readFile(join(dir, ours))).equals(before)).toBe(true);
     });
   }
