@@ -59,7 +59,7 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
   progress.print(0, 100);
   try {
     const cache = checkedCacheMode(values.cache ?? 'writeback', 'Invalid cache option');
-    checkedCacheMode(values['source-cache'] ?? 'writeback', 'Invalid source cache option');
+    checkedCacheMode(values['source-cache'] ?? 'writeback', 'Invalid source cache option', true);
     const image = await openTarget(filename, values.format, unsafe, cache, ctx);
     let newBacking: BlockDevice | undefined;
     let opened = false;
@@ -96,12 +96,16 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
   return 0;
 }
 
-/** A cache mode, or qemu-img's message for a name it does not know. */
-function checkedCacheMode(value: string, message: string): CacheMode {
+/**
+ * A cache mode, or qemu-img's message for a name it does not know. `readOnly` (-T): the O_DIRECT
+ * modes are accepted too, the backing files being only read (through the page cache).
+ */
+function checkedCacheMode(value: string, message: string, readOnly = false): CacheMode {
   try {
     return cacheMode('rebase', value);
   } catch (err) {
     if (isQcow2Error(err) && err.code === 'usage') throw usage(`${message}: ${value}`);
+    if (readOnly && isQcow2Error(err) && err.code === 'unsupported') return 'writeback';
     throw err;
   }
 }

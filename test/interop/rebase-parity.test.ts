@@ -177,6 +177,7 @@ const CASES: Case[] = [
   ...VARIANTS.flatMap((v) => SAFE(v.name)),
   { fixture: 'v3-top.qcow2', args: ['-q', '-p', '-b', 'v3-new.qcow2', '-F', 'qcow2', 'IMAGE'] },
   { fixture: 'v3-top.qcow2', args: ['-t', 'writethrough', '-T', 'unsafe', '-b', 'v3-new.qcow2', '-F', 'qcow2', 'IMAGE'] },
+  { fixture: 'v3-top.qcow2', args: ['-T', 'none', '-b', 'v3-long.qcow2', '-F', 'qcow2', 'IMAGE'] },
   { fixture: 'v3-top.qcow2', args: ['-t', 'unsafe', '-b', 'short.raw', '-F', 'raw', 'IMAGE'] },
   { fixture: 'v3-top.qcow2', args: ['-f', 'qcow2', '-b', 'new.raw', 'IMAGE'], fails: true },
   { fixture: 'overraw.qcow2', args: ['-b', 'v3-new.qcow2', '-F', 'qcow2', 'IMAGE'] },
