@@ -73,6 +73,13 @@ async function buildFixtures(): Promise<void> {
   await io('qcow2', 'orphan.qcow2', 'write -P 0x62 0 4k').catch(() => undefined);
   await img('create', '-q', '-f', 'qcow2', '-u', '-b', 'orphan.qcow2', '-F', 'qcow2', 'overorphan.qcow2', '1M');
   await img('create', '-q', '-f', 'qcow2', 'plain.qcow2', '1M');
+  // Many progress steps (float sums, the cap at 100), and 512-byte clusters' 32 KiB L2 tables.
+  await img('create', '-q', '-f', 'qcow2', 'big-base.qcow2', '130M');
+  await io('qcow2', 'big-base.qcow2', 'write -P 0x81 1M 64k', 'write -P 0x82 77M 1M', 'write -P 0x83 129M 4k');
+  await img('create', '-q', '-f', 'qcow2', '-b', 'big-base.qcow2', '-F', 'qcow2', 'big-top.qcow2', '130M');
+  await io('qcow2', 'big-top.qcow2', 'write -P 0x84 3M 100k', 'write -z 77M 64k');
+  await img('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512', '-b', 'big-base.qcow2', '-F', 'qcow2', 'big-512.qcow2', '9M');
+  await io('qcow2', 'big-512.qcow2', 'write -P 0x85 100k 3k', 'write -P 0x86 1M 40k');
   await writeFile(join(dir, 'zeros.raw'), '');
   await truncate(join(dir, 'zeros.raw'), 1 << 20);
   await img('create', '-q', '-f', 'qcow2', '-o', 'data_file=datafileraw.data,data_file_raw=on', 'datafileraw.qcow2', '1M');
@@ -183,6 +190,9 @@ const CASES: Case[] = [
   { fixture: 'overraw.qcow2', args: ['-b', 'v3-new.qcow2', '-F', 'qcow2', 'IMAGE'] },
   { fixture: 'overraw.qcow2', args: ['-b', 'new.raw', '-F', 'raw', 'IMAGE'] },
   { fixture: 'plain.qcow2', args: ['-p', '-b', 'v3-long.qcow2', '-F', 'qcow2', 'IMAGE'] },
+  { fixture: 'big-top.qcow2', args: ['-p', '-b', '', 'IMAGE'] },
+  { fixture: 'big-top.qcow2', args: ['-p', '-b', 'v3-long.qcow2', '-F', 'qcow2', 'IMAGE'] },
+  { fixture: 'big-512.qcow2', args: ['-p', '-b', 'v3-new.qcow2', '-F', 'qcow2', 'IMAGE'] },
   { fixture: 'sub/top.qcow2', args: ['-b', 'new.qcow2', '-F', 'qcow2', 'IMAGE'] },
   { fixture: 'sub/top.qcow2', args: ['-b', 'base.qcow2', '-F', 'qcow2', 'IMAGE'] },
 ];
