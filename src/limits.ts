@@ -136,6 +136,8 @@ export const CHECK_TABLE_WINDOW_ENTRIES = 8192;
 export const MEMORY_FILE_MAX_BYTES = 2 * GiB;
 /** Bytes copied (convert) or compared (compare) per read. */
 export const COPY_CHUNK_BYTES = 1 * MiB;
+/** Guest bytes `rebase` compares between the old and the new backing file per step (qemu-img's IO_BUF_SIZE). */
+export const REBASE_CHUNK_BYTES = 2 * MiB;
 /** The largest buffer of zeroes written in one call where zeroes must be written explicitly. */
 export const ZERO_CHUNK_BYTES = 1 * MiB;
 /** Consecutive clusters `create` gathers into one write (preallocated metadata). */

@@ -87,6 +87,20 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
       'changes a persistent bitmap as `qemu-img bitmap` does: the operations in the order given, QEMU\'s checks and messages; `--merge` from the same image or from SOURCE_FILE',
   },
   {
+    name: 'rebase',
+    synopsis: '[-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] [-t CACHE] [-T SRC_CACHE] -b BACKING_FILE IMAGE',
+    summary:
+      'puts IMAGE over another backing file as `qemu-img rebase` does (same checks, messages, progress line and exit status): safe mode first copies into IMAGE every range it does not allocate where the old backing chain and the new backing file differ, so its guest content stays the same; `-u` only changes the names; `-b ""` removes the backing file',
+    details: [
+      'BACKING_FILE is resolved against the folder of IMAGE. As qemu-img 7.2, a backing file name needs',
+      '-F (the header is not changed without it, after the copy of safe mode); a backing file that is a',
+      'layer of the old chain is reused, and only what the layers above it allocate is compared.',
+      '  -u  unsafe: the old and the new backing files are not opened; without -b the backing file is removed',
+      '  -p  progress on stdout (terminal or not, as qemu-img); -q quiet',
+      '  -t  cache mode of IMAGE: writeback (default), writethrough, unsafe; -T is checked, backing files are only read',
+    ].join('\n'),
+  },
+  {
     name: 'compare',
     synopsis: '[-f FMT] [-F FMT] [-s] [-q] A B',
     summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',

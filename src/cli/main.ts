@@ -16,12 +16,13 @@ import { map } from './map.js';
 import { bitmap } from './bitmap.js';
 import { measure } from './measure.js';
 import { nbd } from './nbd.js';
+import { rebase } from './rebase.js';
 import { resize } from './resize.js';
 import { ublk } from './ublk.js';
 import { snapshot } from './snapshot.js';
 
 /** The product's subcommands; their synopses and descriptions are in ./commands.ts (one entry each). */
-export const SUBCOMMANDS: Record<string, Subcommand> = { bench, bitmap, check, compare, convert, create, info, io, map, measure, nbd, resize, snapshot, ublk };
+export const SUBCOMMANDS: Record<string, Subcommand> = { bench, bitmap, check, compare, convert, create, info, io, map, measure, nbd, rebase, resize, snapshot, ublk };
 
 /** Runs one command line against `commands` (the program's table: these and `verify`). */
 export async function run(argv: string[], ctx: CliContext, commands: Record<string, Subcommand> = SUBCOMMANDS): Promise<number> {

@@ -1,4 +1,4 @@
-/** Probing an image's format on a command line, with qemu-img's message when the file cannot be opened. */
+/** Probing an image's format on a command line: qemu-img's message when the file cannot be opened, its warning when it guessed raw. */
 import { probeFormat } from '../device/open.js';
 import { usage } from '../errors.js';
 
@@ -11,4 +11,13 @@ export async function probeOrExplain(filename: string): Promise<'raw' | 'qcow2'>
     if (code === 'ENOENT') throw usage(`Could not open '${filename}': Could not open '${filename}': No such file or directory`);
     throw err;
   }
+}
+
+/** The warning qemu-img prints on stderr when it opens an image for writing whose format it probed as raw. */
+export function probedRawWarning(filename: string): string {
+  return [
+    `WARNING: Image format was not specified for '${filename}' and probing guessed raw.`,
+    '         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.',
+    "         Specify the 'raw' format explicitly to remove the restrictions.",
+  ].join('\n');
 }

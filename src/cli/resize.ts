@@ -20,17 +20,11 @@ import { resizeRawFile } from '../io/raw-resize.js';
 import { MAX_L1_BYTES } from '../limits.js';
 import { qemuStrtosz } from '../units.js';
 import { commandLineError, parse } from './args.js';
-import { probeOrExplain } from './probe.js';
+import { probedRawWarning, probeOrExplain } from './probe.js';
 import type { CliContext } from './context.js';
 
 const PREALLOCATION_MODES = ['off', 'metadata', 'falloc', 'full'] as const;
 type Preallocation = (typeof PREALLOCATION_MODES)[number];
-
-const PROBED_RAW_WARNING = [
-  "WARNING: Image format was not specified for '%s' and probing guessed raw.",
-  '         Automatically detecting the format is dangerous for raw images, write operations on block 0 will be restricted.',
-  "         Specify the 'raw' format explicitly to remove the restrictions.",
-].join('\n');
 
 export async function resize(args: string[], ctx: CliContext): Promise<number> {
   // As qemu-img: the last word is the size, taken off before the options (so '-1G' is no option).
@@ -65,7 +59,7 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
   }
 
   const fmt = format ?? (await probeOrExplain(filename));
-  if (format === undefined && fmt === 'raw') ctx.stderr(`${PROBED_RAW_WARNING.replace('%s', filename)}\n`);
+  if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
   // A raw image's length is its file's, rounded up to 512-byte sectors (bdrv_getlength).
   const device = fmt === 'qcow2' ? await openImage(filename, { format: fmt }) : undefined;
   try {

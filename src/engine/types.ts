@@ -166,6 +166,14 @@ export interface Qcow2Device extends BlockDevice {
    * (those before it stay made). They are stored when the device closes.
    */
   editBitmaps(edits: readonly BitmapEdit[]): Promise<void>;
+  /**
+   * Makes the image name another backing file (`name`; undefined: none) and backing format
+   * (`format`; undefined: no format extension), as `qemu-img rebase` ends: everything written
+   * before is made durable first, then the header is rewritten in one write. Only the stored
+   * names change: the device goes on reading through the chain it was opened with (reopen it to
+   * read through the new one), and the guest content over the new backing file is the caller's.
+   */
+  changeBackingFile(name: string | undefined, format: string | undefined): Promise<void>;
 }
 
 /** One change to the persistent bitmaps, as qemu-img bitmap's operations. */

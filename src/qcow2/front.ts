@@ -10,6 +10,7 @@ import type { BitmapEdit, BlockDevice, DeviceCapabilities, Extent, PersistentBit
 import { checkRequest } from '../engine/request.js';
 import { stoppedError } from '../engine/stopped.js';
 import { readOnlyError, unsupported } from '../errors.js';
+import { changeBackingFile } from './backing-file.js';
 import { readPersistentBitmap } from './bitmap-read.js';
 import { applyBitmapEdit } from './bitmap-edit.js';
 import { beforeFirstChange } from './bitmaps.js';
@@ -180,6 +181,18 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     });
   }
 
+  /**
+   * The data and metadata written so far reach the disk before the header names another backing
+   * file, and the header change is flushed. Unlike a write, this does not clear the autoclear
+   * bits: the header change leaves persistent bitmaps true (QEMU keeps them too).
+   */
+  async changeBackingFile(name: string | undefined, format: string | undefined): Promise<void> {
+    this.refuseChange();
+    await this.flush();
+    await this.whole(() => changeBackingFile(this.state, name, format));
+    await this.flush();
+  }
+
   /** Flushes and closes; the files are closed even when the flush fails (the failure is then thrown). */
   async close(): Promise<void> {
     const st = this.state;
@@ -214,9 +227,7 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
    */
   protected async beforeWrite(offset = 0, length = 0): Promise<void> {
     const st = this.state;
-    if (st.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
-    if (st.readOnly) throw readOnlyError('the image is open read-only');
-    this.refuseIfStopped();
+    this.refuseChange();
     if (!this.autoclearDone) {
       await this.whole(async () => {
         if (this.autoclearDone) return;
@@ -225,6 +236,13 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
       });
     }
     if (st.bitmaps) markDirty(st.bitmaps, offset, length);
+  }
+
+  /** Any change is refused on read-only, corrupt or stopped images. */
+  private refuseChange(): void {
+    if (this.state.features.corrupt) throw unsupported('the image is marked corrupt: it must not be written to');
+    if (this.state.readOnly) throw readOnlyError('the image is open read-only');
+    this.refuseIfStopped();
   }
 
   /** After a failed metadata write or flush, nothing more is changed (src/engine/stopped.ts). */

@@ -485,6 +485,10 @@ class UblkLaneDevice implements Qcow2Device {
     return this.offline((d) => d.deleteSnapshot(idOrName));
   }
 
+  changeBackingFile(name: string | undefined, format: string | undefined): Promise<void> {
+    return this.offline((d) => d.changeBackingFile(name, format));
+  }
+
   readBitmap(name: string): Promise<PersistentBitmap> {
     return Promise.reject(unsupported(`ublk lane: bitmap '${name}': the lane's image is open in its server process, which cannot lend out a bitmap here`));
   }
