@@ -86,6 +86,16 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',
   },
   {
+    name: 'dd',
+    synopsis: '[-f FMT] [-O raw|qcow2] [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT',
+    summary:
+      'copies the input (through its backing chain) into a new raw or qcow2 output, as `qemu-img dd`: bs (default 512, suffixes k, M, G…), count blocks at most, skip blocks off the start; the same messages for bad operands',
+    details: [
+      'As qemu-img: count limits the input before skip is taken off it (count=2 skip=1 copies one block);',
+      'skipping past the end of the input creates an empty output, warns, and succeeds.',
+    ].join('\n'),
+  },
+  {
     name: 'snapshot',
     synopsis: '[-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE',
     summary: 'internal snapshots, as `qemu-img snapshot`',

@@ -20,6 +20,7 @@ import { MAX_L1_BYTES } from '../limits.js';
 import { qemuStrtosz } from '../units.js';
 import { commandLineError, parse } from './args.js';
 import type { CliContext } from './context.js';
+import { openOrExplain } from './open-error.js';
 
 const PREALLOCATION_MODES = ['off', 'metadata', 'falloc', 'full'] as const;
 type Preallocation = (typeof PREALLOCATION_MODES)[number];
@@ -100,14 +101,8 @@ function safeSize(total: bigint): number {
 }
 
 /** The format, or qemu-img's message for a file that cannot be opened. */
-async function probeOrExplain(filename: string): Promise<'raw' | 'qcow2'> {
-  try {
-    return await probeFormat(filename);
-  } catch (err) {
-    const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
-    if (code === 'ENOENT') throw usage(`Could not open '${filename}': Could not open '${filename}': No such file or directory`);
-    throw err;
-  }
+function probeOrExplain(filename: string): Promise<'raw' | 'qcow2'> {
+  return openOrExplain(filename, () => probeFormat(filename));
 }
 
 /** qcow2_co_truncate's checks, in its order, and what we do not implement. */
