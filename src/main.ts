@@ -3,6 +3,7 @@
  * `qcow2 fuzz`, which belong to the verification wing (src/verification/) and is loaded only when that command runs.
  * This is the one file outside the wing that reaches into it, and it stands above both.
  */
+import { commit } from './cli/commit.js';
 import { type CliContext, processContext, type Subcommand } from './cli/context.js';
 import { dd } from './cli/dd.js';
 import { parseFuzzArgs } from './cli/fuzz.js';
@@ -17,6 +18,7 @@ const fuzz: Subcommand = async (args, ctx) => {
 /** Every subcommand of the program; their synopses and descriptions are in src/cli/commands.ts. */
 export const COMMANDS: Record<string, Subcommand> = {
   ...SUBCOMMANDS,
+  commit,
   dd,
   verify,
   fuzz,

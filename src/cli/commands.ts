@@ -96,6 +96,16 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     ].join('\n'),
   },
   {
+    name: 'commit',
+    synopsis: '[-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME',
+    summary:
+      'writes what the images above BASE (default: the backing file) hold into BASE and, without `-d`, empties the top image, as `qemu-img commit` (`Image committed.`); `-b` implies `-d`',
+    details: [
+      'BASE is found in the chain as qemu-img finds it: by the backing name stored in the image above it, or',
+      'by the file it names. -t writeback (default), writethrough or unsafe. -r is checked and not applied.',
+    ].join('\n'),
+  },
+  {
     name: 'snapshot',
     synopsis: '[-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE',
     summary: 'internal snapshots, as `qemu-img snapshot`',

@@ -17,6 +17,7 @@ import { resize } from './resize.js';
 import { applySnapshot, checkedSnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
 import { closeAll } from '../io/block-file.js';
 import { poisoned, type Qcow2State } from './state.js';
+import { makeEmpty } from './zero-discard.js';
 
 export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   readonly format = 'qcow2';
@@ -101,6 +102,11 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     await this.beforeWrite();
     await this.discardData(offset, length);
     if (opts.fua) await this.flush();
+  }
+
+  async makeEmpty(): Promise<void> {
+    await this.beforeWrite();
+    await this.whole(() => makeEmpty(this.state));
   }
 
   async mapExtents(offset: number, length: number): Promise<Extent[]> {
