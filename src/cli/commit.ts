@@ -14,7 +14,7 @@ import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
-import { openOrExplain } from './open-error.js';
+import { notQcow2Error, openOrExplain } from './open-error.js';
 import { Progress } from './progress.js';
 
 function imageFormat(value: string | undefined): ImageFormat | undefined {
@@ -46,13 +46,18 @@ export async function commit(args: string[], ctx: CliContext): Promise<number> {
   const format = imageFormat(values.format);
   const progress = new Progress(ctx, values.progress === true && !values.quiet);
   await openOrExplain(filename, () => access(filename));
-  await commitImage(filename, {
-    ...(format ? { format } : {}),
-    ...(values.base !== undefined ? { base: values.base } : {}),
-    drop: values.drop === true,
-    noFlush: cache === 'unsafe',
-    onProgress: (done, total) => progress.update(done, total),
-  });
+  try {
+    await commitImage(filename, {
+      ...(format ? { format } : {}),
+      ...(values.base !== undefined ? { base: values.base } : {}),
+      drop: values.drop === true,
+      noFlush: cache === 'unsafe',
+      onProgress: (done, total) => progress.update(done, total),
+    });
+  } catch (err) {
+    // Only the top is opened with a format the user chose: a bad magic is the top's.
+    throw notQcow2Error(filename, err) ?? err;
+  }
   progress.finish();
   if (!values.quiet) ctx.stdout('Image committed.\n');
   return 0;

@@ -196,6 +196,7 @@ CASES.push(
 const REFUSED: { chain: string; args: string[] }[] = [
   { chain: 'v3-64k', args: ['base.qcow2'] },
   { chain: 'raw-base', args: ['-f', 'raw', 'base.raw'] },
+  { chain: 'raw-base', args: ['-f', 'qcow2', 'base.raw'] },
   { chain: 'v3-64k-3', args: ['-b', 'nope.qcow2', 'top.qcow2'] },
   { chain: 'v3-64k-3', args: ['-b', 'top.qcow2', 'top.qcow2'] },
   { chain: 'v3-64k-3', args: ['-b', 'base.qcow2', 'mid.qcow2', 'top.qcow2'] },

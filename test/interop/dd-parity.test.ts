@@ -81,6 +81,7 @@ const REFUSED: string[][] = [
   ['if=nope.qcow2', 'of=OUT'],
   ['if=', 'of=OUT'],
   ['-O', 'bogus', 'if=IN', 'of=OUT'],
+  ['-f', 'qcow2', 'if=plain.raw', 'of=OUT'],
   ['bs=1k', 'if=IN', 'of=OUT', 'bs=0'],
 ];
 
