@@ -64,6 +64,8 @@ const OPERANDS: string[][] = [
   ['-O', 'qcow2', 'bs=512', 'skip=1', 'if=IN', 'of=OUT'],
   ['-O', 'qcow2', 'bs=1M', 'skip=99', 'if=IN', 'of=OUT'],
   ['-O', 'raw', 'of=OUT', 'bs=2k', 'if=IN'],
+  ['bs=4k', 'skip=1E', 'if=IN', 'of=OUT'],
+  ['bs=1M', 'count=1E', 'if=IN', 'of=OUT'],
 ];
 
 const REFUSED: string[][] = [
