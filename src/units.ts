@@ -134,16 +134,16 @@ export function cvtnum(text: string): bigint | 'invalid' | 'too-large' {
 }
 
 /**
- * qemu-img's cvtnum_full(name, text, 0, max): the value, or the error qemu-img reports (on two
+ * qemu-img's cvtnum_full(name, text, min, max): the value, or the error qemu-img reports (on two
  * lines there, joined into one here).
  */
-export function cvtnumFull(name: string, text: string, max: bigint = INT64_MAX): { value: bigint } | { error: string } {
+export function cvtnumFull(name: string, text: string, max: bigint = INT64_MAX, min = 0n): { value: bigint } | { error: string } {
   const r = qemuStrtosz(text);
   if (!r.ok && r.error === 'invalid') {
     return {
       error: `Invalid ${name} specified. You may use k, M, G, T, P or E suffixes for kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.`,
     };
   }
-  if (!r.ok || r.value > max) return { error: `Invalid ${name} specified. Must be between 0 and ${max}.` };
+  if (!r.ok || r.value > max || r.value < min) return { error: `Invalid ${name} specified. Must be between ${min} and ${max}.` };
   return { value: r.value };
 }

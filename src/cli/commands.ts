@@ -106,6 +106,26 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',
   },
   {
+    name: 'dd',
+    synopsis: '[-f FMT] [-O raw|qcow2] [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT',
+    summary:
+      'copies the input (through its backing chain) into a new raw or qcow2 output, as `qemu-img dd`: bs (default 512, suffixes k, M, G…), count blocks at most, skip blocks off the start; the same messages for bad operands',
+    details: [
+      'As qemu-img: count limits the input before skip is taken off it (count=2 skip=1 copies one block);',
+      'skipping past the end of the input creates an empty output, warns, and succeeds.',
+    ].join('\n'),
+  },
+  {
+    name: 'commit',
+    synopsis: '[-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME',
+    summary:
+      'writes what the images above BASE (default: the backing file) hold into BASE and, without `-d`, empties the top image, as `qemu-img commit` (`Image committed.`); `-b` implies `-d`',
+    details: [
+      'BASE is found in the chain as qemu-img finds it: by the backing name stored in the image above it, or',
+      'by the file it names. -t writeback (default), writethrough or unsafe. -r is checked and not applied.',
+    ].join('\n'),
+  },
+  {
     name: 'snapshot',
     synopsis: '[-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE',
     summary: 'internal snapshots, as `qemu-img snapshot`',

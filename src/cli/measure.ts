@@ -11,6 +11,7 @@ import { openForMap, type OpenedMap } from '../map/open.js';
 import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import type { CliContext } from './context.js';
+import { explainOpenError } from './open-error.js';
 
 export async function measure(args: string[], ctx: CliContext): Promise<number> {
   // getopt takes the next word as --size's argument even when it starts with a dash (--size -1).
@@ -85,10 +86,7 @@ async function openSource(filename: string, format: 'qcow2' | 'raw' | undefined)
   try {
     return await openForMap(filename, format);
   } catch (err) {
-    const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code ?? (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw usage(`Could not open '${filename}': Could not open '${filename}': No such file or directory`);
-    if (format === 'qcow2' && isQcow2Error(err) && err.field === 'magic') throw usage(`Could not open '${filename}': Image is not in qcow2 format`);
-    throw err;
+    throw explainOpenError(filename, err);
   }
 }
 

@@ -1,16 +1,10 @@
 /** Probing an image's format on a command line: qemu-img's message when the file cannot be opened, its warning when it guessed raw. */
 import { probeFormat } from '../device/open.js';
-import { usage } from '../errors.js';
+import { openOrExplain } from './open-error.js';
 
 /** The format, or qemu-img's message for a file that cannot be opened. */
-export async function probeOrExplain(filename: string): Promise<'raw' | 'qcow2'> {
-  try {
-    return await probeFormat(filename);
-  } catch (err) {
-    const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code;
-    if (code === 'ENOENT') throw usage(`Could not open '${filename}': Could not open '${filename}': No such file or directory`);
-    throw err;
-  }
+export function probeOrExplain(filename: string): Promise<'raw' | 'qcow2'> {
+  return openOrExplain(filename, () => probeFormat(filename));
 }
 
 /** The warning qemu-img prints on stderr when it opens an image for writing whose format it probed as raw. */

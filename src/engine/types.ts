@@ -154,6 +154,8 @@ export interface Qcow2Device extends BlockDevice {
   hostRefcount(index: number): Promise<number>;
   /** Compressed write of whole clusters (qemu-io `write -c`). */
   writeCompressed(offset: number, data: Uint8Array): Promise<void>;
+  /** Leaves every cluster of the active disk unallocated: the image reads as its backing file (QEMU's bdrv_make_empty). */
+  makeEmpty(): Promise<void>;
   listSnapshots(): Promise<SnapshotInfo[]>;
   createSnapshot(name: string): Promise<SnapshotInfo>;
   /** Makes the snapshot (by id or name) the active state. */

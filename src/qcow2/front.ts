@@ -20,6 +20,7 @@ import { resize } from './resize.js';
 import { applySnapshot, checkedSnapshot, createSnapshot, deleteSnapshot, listSnapshots } from './snapshots.js';
 import { closeAll } from '../io/block-file.js';
 import { poisoned, type Qcow2State } from './state.js';
+import { makeEmpty } from './zero-discard.js';
 
 export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   readonly format = 'qcow2';
@@ -104,6 +105,12 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     await this.beforeWrite(offset, length);
     await this.discardData(offset, length);
     if (opts.fua) await this.flush();
+  }
+
+  async makeEmpty(): Promise<void> {
+    // The whole disk may read differently now (through the backing file): every granule is dirty.
+    await this.beforeWrite(0, this.virtualSize);
+    await this.whole(() => makeEmpty(this.state));
   }
 
   async mapExtents(offset: number, length: number): Promise<Extent[]> {

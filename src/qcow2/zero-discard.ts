@@ -125,27 +125,33 @@ async function zeroInCluster(st: Qcow2State, clusterStart: number, from: number,
 /**
  * Discards whole clusters (QEMU ignores partial ones, except a complete last cluster of a disk
  * whose size is not cluster aligned). Afterwards a v3 cluster reads as zeros; a v2 cluster reads
- * from the backing file, or zeros without one.
+ * from the backing file, or zeros without one. A `full` discard (QEMU's full_discard, what
+ * bdrv_make_empty uses) leaves every cluster unallocated, in v2 and v3 alike: it then reads from
+ * the backing file.
  */
-export async function discard(st: Qcow2State, offset: number, length: number): Promise<void> {
+export async function discard(st: Qcow2State, offset: number, length: number, full = false): Promise<void> {
   const C = st.geometry.clusterSize;
   const end = offset + length;
   const start = Math.ceil(offset / C) * C;
   let stop = Math.floor(end / C) * C;
   if (end === st.geometry.virtualSize && end > stop && offset <= stop) stop = end;
-  for (let clusterStart = start; clusterStart < stop; clusterStart += C) await discardCluster(st, clusterStart);
+  for (let clusterStart = start; clusterStart < stop; clusterStart += C) await discardCluster(st, clusterStart, full);
 }
 
-async function discardCluster(st: Qcow2State, clusterStart: number): Promise<void> {
+async function discardCluster(st: Qcow2State, clusterStart: number, full: boolean): Promise<void> {
   const { mapping } = await mappingOf(st, clusterStart);
   const allocated = isAllocated(st, mapping);
-  if (!st.backing && !allocated) return; // already reads as zeros
+  if (!full && !st.backing && !allocated) return; // already reads as zeros
   if (st.dataFile && st.features.dataFileRaw) {
     // The raw data file must keep reading as the guest does: zeros (a hole where the file system can).
     const n = Math.min(st.geometry.clusterSize, st.geometry.virtualSize - clusterStart);
     await st.dataFile.punchHole(clusterStart, n, 'data');
   }
-  const next: NewL2Entry = st.geometry.extendedL2
+  const next: NewL2Entry = full
+    ? st.geometry.extendedL2
+      ? { kind: 'subclusters', hostOffset: 0, copied: false, alloc: 0, zero: 0 }
+      : { kind: 'unallocated' }
+    : st.geometry.extendedL2
     ? { kind: 'subclusters', hostOffset: 0, copied: false, alloc: 0, zero: ALL }
     : st.header.version >= 3
       ? { kind: 'zero', hostOffset: 0, copied: false }
@@ -163,4 +169,13 @@ function sameEntry(m: Mapping, next: NewL2Entry): boolean {
     return m.hostOffset === next.hostOffset && m.alloc === next.alloc && m.zero === next.zero && m.copied === next.copied;
   }
   return m.kind === 'unallocated';
+}
+
+/**
+ * Makes the image read entirely from its backing file (or as zeros without one): every cluster of
+ * the active disk is discarded fully (QEMU's qcow2_make_empty, which `qemu-img commit` runs on the
+ * committed image). Snapshots keep their clusters; L2 tables stay allocated.
+ */
+export async function makeEmpty(st: Qcow2State): Promise<void> {
+  await discard(st, 0, st.geometry.virtualSize, true);
 }

@@ -289,6 +289,10 @@ class NbdLaneDevice implements Qcow2Device {
     return this.offline((d) => d.writeCompressed(offset, data));
   }
 
+  makeEmpty(): Promise<void> {
+    return this.offline((d) => d.makeEmpty());
+  }
+
   listSnapshots(): Promise<SnapshotInfo[]> {
     return this.offline((d) => d.listSnapshots());
   }

@@ -1,0 +1,74 @@
+/**
+ * `qcow2 commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME`: what
+ * `qemu-img commit` (QEMU 7.2 img_commit) does and prints: its checks in its order, its messages as
+ * usage errors, "Image committed." unless -q. The work is src/commit/commit.ts.
+ *
+ * `-r` is checked as qemu-img checks it and not applied (nothing here runs as a background job);
+ * `-p` shows progress on a terminal only.
+ */
+import { access } from 'node:fs/promises';
+import { commitImage } from '../commit/commit.js';
+import type { ImageFormat } from '../device/open.js';
+import { unsupported, usage } from '../errors.js';
+import { cvtnumFull } from '../units.js';
+import { parse } from './args.js';
+import { cacheMode } from './cache-mode.js';
+import type { CliContext } from './context.js';
+import { notQcow2Error, openOrExplain } from './open-error.js';
+import { Progress } from './progress.js';
+
+function imageFormat(value: string | undefined): ImageFormat | undefined {
+  if (value === undefined || value === 'raw' || value === 'qcow2') return value;
+  throw unsupported(`commit: only qcow2 and raw images can be committed (-f ${value})`);
+}
+
+export async function commit(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      format: { type: 'string', short: 'f' },
+      cache: { type: 'string', short: 't' },
+      base: { type: 'string', short: 'b' },
+      drop: { type: 'boolean', short: 'd' },
+      progress: { type: 'boolean', short: 'p' },
+      quiet: { type: 'boolean', short: 'q' },
+      'rate-limit': { type: 'string', short: 'r' },
+    },
+    'commit',
+  );
+  if (values['rate-limit'] !== undefined) {
+    const r = cvtnumFull('rate limit', values['rate-limit']);
+    if ('error' in r) throw usage(r.error);
+  }
+  if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting one image file name');
+  const filename = positionals[0];
+  const cache = values.cache === undefined ? 'writeback' : cacheValue(values.cache);
+  const format = imageFormat(values.format);
+  const progress = new Progress(ctx, values.progress === true && !values.quiet);
+  await openOrExplain(filename, () => access(filename));
+  try {
+    await commitImage(filename, {
+      ...(format ? { format } : {}),
+      ...(values.base !== undefined ? { base: values.base } : {}),
+      drop: values.drop === true,
+      noFlush: cache === 'unsafe',
+      onProgress: (done, total) => progress.update(done, total),
+    });
+  } catch (err) {
+    // Only the top is opened with a format the user chose: a bad magic is the top's.
+    throw notQcow2Error(filename, err) ?? err;
+  }
+  progress.finish();
+  if (!values.quiet) ctx.stdout('Image committed.\n');
+  return 0;
+}
+
+/** qemu-img's message for a cache mode it does not know; ours for those we do not run. */
+function cacheValue(value: string): ReturnType<typeof cacheMode> {
+  try {
+    return cacheMode('commit', value);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'usage') throw usage(`Invalid cache option: ${value}`);
+    throw err;
+  }
+}
