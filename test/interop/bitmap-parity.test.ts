@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
-import { requireTool, toolEnv } from '../support/tools.js';
+import { bitmapsOf, dirtyMap } from '../support/qemu-views.js';
+import { requireTool } from '../support/tools.js';
 
 let dir = '';
 
@@ -107,15 +108,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function bitmapsOf(image: string): Promise<{ name: string; flags: string[]; granularity: number }[]> {
-  const out = await img('info', '--output=json', image);
-  return JSON.parse(out.stdout)['format-specific'].data.bitmaps ?? [];
-}
-
-async function dirtyMap(image: string, name: string): Promise<string> {
-  return (await execa('nbdinfo', ['--json', `--map=qemu:dirty-bitmap:${name}`, '--', '[', 'qemu-nbd', '-r', '-f', 'qcow2', '-B', name, image, ']'], { cwd: dir, env: toolEnv() })).stdout;
-}
-
 describe.concurrent('qcow2 bitmap does what qemu-img bitmap does', () => {
   for (const [n, c] of CASES.entries()) {
     it(c.name, async ({ expect }) => {
@@ -145,9 +137,9 @@ describe.concurrent('qcow2 bitmap does what qemu-img bitmap does', () => {
         if (step.message) expect(r.stderr, what).toMatch(step.message);
         else for (const l of q.stderr.split('\n')) if (l.startsWith('qemu-img: ')) expect(r.stderr, what).toContain(l.slice('qemu-img: '.length));
       }
-      const bitmaps = await bitmapsOf(theirs);
-      expect(await bitmapsOf(ours)).toEqual(bitmaps);
-      for (const b of bitmaps) if (!b.flags.includes('in-use')) expect(await dirtyMap(ours, b.name), b.name).toBe(await dirtyMap(theirs, b.name));
+      const bitmaps = await bitmapsOf(theirs, dir);
+      expect(await bitmapsOf(ours, dir)).toEqual(bitmaps);
+      for (const b of bitmaps) if (!b.flags.includes('in-use')) expect(await dirtyMap(ours, b.name, dir), b.name).toBe(await dirtyMap(theirs, b.name, dir));
       const check = await execa('qemu-img', ['check', ours], { cwd: dir, reject: false });
       expect(check.exitCode, check.stdout + check.stderr).toBe(0);
     });

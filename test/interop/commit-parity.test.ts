@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
+import { mapWithoutOffsets } from '../support/qemu-views.js';
 import { requireTool } from '../support/tools.js';
 
 let dir = '';
@@ -159,18 +160,6 @@ async function copies(c: Chain): Promise<{ theirs: string; ours: string }> {
     for (const f of await readdir(from)) await copyFile(join(from, f), join(to, f));
   }
   return { theirs, ours };
-}
-
-/** A map without host offsets, adjacent entries that then say the same merged. */
-function mapWithoutOffsets(json: string): unknown {
-  const merged: Record<string, unknown>[] = [];
-  for (const { offset: _offset, ...rest } of JSON.parse(json) as Record<string, unknown>[]) {
-    const last = merged[merged.length - 1];
-    const same = last && ['depth', 'present', 'zero', 'data'].every((k) => last[k] === rest[k]);
-    if (last && same && (last['start'] as number) + (last['length'] as number) === rest['start']) last['length'] = (last['length'] as number) + (rest['length'] as number);
-    else merged.push(rest);
-  }
-  return merged;
 }
 
 interface Case {

@@ -19,7 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
-import { requireTool, toolEnv } from '../support/tools.js';
+import { bitmapsOf, dirtyMap, mapWithoutOffsets } from '../support/qemu-views.js';
+import { requireTool } from '../support/tools.js';
 
 let dir = '';
 let n = 0;
@@ -84,34 +85,9 @@ const r = (args: string[]) => qcow2(['resize', ...args], { cwd: dir });
 /** `args` with IMAGE standing for the image. */
 const withImage = (args: string[], image: string) => args.map((a) => (a === 'IMAGE' ? image : a));
 
-/**
- * A qcow2 map without host offsets, adjacent entries that then say the same merged: where our
- * allocator puts clusters (and so which guest ranges are contiguous on the host) is ours to choose.
- */
-function mapWithoutOffsets(json: string): unknown {
-  const merged: Record<string, unknown>[] = [];
-  for (const { offset: _offset, ...rest } of JSON.parse(json) as Record<string, unknown>[]) {
-    const last = merged[merged.length - 1];
-    const same = last && ['depth', 'present', 'zero', 'data'].every((k) => last[k] === rest[k]);
-    if (last && same && (last['start'] as number) + (last['length'] as number) === rest['start']) last['length'] = (last['length'] as number) + (rest['length'] as number);
-    else merged.push(rest);
-  }
-  return merged;
-}
-
 async function virtualSize(image: string, format: string): Promise<number> {
   const out = await img('info', '-f', format, '--output=json', image);
   return (JSON.parse(out.stdout) as { 'virtual-size': number })['virtual-size'];
-}
-
-async function bitmapsOf(image: string): Promise<unknown> {
-  const out = await img('info', '--output=json', image);
-  return JSON.parse(out.stdout)['format-specific'].data.bitmaps;
-}
-
-/** QEMU's view of a bitmap: qemu-nbd -B, socket-activated by nbdinfo --map. */
-async function dirtyMap(image: string, name: string): Promise<string> {
-  return (await execa('nbdinfo', ['--json', `--map=qemu:dirty-bitmap:${name}`, '--', '[', 'qemu-nbd', '-r', '-f', 'qcow2', '-B', name, image, ']'], { cwd: dir, env: toolEnv() })).stdout;
 }
 
 interface Case {
@@ -230,8 +206,8 @@ describe.concurrent('qcow2 resize does what qemu-img resize does', () => {
       if (format === 'raw') expect(mo.stdout).toBe(mt.stdout);
       else expect(mapWithoutOffsets(mo.stdout)).toEqual(mapWithoutOffsets(mt.stdout));
       if (k.fixture === 'bitmaps.qcow2') {
-        expect(await bitmapsOf(ours)).toEqual(await bitmapsOf(theirs));
-        for (const name of ['b0', 'fine']) expect(await dirtyMap(ours, name), name).toEqual(await dirtyMap(theirs, name));
+        expect(await bitmapsOf(ours, dir)).toEqual(await bitmapsOf(theirs, dir));
+        for (const name of ['b0', 'fine']) expect(await dirtyMap(ours, name, dir), name).toEqual(await dirtyMap(theirs, name, dir));
       }
       if (format === 'qcow2' && k.args.includes('--shrink')) {
         for (const image of [theirs, ours]) await img('resize', '-q', image, '+2M');
@@ -294,7 +270,7 @@ describe.concurrent('qcow2 resize beyond qemu-img', () => {
     expect(rr.stdout).toBe('');
     expect(rr.stderr).toMatch(/^qcow2 resize: usage: Bitmap 'b0' is inconsistent and cannot be used/);
     expect(await virtualSize(ours, 'qcow2')).toBe(1 << 20);
-    expect(await bitmapsOf(ours)).toEqual(await bitmapsOf(theirs));
+    expect(await bitmapsOf(ours, dir)).toEqual(await bitmapsOf(theirs, dir));
   });
   it('warns as qemu-img does when a raw format is probed', async () => {
     const { theirs, ours } = await copies('plain.raw');
