@@ -17,10 +17,10 @@ export function defaultGranularity(clusterSize: number): number {
 }
 
 export async function applyBitmapEdit(st: Qcow2State, tracked: TrackedBitmaps, edit: BitmapEdit): Promise<void> {
-  if (edit.op === 'add') return addBitmap(st, tracked, edit);
   const b = tracked.list.find((x) => x.entry.name === edit.name);
-  if (!b) throw usage(`Dirty bitmap '${edit.name}' not found`);
-  if (edit.op === 'remove') {
+  if (edit.op === 'add') addBitmap(st, tracked, edit);
+  else if (!b) throw usage(`Dirty bitmap '${edit.name}' not found`);
+  else if (edit.op === 'remove') {
     tracked.list = tracked.list.filter((x) => x !== b);
     tracked.removed.push(...b.owned);
     tracked.listChanged = true;
@@ -67,7 +67,6 @@ function addBitmap(st: Qcow2State, tracked: TrackedBitmaps, edit: Extract<Bitmap
   };
   tracked.list.push(b);
   tracked.listChanged = true;
-  st.activeBitmaps ||= !edit.disabled;
 }
 
 /** Every granule of `source` that is dirty marks the granules of the bitmap it covers. */

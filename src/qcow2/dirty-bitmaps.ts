@@ -189,15 +189,16 @@ export async function storeBitmaps(st: Qcow2State, tracked: TrackedBitmaps): Pro
     entries.push(b.entry);
   }
   const directory = encodeBitmapDirectory(entries);
-  if (ext) freed.push({ offset: Number(ext.directoryOffset), length: Number(ext.directorySize) });
+  const inPlace = ext !== undefined && entries.length > 0 && !rewritten && !tracked.listChanged;
+  // The old directory is freed unless it is rewritten in place.
+  if (ext && !inPlace) freed.push({ offset: Number(ext.directoryOffset), length: Number(ext.directorySize) });
   if (entries.length === 0) {
     // No bitmap left: the extension goes, autoclear bit 0 with it.
     st.extensions = st.extensions.filter((e) => e !== ext);
     st.header.autoclearFeatures &= ~AUTOCLEAR_BITMAPS;
     await writeHeader(st);
-  } else if (ext && !rewritten && !tracked.listChanged) {
+  } else if (inPlace && ext) {
     // Only in_use changes: the directory is rewritten in place (its clusters stay).
-    freed.pop();
     await st.store.writeThrough(Number(ext.directoryOffset), directory, 'bitmap');
   } else {
     const dirOffset = await allocateClusters(st, Math.ceil(directory.byteLength / C));
