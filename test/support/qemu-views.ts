@@ -4,6 +4,7 @@
  * socket-activated by `nbdinfo --map`).
  */
 import { execa } from 'execa';
+import { type QemuBitmap, qemuBitmaps } from '../../src/verification/qemu-bitmaps.js';
 import { toolEnv } from './tools.js';
 
 /**
@@ -22,9 +23,8 @@ export function mapWithoutOffsets(json: string): unknown {
 }
 
 /** The persistent bitmaps `qemu-img info` lists (name, flags, granularity). */
-export async function bitmapsOf(image: string, cwd?: string): Promise<{ name: string; flags: string[]; granularity: number }[]> {
-  const out = await execa('qemu-img', ['info', '--output=json', image], { cwd });
-  return JSON.parse(out.stdout)['format-specific'].data.bitmaps ?? [];
+export function bitmapsOf(image: string, cwd?: string): Promise<QemuBitmap[]> {
+  return qemuBitmaps(image, cwd);
 }
 
 /** QEMU's view of a bitmap's bits: `nbdinfo --json --map` of `qemu-nbd -r -B NAME`. */

@@ -15,6 +15,7 @@ import type { Qcow2Device } from '../../engine/types.js';
 import { readMetadata } from '../../image/metadata.js';
 import { NodeFile } from '../../io/node-file.js';
 import { runTool } from '../../tools/run.js';
+import { qemuBitmaps, qemuDirtyRanges } from '../qemu-bitmaps.js';
 import { ensure } from './check.js';
 import { commandArbs } from './commands/index.js';
 import { Model } from './model.js';
@@ -92,7 +93,31 @@ async function judge(lane: Lane, model: Model, dir: string): Promise<void> {
   const at = sameBytes(new Uint8Array(await readFile(raw)), model.bytes);
   ensure(at === -1, `${lane.engine.name} engine: qemu-img reads guest byte ${at} differently from the model`);
   await rm(raw, { force: true });
+  await judgeBitmaps(lane, model);
   lane.dev = await lane.engine.open(lane.path); // closed again by the caller
+}
+
+/**
+ * QEMU's view of the closed image's persistent bitmaps equals the model's: the same names, each
+ * with the model's granularity, enabled ('auto') exactly when the model's is, none left in use,
+ * and the same dirty ranges (qemu-nbd -B).
+ */
+async function judgeBitmaps(lane: Lane, model: Model): Promise<void> {
+  if (model.shape.version !== 3) return;
+  const who = `${lane.engine.name} engine`;
+  const listed = await qemuBitmaps(lane.path);
+  const names = (xs: { name: string }[]) => xs.map((b) => b.name).sort().join(', ');
+  ensure(names(listed) === names(model.bitmaps), `${who}: qemu-img info lists bitmaps [${names(listed)}], the model has [${names(model.bitmaps)}]`);
+  for (const b of model.bitmaps) {
+    const q = listed.find((x) => x.name === b.name)!;
+    ensure(q.granularity === b.granularity, `${who}: bitmap '${b.name}' has granularity ${q.granularity} for QEMU, ${b.granularity} in the model`);
+    ensure(!q.flags.includes('in-use'), `${who}: bitmap '${b.name}' is left in use after a clean close`);
+    ensure(q.flags.includes('auto') === b.enabled, `${who}: bitmap '${b.name}' flags [${q.flags.join(', ')}], the model's is ${b.enabled ? 'enabled' : 'disabled'}`);
+    const theirs = await qemuDirtyRanges(lane.path, b.name);
+    const mine = model.dirtyRanges(b.name);
+    const show = (rs: [number, number][]) => rs.slice(0, 6).map(([x, y]) => `[0x${x.toString(16)}, 0x${y.toString(16)})`).join(' ') + (rs.length > 6 ? ' ...' : '');
+    ensure(JSON.stringify(theirs) === JSON.stringify(mine), `${who}: bitmap '${b.name}' dirty ranges for QEMU ${show(theirs)}, in the model ${show(mine)}`);
+  }
 }
 
 export interface CampaignOptions {

@@ -1,12 +1,14 @@
 /**
- * Random image shapes, created with qemu-img (and a backing file filled by qemu-io), with the
- * backing's guest bytes read back through QEMU for the model.
+ * Random image shapes, created with qemu-img (and a backing file filled by qemu-io, persistent
+ * bitmaps added by qemu-img bitmap), with the backing's guest bytes and the bitmaps' granularity
+ * read back through QEMU for the model.
  */
 import fc from 'fast-check';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from '../../tools/run.js';
-import type { ImageShape } from './model.js';
+import { qemuBitmaps } from '../qemu-bitmaps.js';
+import type { BitmapShape, ImageShape } from './model.js';
 
 async function tool(cmd: string, args: string[]): Promise<void> {
   const r = await runTool(cmd, args);
@@ -27,7 +29,12 @@ export interface CreateChoice {
   preallocate: boolean;
   clusters: number;
   tailSectors: number;
+  /** Persistent bitmaps added after creation (v3 only): granularity (undefined: QEMU's default), disabled or not. */
+  bitmaps?: { granularity: number | undefined; disabled: boolean }[];
 }
+
+/** Granularities the campaign's bitmaps use (undefined: qemu-img bitmap's default). */
+export const BITMAP_GRANULARITIES = [undefined, 512, 4096, 65536] as const;
 
 export const createChoiceArb: fc.Arbitrary<CreateChoice> = fc
   .record({
@@ -43,6 +50,7 @@ export const createChoiceArb: fc.Arbitrary<CreateChoice> = fc
     preallocate: fc.boolean(),
     clusters: fc.integer({ min: 8, max: 96 }),
     tailSectors: fc.integer({ min: 0, max: 3 }),
+    bitmaps: fc.array(fc.record({ granularity: fc.constantFrom(...BITMAP_GRANULARITIES), disabled: fc.boolean() }), { maxLength: 2 }),
   })
   .map((c) => {
     const v3 = c.compat === '1.1';
@@ -59,6 +67,7 @@ export const createChoiceArb: fc.Arbitrary<CreateChoice> = fc
       lazyRefcounts: v3 && c.lazyRefcounts,
       dataFile,
       backing,
+      bitmaps: v3 ? c.bitmaps : [],
     };
   });
 
@@ -104,6 +113,14 @@ export async function createImage(dir: string, c: CreateChoice): Promise<Created
   }
   args.push(image, String(size));
   await tool('qemu-img', args);
+  const made: BitmapShape[] = [];
+  for (const [i, b] of (c.bitmaps ?? []).entries()) {
+    const name = `b${i}`;
+    await tool('qemu-img', ['bitmap', '--add', ...(b.granularity ? ['-g', String(b.granularity)] : []), ...(b.disabled ? ['--disable'] : []), image, name]);
+    const listed = (await qemuBitmaps(image)).find((x) => x.name === name);
+    if (!listed) throw new Error(`qemu-img bitmap --add ${name} made no bitmap that qemu-img info lists`);
+    made.push({ name, granularity: listed.granularity, enabled: !b.disabled });
+  }
   return {
     image,
     size,
@@ -114,6 +131,7 @@ export async function createImage(dir: string, c: CreateChoice): Promise<Created
       dataFileRaw: c.dataFile === 'raw',
       externalDataFile: c.dataFile !== 'none',
       refcountBits: c.refcountBits,
+      bitmaps: made,
     },
   };
 }

@@ -5,22 +5,19 @@
  * crash touched as dirty (`qemu-nbd -B NAME`, socket-activated by `nbdinfo --map`). So a bitmap
  * never silently loses a bit.
  */
-import { runTool } from '../../tools/run.js';
+import { type DirtyRange, qemuBitmaps, qemuDirtyRanges, type QemuBitmap } from '../qemu-bitmaps.js';
 import type { Expectation } from './types.js';
-
-interface Extent {
-  offset: number;
-  length: number;
-  type: number;
-}
 
 /** The problems with the bitmaps of `image.qcow2` in `dir` (none: the rule holds). */
 export async function bitmapProblems(dir: string, expected: Expectation): Promise<string[]> {
   if (!expected.bitmaps?.length) return [];
   const problems: string[] = [];
-  const info = await runTool(process.env['QEMU_IMG'] ?? 'qemu-img', ['info', '-f', 'qcow2', '--output=json', 'image.qcow2'], dir);
-  if (info.code !== 0) return [`qemu-img info exit ${info.code}: ${info.stderr.trim().slice(0, 500)}`];
-  const listed = ((JSON.parse(info.stdout) as { 'format-specific'?: { data?: { bitmaps?: { name: string; flags: string[] }[] } } })['format-specific']?.data?.bitmaps ?? []);
+  let listed: QemuBitmap[];
+  try {
+    listed = await qemuBitmaps('image.qcow2', dir);
+  } catch (err) {
+    return [(err as Error).message];
+  }
   for (const b of expected.bitmaps) {
     const found = listed.find((x) => x.name === b.name);
     if (!found) {
@@ -28,12 +25,13 @@ export async function bitmapProblems(dir: string, expected: Expectation): Promis
       continue;
     }
     if (found.flags.includes('in-use') || b.disabled) continue;
-    const map = await runTool('nbdinfo', ['--json', `--map=qemu:dirty-bitmap:${b.name}`, '--', '[', 'qemu-nbd', '-r', '-f', 'qcow2', '-B', b.name, 'image.qcow2', ']'], dir);
-    if (map.code !== 0) {
-      problems.push(`bitmap '${b.name}': nbdinfo --map with qemu-nbd -B exit ${map.code}: ${map.stderr.trim().slice(0, 500)}`);
+    let dirty: DirtyRange[];
+    try {
+      dirty = await qemuDirtyRanges('image.qcow2', b.name, dir);
+    } catch (err) {
+      problems.push((err as Error).message);
       continue;
     }
-    const dirty = (JSON.parse(map.stdout) as Extent[]).filter((e) => e.type === 1);
     for (const [from, to] of expected.touched ?? []) {
       const clean = firstUncovered(dirty, from, to);
       if (clean !== undefined) {
@@ -45,12 +43,12 @@ export async function bitmapProblems(dir: string, expected: Expectation): Promis
   return problems;
 }
 
-/** The first byte of [from, to) no extent covers, or undefined. */
-function firstUncovered(extents: readonly Extent[], from: number, to: number): number | undefined {
+/** The first byte of [from, to) the merged, ordered ranges do not cover, or undefined. */
+function firstUncovered(ranges: readonly DirtyRange[], from: number, to: number): number | undefined {
   let at = from;
-  for (const e of [...extents].sort((a, b) => a.offset - b.offset)) {
-    if (e.offset > at) break;
-    at = Math.max(at, e.offset + e.length);
+  for (const [a, b] of ranges) {
+    if (a > at) break;
+    at = Math.max(at, b);
     if (at >= to) return undefined;
   }
   return at < to ? at : undefined;

@@ -10,7 +10,7 @@ import type { Step, Workload } from './types.js';
 
 /** The model of a workload's guest, starting from the bytes QEMU reads from its image. */
 export function modelOf(w: Workload, start: Uint8Array): Model {
-  const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16 }, w.size);
+  const model = new Model({ version: 3, clusterSize: w.clusterSize, backing: undefined, dataFileRaw: false, externalDataFile: false, refcountBits: 16, bitmaps: [] }, w.size);
   model.bytes.set(start);
   return model;
 }

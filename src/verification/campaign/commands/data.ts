@@ -82,6 +82,7 @@ export class CompressedWriteCommand implements Cmd {
       for (const lane of sys.lanes) {
         await ensureRejects(() => lane.dev.writeCompressed(offset, data), /already allocated/, `a compressed write over allocated storage (${lane.engine.name})`);
       }
+      model.touch(offset, length);
       return;
     }
     await onAll(sys, 'a compressed write', (d) => d.writeCompressed(offset, data));

@@ -1,7 +1,7 @@
 /** Image-level commands: flush, reopen, snapshots, resize. */
 import type fc from 'fast-check';
 import type { Qcow2Device } from '../../../engine/types.js';
-import { ensure } from '../check.js';
+import { ensure, ensureRejects } from '../check.js';
 import type { Model } from '../model.js';
 import { onAll, type System } from '../system.js';
 import { expectRange } from './data.js';
@@ -66,6 +66,12 @@ export class SnapshotApplyCommand implements Cmd {
   async run(model: Model, sys: System): Promise<void> {
     const names = [...model.snapshots.keys()];
     const name = names[this.pick % names.length]!;
+    if (model.hasEnabledBitmap) {
+      // As QEMU: reverting would leave the enabled bitmaps describing other data.
+      for (const l of sys.lanes) await ensureRejects(() => l.dev.applySnapshot(name), /active dirty bitmaps/, `applying a snapshot with an enabled bitmap (${l.engine.name})`);
+      await expectRange(model, sys, 0, model.size);
+      return;
+    }
     if (await refusedForRefcounts(model, sys, 'applying a snapshot', (d) => d.applySnapshot(name))) {
       await expectRange(model, sys, 0, model.size);
       return;

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import type { Model } from '../model.js';
 import type { System } from '../system.js';
 import { BatchCommand } from './batch.js';
+import { BitmapEditCommand } from './bitmap.js';
 import { CompressedWriteCommand, DiscardCommand, ReadCommand, WriteCommand, ZeroCommand } from './data.js';
 import { FlushCommand, ReopenCommand, ResizeCommand, SnapshotApplyCommand, SnapshotCreateCommand } from './image.js';
 
@@ -20,6 +21,7 @@ export const commandArbs: fc.Arbitrary<fc.AsyncCommand<Model, System>>[] = [
   fc.constant(new SnapshotCreateCommand()),
   fc.nat().map((p) => new SnapshotApplyCommand(p)),
   fc.nat().map((g) => new ResizeCommand(g)),
+  fc.tuple(fc.constantFrom('add' as const, 'remove' as const, 'clear' as const, 'enable' as const, 'disable' as const), fc.nat()).map(([op, p]) => new BitmapEditCommand(op, p)),
   fc
     .tuple(frac, fc.integer({ min: 2, max: 8 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.nat(), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 }))
     .map(([a, n, step, cut, seed, zeroEvery, reads]) => new BatchCommand(a, n, step, cut, seed, zeroEvery, reads)),
