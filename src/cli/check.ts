@@ -15,6 +15,7 @@
  * | its external data file is missing or unreadable                      | 1              | 1    |
  * | autoclear bit 1 (raw external data) without an external data file    | 1              | 1    |
  * | crypt_method 2 (LUKS) without a crypto header extension              | 1              | 1    |
+ * | a consistent bitmap whose table breaks QEMU's rules                  | 1              | 1    |
  * | an L1 or refcount table past the end of the file (a truncated image) | opens, classifies | classified too (0, 2 or 3) |
  *
  * The middle rows are openLinkedFiles() (src/qcow2/open.ts, run through probeLinkedFiles()); the
@@ -59,7 +60,7 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
   const file = await NodeFile.open(filename, { readOnly: repair === undefined });
   try {
     // What qemu-img check cannot open is not checked (the table above).
-    await probeLinkedFiles(filename, await readMetadata(file, { tablesPastEnd: true }));
+    await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }));
     const { first, final } = await checkAndRepair(file, repair ? { repair } : {});
     for (const m of first === final ? first.messages : [...first.messages, ...final.messages]) ctx.stderr(`${m}\n`);
     const repaired = first.leaksFixed !== 0 || first.corruptionsFixed !== 0;

@@ -62,8 +62,8 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
  * openLinkedFiles), read-only. Throws the typed error of the first that fails: `qcow2 check` runs
  * this where `qemu-img check` would fail to open the image (src/cli/check.ts).
  */
-export async function probeLinkedFiles(path: string, meta: ImageMetadata): Promise<void> {
-  const linked = await openLinkedFiles(path, meta, { readOnly: true }, 0, openOptimized);
+export async function probeLinkedFiles(path: string, file: BlockFile, meta: ImageMetadata): Promise<void> {
+  const linked = await openLinkedFiles(path, file, meta, { readOnly: true }, 0, openOptimized);
   await linked.close();
 }
 

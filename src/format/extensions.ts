@@ -61,11 +61,12 @@ export function decodeExtensions(area: Uint8Array, start: number, limit: number)
     if (at + 8 > end) throw overrun(end < limit, 'header_extension', at, `header extension at 0x${at.toString(16)}`);
     const type = dv.getUint32(at);
     const length = dv.getUint32(at + 4);
-    if (type === EXT_END) return { extensions, offsets, end: at + 8 };
+    // The length is checked before the type, the end marker's too (as QEMU's qcow2_read_extensions).
     if (length > end - at - 8) {
       const what = `header extension 0x${type.toString(16)} of ${length} bytes at 0x${at.toString(16)}`;
       throw overrun(length <= limit - at - 8, 'header_extension.length', at + 4, what);
     }
+    if (type === EXT_END) return { extensions, offsets, end: at + 8 };
     const data = area.subarray(at + 8, at + 8 + length);
     extensions.push(decodeExtension(type, data, at));
     offsets.push(at);
@@ -79,7 +80,7 @@ export function decodeExtensions(area: Uint8Array, start: number, limit: number)
 function overrun(fileTooShort: boolean, field: string, offset: number, what: string) {
   return fileTooShort
     ? truncated(`${what} runs past the end of the file`, { field, offset })
-    : corrupt(`${what} overruns the first cluster`, { field, offset });
+    : corrupt(`${what} overruns the header extension area (the first cluster, or up to the backing file name)`, { field, offset });
 }
 
 function decodeExtension(type: number, data: Uint8Array, at: number): HeaderExtension {

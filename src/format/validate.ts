@@ -235,10 +235,16 @@ function checkCompression(h: Header): number {
 }
 
 /** A table must be cluster aligned and lie inside the file. Returns its offset as a number. */
+const INT64_MAX = (1n << 63n) - 1n;
+
 function checkTable(field: Field, offset: bigint, bytes: number, clusterBits: number, fileSize: number): number {
-  if (bytes === 0) return Number(offset <= MAX_VIRTUAL_SIZE ? offset : 0n);
+  // Empty tables too (QEMU's qcow2_validate_table): the offset is cluster-aligned and at most 2^63 - 1.
   if (offset % (1n << BigInt(clusterBits)) !== 0n) {
     throw fail('corrupt', field, `${field} ${hex(offset)} is not aligned to a cluster`);
+  }
+  if (bytes === 0) {
+    if (offset > INT64_MAX) throw fail('corrupt', field, `${field} ${hex(offset)} is beyond 2^63 - 1`);
+    return Number(offset <= MAX_VIRTUAL_SIZE ? offset : 0n);
   }
   if (offset === 0n) {
     throw fail('corrupt', field, `${field} is 0: the table would overlap the header`);

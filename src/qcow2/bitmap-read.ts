@@ -16,6 +16,8 @@ import { corrupt, hex, unsupported, usage } from '../errors.js';
 import { decodeBitmapDirectory, decodeBitmapTable, type BitmapDirectoryEntry, type BitmapTableEntry } from '../format/bitmap.js';
 import { BITMAP_FLAG_AUTO, BITMAP_FLAG_EXTRA_DATA_COMPATIBLE, BITMAP_FLAG_IN_USE, BITMAP_TYPE_DIRTY_TRACKING } from '../format/constants.js';
 import { BITMAP_DATA_CACHE_CLUSTERS, MAX_BITMAP_GRANULARITY_BITS, MAX_BITMAP_TABLE_BYTES, MIN_BITMAP_GRANULARITY_BITS } from '../limits.js';
+import type { ImageMetadata } from '../image/metadata.js';
+import type { BlockFile } from '../io/block-file.js';
 import type { Qcow2State } from './state.js';
 
 export async function readPersistentBitmap(st: Qcow2State, name: string): Promise<PersistentBitmap> {
@@ -87,17 +89,46 @@ export async function checkedBitmapTable(st: Qcow2State, e: BitmapDirectoryEntry
   return { granularity, table };
 }
 
+/**
+ * As QEMU's open (qcow2_load_dirty_bitmaps, read-only opens too): while the bitmaps are consistent,
+ * the table of every bitmap not in use is read and its entries checked (check_table_entry), and a
+ * bad entry refuses the image. QEMU reads what lies past the end of the file as zeros, so a table
+ * there is not refused here (using its bits is: checkedBitmapTable).
+ */
+export async function checkBitmapTables(file: Pick<BlockFile, 'read' | 'size'>, meta: ImageMetadata): Promise<void> {
+  if (!meta.layout.features.bitmapsConsistent) return;
+  const C = meta.layout.geometry.clusterSize;
+  const fileSize = await file.size();
+  for (const e of meta.bitmaps) {
+    if (e.flags & BITMAP_FLAG_IN_USE) continue;
+    const tableOffset = Number(e.bitmapTableOffset);
+    const tableBytes = e.bitmapTableSize * 8;
+    if (tableBytes > MAX_BITMAP_TABLE_BYTES) continue; // refused when the bitmap is used
+    const bytes = new Uint8Array(tableBytes);
+    const inFile = Math.max(0, Math.min(tableBytes, fileSize - tableOffset));
+    if (inFile > 0) bytes.set(await file.read(tableOffset, inFile));
+    decodeBitmapTable(bytes, e.bitmapTableSize).forEach((t, i) => checkEntryBits(t, i, tableOffset, C, `bitmap '${e.name}'`));
+  }
+}
+
 /** Entries of the bitmap table of a disk of `size` bytes: one per cluster of bitmap data. */
 export function bitmapTableEntries(size: number, granularity: number, clusterSize: number): number {
   return Math.ceil(Math.ceil(size / granularity) / (clusterSize * 8));
 }
 
-function checkEntry(t: BitmapTableEntry, i: number, tableOffset: number, C: number, fileSize: number, field: string): void {
+/** QEMU's rules for one bitmap table entry: no reserved bits (bit 0 too when there is an offset), a cluster-aligned offset. */
+function checkEntryBits(t: BitmapTableEntry, i: number, tableOffset: number, C: number, field: string): void {
   const offset = tableOffset + i * 8;
   if (t.reservedHigh !== 0 || t.reservedLow !== 0 || (t.allOnes && t.hostOffset !== 0)) {
     throw corrupt(`${field}: bitmap table entry ${i} has reserved bits set`, { field, offset });
   }
-  if (t.hostOffset !== 0 && (t.hostOffset % C !== 0 || t.hostOffset + C > fileSize)) {
+  if (t.hostOffset % C !== 0) throw corrupt(`${field}: bitmap table entry ${i} points to ${hex(t.hostOffset)}, not a cluster boundary`, { field, offset });
+}
+
+function checkEntry(t: BitmapTableEntry, i: number, tableOffset: number, C: number, fileSize: number, field: string): void {
+  const offset = tableOffset + i * 8;
+  checkEntryBits(t, i, tableOffset, C, field);
+  if (t.hostOffset !== 0 && t.hostOffset + C > fileSize) {
     throw corrupt(`${field}: bitmap table entry ${i} points to ${hex(t.hostOffset)}, not a cluster inside the file`, { field, offset });
   }
 }

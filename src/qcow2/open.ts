@@ -14,6 +14,7 @@ import { type ImageMetadata, readMetadata } from '../image/metadata.js';
 import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
 import { writeHeader } from './header.js';
+import { checkBitmapTables } from './bitmap-read.js';
 import { rebuildRefcounts } from './rebuild.js';
 import { snapshotView } from './snapshots.js';
 import type { FilePaths, MetadataStore, Qcow2State } from './state.js';
@@ -44,7 +45,7 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
     if (features.corrupt && !readOnly) {
       throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
     }
-    linked = await openLinkedFiles(path, meta, opts, depth, openQcow2);
+    linked = await openLinkedFiles(path, file, meta, opts, depth, openQcow2);
     return { file, dataFile: linked.dataFile, backing: linked.backing, meta, paths: { image: path, dataFile: linked.dataPath }, close };
   } catch (err) {
     await close().catch(() => {});
@@ -63,11 +64,12 @@ export interface LinkedFiles {
 /**
  * What opening an image for I/O needs beyond its metadata, as QEMU's qcow2_do_open() and the block
  * layer need it: the raw-data-file bit only with a data file, a LUKS image's crypto header
- * extension, the external data file, the backing chain. `qcow2 check` runs this too, so that it fails where qemu-img check cannot open the image
+ * extension, sound tables for the consistent bitmaps, the external data file, the backing chain. `qcow2 check` runs this too, so that it fails where qemu-img check cannot open the image
  * (src/cli/check.ts). On failure everything opened here is closed again.
  */
 export async function openLinkedFiles<O extends OpenOptions>(
   path: string,
+  file: BlockFile,
   meta: ImageMetadata,
   opts: O,
   depth: number,
@@ -88,6 +90,7 @@ export async function openLinkedFiles<O extends OpenOptions>(
       // QEMU, opening for I/O: "Missing CRYPTO header for crypt method 2".
       throw corrupt('crypt_method is 2 (LUKS) but the image has no full disk encryption header extension', { field: 'crypt_method', offset: 32 });
     }
+    await checkBitmapTables(file, meta);
     let dataPath: string | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
