@@ -48,13 +48,18 @@ export async function readMetadata(file: BlockFile, opts: ValidateOptions = {}):
   const extLimit = header.backingFileOffset > 0n && header.backingFileOffset < BigInt(clusterSize)
     ? Number(header.backingFileOffset)
     : clusterSize;
-  const first = await file.read(0, clusterSize);
-  const { extensions } = decodeExtensions(first, header.headerLength, extLimit);
+  let first = await file.read(0, clusterSize);
+  if (opts.tablesPastEnd && first.byteLength < clusterSize) {
+    // check classifies a truncated image as QEMU does, and QEMU reads past the end of the file as zeros.
+    const padded = new Uint8Array(clusterSize);
+    padded.set(first);
+    first = padded;
+  }
+  const extensions = lastOfEachKind(decodeExtensions(first, header.headerLength, extLimit).extensions);
   const featureTable = extensions.flatMap((e) => (e.kind === 'feature-table' ? e.entries : []));
   const layout = validateHeader(header, fileSize, featureTable, opts);
-  checkDuplicateExtensions(extensions, header.headerLength);
 
-  const backingFile = layout.backingFileOffset > 0 ? await readBackingName(first, layout, fileSize) : undefined;
+  const backingFile = layout.backingFileOffset > 0 ? await readBackingName(first, layout, opts.tablesPastEnd ? Number.POSITIVE_INFINITY : fileSize) : undefined;
   const find = <K extends HeaderExtension['kind']>(kind: K) =>
     extensions.find((e): e is Extract<HeaderExtension, { kind: K }> => e.kind === kind);
   const bitmapsExt = find('bitmaps');
@@ -100,17 +105,16 @@ async function readHeader(file: BlockFile, fileSize: number): Promise<Header> {
   return decodeHeader(start);
 }
 
-function checkDuplicateExtensions(extensions: readonly HeaderExtension[], start: number): void {
-  const seen = new Set<string>();
-  for (const e of extensions) {
-    if (e.kind === 'unknown') continue;
-    if (seen.has(e.kind)) {
-      throw corrupt(`header extension '${e.kind}' appears more than once`, { field: 'header_extension', offset: start });
-    }
-    seen.add(e.kind);
-  }
+/**
+ * An extension kind QEMU knows that appears more than once: the last one counts, as in QEMU's
+ * qcow2_read_extensions (each one read overwrites the one before), and only it is kept (so that a
+ * rewritten header has one, as QEMU's has). Unknown extensions are all kept.
+ */
+function lastOfEachKind(extensions: readonly HeaderExtension[]): HeaderExtension[] {
+  return extensions.filter((e, i) => e.kind === 'unknown' || !extensions.slice(i + 1).some((later) => later.kind === e.kind));
 }
 
+/** The backing file name; `fileSize` is infinite where the first cluster was padded with zeros (check). */
 async function readBackingName(first: Uint8Array, layout: Layout, fileSize: number): Promise<string> {
   const end = layout.backingFileOffset + layout.backingFileSize;
   if (end > fileSize) {

@@ -81,16 +81,7 @@ export async function openLinkedFiles<O extends OpenOptions>(
   let backing: BlockDevice | undefined;
   const close = () => closeAll([() => backing?.close(), () => dataFile?.close()]);
   try {
-    if ((meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n && !features.externalDataFile) {
-      // QEMU refuses this when it opens the image for I/O ("data-file-raw requires a data file");
-      // qemu-img info, which does no I/O, shows it (and so do we: this is not in readMetadata).
-      throw corrupt('autoclear bit 1 (raw external data) is set but the image has no external data file', { field: 'autoclear_features', offset: 88 });
-    }
-    if (meta.header.cryptMethod === CRYPT_LUKS && meta.cryptoHeader === undefined) {
-      // QEMU, opening for I/O: "Missing CRYPTO header for crypt method 2".
-      throw corrupt('crypt_method is 2 (LUKS) but the image has no full disk encryption header extension', { field: 'crypt_method', offset: 32 });
-    }
-    await checkBitmapTables(file, meta);
+    await refuseWhatQemuOpensNot(file, meta);
     let dataPath: string | undefined;
     if (features.externalDataFile) {
       if (meta.dataFile === undefined) throw unsupported('the image uses an external data file but does not name it');
@@ -104,6 +95,25 @@ export async function openLinkedFiles<O extends OpenOptions>(
     await close().catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The rules QEMU applies to an image's own metadata when it opens it for I/O (beyond readMetadata's,
+ * which hold for every open): the raw-data-file bit only with a data file, a LUKS image's crypto
+ * header extension, sound tables for the consistent bitmaps. The fuzzer's check verdict applies
+ * them too (src/verification/fuzz/qemu.ts), as `qcow2 check` does through openLinkedFiles.
+ */
+export async function refuseWhatQemuOpensNot(file: Pick<BlockFile, 'read' | 'size'>, meta: ImageMetadata): Promise<void> {
+  if ((meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n && !meta.layout.features.externalDataFile) {
+    // QEMU refuses this when it opens the image for I/O ("data-file-raw requires a data file");
+    // qemu-img info, which does no I/O, shows it (and so do we: this is not in readMetadata).
+    throw corrupt('autoclear bit 1 (raw external data) is set but the image has no external data file', { field: 'autoclear_features', offset: 88 });
+  }
+  if (meta.header.cryptMethod === CRYPT_LUKS && meta.cryptoHeader === undefined) {
+    // QEMU, opening for I/O: "Missing CRYPTO header for crypt method 2".
+    throw corrupt('crypt_method is 2 (LUKS) but the image has no full disk encryption header extension', { field: 'crypt_method', offset: 32 });
+  }
+  await checkBitmapTables(file, meta);
 }
 
 /** The state fields both engines keep, from an image's metadata. */

@@ -15,6 +15,7 @@ import { openImage } from '../../device/open.js';
 import { isQcow2Error } from '../../errors.js';
 import { readMetadata } from '../../image/metadata.js';
 import { MemoryFile } from '../../io/memory-file.js';
+import { refuseWhatQemuOpensNot } from '../../qcow2/open.js';
 import { runTool, type ToolResult } from '../../tools/run.js';
 import type { QemuTools } from '../corpus/build.js';
 import { finding, type Finding } from './oracle.js';
@@ -52,7 +53,10 @@ const VERDICT = ['clean', 'failed', 'corrupt', 'leaks'] as const;
 /** Our verdict as qemu-img check's exit status: 0 clean, 1 failed, 2 corrupt, 3 leaks. */
 async function ourCheck(bytes: Uint8Array): Promise<number> {
   try {
-    const r = await checkImage(new MemoryFile(bytes, true));
+    const file = new MemoryFile(bytes, true);
+    // What qemu-img check cannot open, `qcow2 check` does not check (src/cli/check.ts): exit 1.
+    await refuseWhatQemuOpensNot(file, await readMetadata(file, { tablesPastEnd: true }));
+    const r = await checkImage(file);
     if (r.failure || r.checkErrors) return 1;
     return r.corruptions ? 2 : r.leaks ? 3 : 0;
   } catch {
