@@ -1,8 +1,8 @@
 /**
-* qemu-img's messages for an image it cannot open (img_open), as usage errors: a missing file
- * (`Could not open 'NAME': Could not open 'NAME': No such file or directory`) and a file opened as
- * qcow2 that is not one (`Could not open 'NAME': Image is not in qcow2 format`). Other failures
- * are kept as they are.
+ * qemu-img's messages for an image it cannot open (img_open), as usage errors: a missing file
+ * (`Could not open 'NAME': Could not open 'NAME': No such file or directory`), also one further
+ * down its backing chain (chainOpenError), and a file opened as qcow2 that is not one
+ * (`Could not open 'NAME': Image is not in qcow2 format`). Other failures are kept as they are.
  */
 import { isQcow2Error, type Qcow2Error, usage } from '../errors.js';
 import { linkedPath } from '../engine/linked-path.js';
