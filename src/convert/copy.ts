@@ -256,6 +256,9 @@ function issueWrites(target: BlockDevice, piece: Piece, data: Uint8Array | undef
   return { done };
 }
 
+/** The block QEMU writes first into a new file: 4 KiB (512 bytes into a smaller file). */
+const FIRST_BLOCK = 4096;
+
 /** What the output of a convert is created with (apart from its size, which is the input's). */
 export type OutputCreateOptions = Omit<CreateOptions, 'size'>;
 
@@ -279,6 +282,9 @@ export async function createOutput(
   const file = await NodeFile.open(path, { create: true, noFlush });
   try {
     await file.truncate(size);
+    // As QEMU's file driver creates a file (allocate_first_block): its first block is written, with
+    // zeros, for its alignment to be probed; qemu-img map shows it as data.
+    if (size > 0) await file.write(0, new Uint8Array(Math.min(size, size < FIRST_BLOCK ? SECTOR : FIRST_BLOCK)));
     return await RawDevice.over(file);
   } catch (err) {
     await file.close();
