@@ -96,7 +96,7 @@ async function buildFixtures(): Promise<void> {
   for (const [name, size] of [['full.raw', 4 << 20], ['bigger.raw', 5 << 20], ['small.raw', 1 << 20]] as const) {
     await writeFile(join(dir, name), '');
     await truncate(join(dir, name), size);
-    await io('raw', name, 'write -P 0x7a 0 2M', ...(size > 4 << 20 ? ['write -P 0x7b 4M 1M'] : []));
+    await io('raw', name, `write -P 0x7a 0 ${Math.min(size, 2 << 20)}`, ...(size > 4 << 20 ? ['write -P 0x7b 4M 1M'] : []));
   }
   // Bitmaps: enabled (written to while enabled), disabled, fine-grained; a v3 image over them.
   await img('create', '-q', '-f', 'qcow2', 'bm.qcow2', '4M');
@@ -179,6 +179,7 @@ const CASES: Case[] = [
   { args: ['-n', '-f', 'raw', '-O', 'qcow2', 'src.raw', 'OUT'], target: 'v3-full.qcow2', out: 'qcow2' },
   { args: ['-f', 'raw', '-O', 'qcow2', '-S', '512', 'src.raw', 'OUT'], out: 'qcow2' },
   { args: ['-f', 'raw', '-O', 'raw', '-S', '3k', 'src.raw', 'OUT'], out: 'raw' },
+  { args: ['-O', 'raw', '-S', '1.5k', 'v3-top.qcow2', 'OUT'], out: 'raw' },
   { args: ['-f', 'raw', '-O', 'qcow2', '-B', 'base.raw', '-F', 'raw', 'src.raw', 'OUT'], out: 'qcow2' },
   // --bitmaps
   { args: ['-O', 'qcow2', '--bitmaps', 'bm.qcow2', 'OUT'], out: 'qcow2', bitmaps: ['a', 'dis', 'fine'] },
@@ -206,7 +207,8 @@ const REFUSED: Case[] = [
   { args: ['-n', 'v3-top.qcow2', 'OUT'], target: 'small.raw', out: 'raw' },
   { args: ['-n', 'v3-top.qcow2', 'OUT'], out: 'raw' },
   { args: ['-n', '-O', 'qcow2', 'v3-top.qcow2', 'OUT'], target: 'full.raw', out: 'qcow2' },
-  ...['1000', '-1', 'abc', '17M', '1.5k'].map((s): Case => ({ args: ['-S', s, 'v3-top.qcow2', 'OUT'], out: 'raw' })),
+  ...['1000', 'abc', '17M', '1.2k'].map((s): Case => ({ args: ['-S', s, 'v3-top.qcow2', 'OUT'], out: 'raw' })),
+  { args: ['-S-1', 'v3-top.qcow2', 'OUT'], out: 'raw' },
   { args: ['--skip-broken-bitmaps', '-O', 'qcow2', 'bm.qcow2', 'OUT'], out: 'qcow2' },
   { args: ['--bitmaps', '-O', 'qcow2', 'inuse.qcow2', 'OUT'], out: 'qcow2' },
   { args: ['--bitmaps', '-O', 'qcow2', 'v2-top.qcow2', 'OUT'], out: 'qcow2' },
@@ -240,7 +242,7 @@ function messages(stderr: string, tool: 'qemu-img' | 'qcow2'): string {
   return out.join('\n').replace(/ for\nerror: kilobytes/, ' for kilobytes');
 }
 
-async function runBoth(k: Case): Promise<{ theirs: string; ours: string; qr: { exitCode: number; stdout: string; stderr: string } }> {
+async function runBoth(k: Case): Promise<{ theirs: string; ours: string; qr: { exitCode?: number | undefined; stderr: string } }> {
   const i = n++;
   const ext = k.out === 'raw' ? 'raw' : 'qcow2';
   const theirs = `t${i}.${ext}`;
