@@ -29,7 +29,19 @@ export function sparseRuns(buf: Uint8Array, sector: number, minSectors: number):
   const alignment = sparseAlignment(minSectors);
   const total = Math.ceil(buf.byteLength / SECTOR);
   const zero = new Uint8Array(total);
-  for (let i = 0; i < total; i++) zero[i] = isZero(buf.subarray(i * SECTOR, Math.min(buf.byteLength, (i + 1) * SECTOR))) ? 1 : 0;
+  // Most sectors of data start with a byte that is not zero: looked at first, a word at a time.
+  const words = buf.byteOffset % 4 === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2) : undefined;
+  const perSector = SECTOR / 4;
+  for (let i = 0; i < total; i++) {
+    const from = i * perSector;
+    if (words === undefined || from + perSector > words.length) {
+      zero[i] = isZero(buf.subarray(i * SECTOR, Math.min(buf.byteLength, (i + 1) * SECTOR))) ? 1 : 0;
+      continue;
+    }
+    let w = from;
+    while (w < from + perSector && words[w] === 0) w++;
+    zero[i] = w === from + perSector ? 1 : 0;
+  }
   const out: SparseRun[] = [];
   for (let at = 0; at < total; ) {
     const { n, data } = allocatedMin(zero, at, total - at, minSectors, sector + at, alignment);
