@@ -6,8 +6,8 @@
  *
  * Only a qcow2 v3 source and target hold persistent bitmaps. A bitmap the source left in_use
  * (inconsistent) is refused, or skipped with a warning (--skip-broken-bitmaps). QEMU walks the
- * bitmaps last first (it loads them into a list at its head): refusals and warnings name them in
- * that order; the target's bitmap directory ends up in the source's order.
+ * bitmaps last first (it loads them into a list at its head): refusals, warnings and failures
+ * come in that order; the target's bitmap directory ends up in the source's order.
  */
 import { type BlockDevice, isQcow2, type Qcow2Device } from '../engine/types.js';
 import { isQcow2Error, Qcow2Error, unsupported, usage } from '../errors.js';
@@ -64,28 +64,50 @@ export async function checkedSourceBitmaps(source: BlockDevice, skipBroken: bool
 }
 
 /**
- * Copies `bitmaps` (from checkedSourceBitmaps) of `source` into `target`; `warn` hears of each
- * inconsistent one skipped. The first that cannot be made fails the copy ("Failed to create
- * bitmap NAME: …", "Failed to populate bitmap NAME: …"); one that could not be filled is removed.
+ * Copies `bitmaps` (from checkedSourceBitmaps) of `source` into `target` in QEMU's order; `warn`
+ * hears of each inconsistent one skipped. The first that cannot be made fails the copy ("Failed to
+ * create bitmap NAME: …", "Failed to populate bitmap NAME: …"; one that could not be filled is
+ * removed), those made before it are kept. The bitmaps made are then listed in the source's order,
+ * as QEMU stores them (it keeps them in a list, each added at its head).
  */
 export async function copyBitmaps(source: Qcow2Device, target: Qcow2Device, bitmaps: readonly SourceBitmapInfo[], warn: (message: string) => void): Promise<void> {
-  for (const b of bitmaps) if (b.inconsistent) warn(`Skipping inconsistent bitmap '${b.name}'`);
-  // Added in the source's directory order, so that the target's lists them alike.
-  for (const b of [...bitmaps].reverse()) {
-    if (b.inconsistent) continue;
-    try {
-      await target.editBitmaps([{ op: 'add', name: b.name, granularity: b.granularity, disabled: !b.enabled }]);
-    } catch (err) {
-      throw failed(`Failed to create bitmap ${b.name}: `, err);
+  const made: SourceBitmapInfo[] = [];
+  let failure: unknown;
+  for (const b of bitmaps) {
+    if (b.inconsistent) {
+      warn(`Skipping inconsistent bitmap '${b.name}'`);
+      continue;
     }
-    try {
-      const bits = await source.readBitmap(b.name);
-      await target.editBitmaps([{ op: 'merge', name: b.name, source: bits, sourceSize: source.virtualSize }]);
-    } catch (err) {
-      await target.editBitmaps([{ op: 'remove', name: b.name }]);
-      throw failed(`Failed to populate bitmap ${b.name}: `, err);
+    failure = await copyBitmap(source, target, b);
+    if (failure !== undefined) break;
+    made.push(b);
+  }
+  if (made.length > 1) {
+    // Made again, in the source's order (each is as it was: the same bits merged in).
+    await target.editBitmaps(made.map((b) => ({ op: 'remove', name: b.name })));
+    for (const b of made.reverse()) {
+      const err = await copyBitmap(source, target, b);
+      if (err !== undefined) throw err;
     }
   }
+  if (failure !== undefined) throw failure;
+}
+
+/** Adds bitmap `b` to the target and merges the source's into it; the failure, or undefined. */
+async function copyBitmap(source: Qcow2Device, target: Qcow2Device, b: SourceBitmapInfo): Promise<unknown> {
+  try {
+    await target.editBitmaps([{ op: 'add', name: b.name, granularity: b.granularity, disabled: !b.enabled }]);
+  } catch (err) {
+    return failed(`Failed to create bitmap ${b.name}: `, err);
+  }
+  try {
+    const bits = await source.readBitmap(b.name);
+    await target.editBitmaps([{ op: 'merge', name: b.name, source: bits, sourceSize: source.virtualSize }]);
+  } catch (err) {
+    await target.editBitmaps([{ op: 'remove', name: b.name }]);
+    return failed(`Failed to populate bitmap ${b.name}: `, err);
+  }
+  return undefined;
 }
 
 /** `prefix` before the reason, keeping the reason's code. */

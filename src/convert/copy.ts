@@ -299,7 +299,7 @@ export async function createOutput(
  */
 export type OutputCache = 'unsafe' | 'writeback' | 'writethrough';
 
-export interface ConvertOptions extends Pick<CopyOptions, 'compress' | 'chunksInFlight' | 'onProgress'> {
+export interface ConvertOptions extends Pick<CopyOptions, 'compress' | 'chunksInFlight' | 'onProgress' | 'sparseSize'> {
   /** The input's format; probed when not given. */
   inputFormat?: ImageFormat;
   /** The output's format; default 'raw', as qemu-img convert. */
@@ -328,6 +328,7 @@ export async function convertImage(input: string, output: string, opts: ConvertO
         compress: opts.compress === true,
         flushEachChunk: cache === 'writethrough',
         ...(opts.chunksInFlight !== undefined ? { chunksInFlight: opts.chunksInFlight } : {}),
+        ...(opts.sparseSize !== undefined ? { sparseSize: opts.sparseSize } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
       await target.flush();
