@@ -9,8 +9,9 @@
  * else written as zeros (-n, -B); ranges left to the target's backing file (-B) are not touched.
  * With -S 0 everything is written as data. A bounded number of chunks is in the air: reads go
  * ahead while earlier chunks are being written (and, compressing, compressed on the worker
- * threads). Writes are issued in chunk order, so the output's layout does not depend on timing
- * (qemu-img convert without -W). */
+ * threads). A chunk's writes start once the previous chunk's are done (compressing: issued), so
+ * the output's layout does not depend on timing, and is qemu-img's (convert without -W).
+ */
 import { createImage } from '../create/create.js';
 import type { CreateOptions } from '../create/options.js';
 import { openImage, openQcow2, type ImageFormat } from '../device/open.js';
@@ -138,9 +139,12 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
         // its failure otherwise.
         data = track(source.readInto(piece.pos, buffer).then(() => buffer));
       }
-      // Writes are issued once the previous chunk's are (not once they are done).
+      // Writes are issued once the previous chunk's are done — compressing, once they are issued, for
+      // the compression workers to have several chunks at once. Uncompressed, a chunk's writes
+      // racing the previous chunk's would let the target allocate its clusters out of order;
+      // waited for, the output's layout is qemu-img's.
       const writes = issued.then(async () => issueWrites(target, piece, await data, plan));
-      issued = writes;
+      issued = plan.compress ? writes : writes.then((w) => w.done);
       const done = track(
         writes.then(async (w) => {
           await w.done;
