@@ -144,7 +144,7 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
       // racing the previous chunk's would let the target allocate its clusters out of order;
       // waited for, the output's layout is qemu-img's.
       const writes = issued.then(async () => issueWrites(target, piece, await data, plan));
-      issued = plan.compress ? writes : writes.then((w) => w.done);
+      issued = plan.compress ? writes : track(writes.then((w) => w.done));
       const done = track(
         writes.then(async (w) => {
           await w.done;
