@@ -26,7 +26,7 @@ try {
   await disk.close();
 }
 
-// A streaming convert: only what holds data is read, a few 1 MiB chunks in flight, compressed clusters.
+// A streaming convert: only what holds data is read, a few 2 MiB chunks in flight, compressed clusters.
 await convertImage(image, join(dir, 'copy.qcow2'), {
   outputFormat: 'qcow2',
   compress: true,

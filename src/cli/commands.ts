@@ -44,9 +44,10 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'convert',
-    synopsis: '[-f FMT] [-O raw|qcow2] [-o OPTIONS] [-c] [-p] [-q] [-t CACHE] IN OUT',
+    synopsis:
+      '[-f FMT] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE -F BACKING_FMT] [-n [--target-is-zero]] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]] [-c] [-p] [-q] [-t CACHE] IN OUT',
     summary:
-      'copies guest contents; `-c` compresses (on worker threads); `-p` progress on a terminal; `-t` output cache mode, `unsafe` (no flush) by default as qemu-img convert',
+      "copies guest contents as `qemu-img convert`; `-B` names a backing file and copies only what IN's top layer holds; `-n` writes into an existing OUT (`--target-is-zero`: it reads as zeros); `-S` the shortest run of zeros left out (default 4k; `0` allocates everything); `--bitmaps` copies persistent bitmaps (`--skip-broken-bitmaps` skips inconsistent ones); `-c` compresses (on worker threads); `-p` progress on a terminal; `-t` output cache mode, `unsafe` (no flush) by default as qemu-img convert",
   },
   {
     name: 'check',

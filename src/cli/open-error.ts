@@ -1,10 +1,14 @@
 /**
  * qemu-img's messages for an image it cannot open (img_open), as usage errors: a missing file
- * (`Could not open 'NAME': Could not open 'NAME': No such file or directory`) and a file opened as
- * qcow2 that is not one (`Could not open 'NAME': Image is not in qcow2 format`). Other failures
- * are kept as they are.
+ * (`Could not open 'NAME': Could not open 'NAME': No such file or directory`), also one further
+ * down its backing chain (chainOpenError), and a file opened as qcow2 that is not one
+ * (`Could not open 'NAME': Image is not in qcow2 format`). Other failures are kept as they are.
  */
 import { isQcow2Error, type Qcow2Error, usage } from '../errors.js';
+import { linkedPath } from '../engine/linked-path.js';
+import { readMetadata } from '../image/metadata.js';
+import { NodeFile } from '../io/node-file.js';
+import { MAX_BACKING_DEPTH } from '../limits.js';
 
 /** qemu-img's message when `err` says the file is not a qcow2 image (bad magic), else undefined. */
 export function notQcow2Error(filename: string, err: unknown): Qcow2Error | undefined {
@@ -23,5 +27,46 @@ export async function openOrExplain<T>(filename: string, open: () => Promise<T>)
     return await open();
   } catch (err) {
     throw explainOpenError(filename, err);
+  }
+}
+
+/**
+ * qemu-img's message for an image (at `path`, opened as `format` or probed) that cannot be opened,
+ * after `prefix` (`Could not open 'NAME': `): a missing file anywhere in its backing chain
+ * (`Could not open backing file: ` once per layer above it) or a file that is not qcow2; other
+ * errors as they are.
+ */
+export async function chainOpenError(prefix: string, path: string, format: string | undefined, err: unknown): Promise<unknown> {
+  const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+  if (cause?.code === 'ENOENT') {
+    const missing = cause.path ?? path;
+    const inner = 'Could not open backing file: '.repeat(await depthOf(path, missing));
+    return usage(`${prefix}${inner}Could not open '${missing}': No such file or directory`, { cause: err });
+  }
+  if (format === 'qcow2' && isQcow2Error(err) && err.field === 'magic') return usage(`${prefix}Image is not in qcow2 format`, { cause: err });
+  return err;
+}
+
+/** How far below the image at `path` its chain names `missing` (0: the image itself; the chain's depth when not found). */
+async function depthOf(path: string, missing: string): Promise<number> {
+  let depth = 0;
+  for (let at = path; at !== missing && depth < MAX_BACKING_DEPTH; depth++) {
+    const name = await storedBackingName(at);
+    if (name === undefined) break;
+    at = linkedPath(at, name, 'backing file', {});
+  }
+  return depth;
+}
+
+/** The backing file name a qcow2 image stores, if it can be read. */
+async function storedBackingName(path: string): Promise<string | undefined> {
+  const file = await NodeFile.open(path, { readOnly: true }).catch(() => undefined);
+  if (file === undefined) return undefined;
+  try {
+    return (await readMetadata(file)).backingFile;
+  } catch {
+    return undefined;
+  } finally {
+    await file.close();
   }
 }

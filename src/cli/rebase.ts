@@ -23,13 +23,12 @@ import { linkedPath } from '../engine/linked-path.js';
 import { type BlockDevice, isQcow2 } from '../engine/types.js';
 import { BLOCK_DRIVERS } from '../create/options.js';
 import { errnoOf, errnoText, isQcow2Error, unsupported, usage } from '../errors.js';
-import { readMetadata } from '../image/metadata.js';
-import { NodeFile } from '../io/node-file.js';
-import { MAX_BACKING_DEPTH, REBASE_CHUNK_BYTES } from '../limits.js';
+import { REBASE_CHUNK_BYTES } from '../limits.js';
 import { keepGuestContent } from '../rebase/keep-content.js';
 import { parse } from './args.js';
 import { type CacheMode, cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
+import { chainOpenError } from './open-error.js';
 import { probedRawWarning } from './probe.js';
 import { QemuProgress } from './progress.js';
 
@@ -121,7 +120,7 @@ async function openTarget(filename: string, format: string | undefined, unsafe: 
     if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
     return await openImage(filename, { format: fmt, ...(unsafe ? { backing: null } : {}), ...(cache === 'unsafe' ? { noFlush: true } : {}) });
   } catch (err) {
-    throw await openError(`Could not open '${filename}': `, filename, format, err);
+    throw await chainOpenError(`Could not open '${filename}': `, filename, format, err);
   }
 }
 
@@ -136,43 +135,7 @@ async function openNewBacking(name: string, path: string, format: string | undef
   try {
     return await openImage(path, { format: format ?? (await probeFormat(path)), readOnly: true });
   } catch (err) {
-    throw await openError(`Could not open new backing file '${name}': `, path, format, err);
-  }
-}
-
-/** qemu-img's message for an image that cannot be opened, after `prefix`; other errors as they are. */
-async function openError(prefix: string, path: string, format: string | undefined, err: unknown): Promise<unknown> {
-  const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
-  if (cause?.code === 'ENOENT') {
-    const missing = cause.path ?? path;
-    const inner = 'Could not open backing file: '.repeat(await depthOf(path, missing));
-    return usage(`${prefix}${inner}Could not open '${missing}': No such file or directory`, { cause: err });
-  }
-  if (format === 'qcow2' && isQcow2Error(err) && err.field === 'magic') return usage(`${prefix}Image is not in qcow2 format`, { cause: err });
-  return err;
-}
-
-/** How far below the image at `path` its chain names `missing` (0: the image itself; the chain's depth when not found). */
-async function depthOf(path: string, missing: string): Promise<number> {
-  let depth = 0;
-  for (let at = path; at !== missing && depth < MAX_BACKING_DEPTH; depth++) {
-    const name = await storedBackingName(at);
-    if (name === undefined) break;
-    at = linkedPath(at, name, 'backing file', {});
-  }
-  return depth;
-}
-
-/** The backing file name a qcow2 image stores, if it can be read. */
-async function storedBackingName(path: string): Promise<string | undefined> {
-  const file = await NodeFile.open(path, { readOnly: true }).catch(() => undefined);
-  if (file === undefined) return undefined;
-  try {
-    return (await readMetadata(file)).backingFile;
-  } catch {
-    return undefined;
-  } finally {
-    await file.close();
+    throw await chainOpenError(`Could not open new backing file '${name}': `, path, format, err);
   }
 }
 

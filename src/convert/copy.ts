@@ -3,30 +3,36 @@
  * loop behind `qcow2 convert` (src/cli/convert.ts) and the library's `convertImage`/`copyContents`
  * (src/index.ts).
  *
- * Only what the source chain holds is read: extents its block status calls zero are skipped
- * without reading, and units that read as all zeros are not written, so the output keeps them
- * unallocated. A bounded number of chunks is in the air: reads go ahead while earlier chunks are
- * being written (and, compressing, compressed on the worker threads). Writes are issued in chunk
- * order, so the output's layout does not depend on timing (qemu-img convert without -W).
+ * The source is taken in qemu-img's pieces (src/convert/status.ts says what each is): data is
+ * read and looked through for zeros in 512-byte sectors as qemu-img does (-S, src/convert/sparse.ts);
+ * what is not data is not read. Zeros are left out where the target reads as zeros (a new image),
+ * else written as zeros (-n, -B); ranges left to the target's backing file (-B) are not touched.
+ * With -S 0 everything is written as data. A bounded number of chunks is in the air: reads go
+ * ahead while earlier chunks are being written (and, compressing, compressed on the worker
+ * threads). A chunk's writes start once the previous chunk's are done (compressing: issued), so
+ * the output's layout does not depend on timing, and is qemu-img's (convert without -W).
  */
 import { createImage } from '../create/create.js';
 import type { CreateOptions } from '../create/options.js';
 import { openImage, openQcow2, type ImageFormat } from '../device/open.js';
-import { contentExtents } from '../engine/chain.js';
 import { RawDevice } from '../engine/raw.js';
-import type { BlockDevice, Qcow2Device } from '../engine/types.js';
+import { type BlockDevice, isQcow2, type Qcow2Device } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { isZero } from '../format/bytes.js';
 import { NodeFile } from '../io/node-file.js';
-import { BLOCK_STATUS_CHUNK_BYTES, COPY_CHUNK_BYTES } from '../limits.js';
+import { SECTOR, sparseRuns } from './sparse.js';
+import { type SourceStatus, StatusCursor } from './status.js';
 
-const CHUNK = COPY_CHUNK_BYTES;
-/** Guest bytes whose block status is asked for at once. */
-const WINDOW = BLOCK_STATUS_CHUNK_BYTES;
+/** Guest bytes read (and looked through for zeros) at once: qemu-img convert's buffer (4096 sectors). */
+const BUFFER = 2 * 1024 * 1024;
 /** Chunks in the air by default: read ahead of the one being written. */
 const DEFAULT_DEPTH = 4;
-/** The unit of an uncompressed copy: what is skipped when all zero, and the size of each write. */
+/** The largest uncompressed write: data goes out in 64 KiB pieces (see issueWrites). */
 const PLAIN_UNIT = 65536;
+/** qemu-img convert's default sparse size (-S): 4 KiB. */
+export const DEFAULT_SPARSE_SIZE = 4096;
+/** The largest sparse size qemu-img takes: its buffer's, 16 MiB. */
+export const MAX_SPARSE_SIZE = 16 * 1024 * 1024;
 
 export interface CopyOptions {
   /**
@@ -36,8 +42,26 @@ export interface CopyOptions {
   compress?: boolean;
   /** Flush the target after each chunk is written (the `writethrough` cache mode). */
   flushEachChunk?: boolean;
-  /** Chunks (of 1 MiB) read or being written at once; default 4. */
+  /** Chunks (of up to 2 MiB) read or being written at once; default 4. */
   chunksInFlight?: number;
+  /**
+   * The shortest run of zero bytes inside data that is not written as data (qemu-img convert -S):
+   * a multiple of 512 up to 16 MiB, 4096 by default. 0 writes everything as data, zeros included
+   * (a fully allocated target).
+   */
+  sparseSize?: number;
+  /**
+   * The target reads as zeros wherever it is not written (a new image, or -n --target-is-zero):
+   * zeros are left out. When false (-n into an image that may hold data), zeros are written as
+   * zeros (deallocating where the target can). Default true; ignored with `targetBacking`.
+   */
+  targetIsZero?: boolean;
+  /**
+   * The target has a backing file (qemu-img convert -B): only what the source's top layer holds is
+   * copied, zeros are written as zeros, and the rest is left to the target's backing file. `size`:
+   * the backing file's size, for a new target (zeros past it are left out too).
+   */
+  targetBacking?: { size?: number };
   /**
    * Called as chunks are written: `done` is the guest offset the copy has reached (skipped zero
    * areas count as copied), never decreasing, and reaches `total` (the source's virtual size) once
@@ -46,10 +70,21 @@ export interface CopyOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** How a copy treats what it writes, decided once from its options. */
+interface Plan {
+  compress: boolean;
+  /** -S in sectors; 0: write everything as data. */
+  minSectors: number;
+  /** Zeros need not be written (the target reads as zeros). */
+  skipZeros: boolean;
+  /** Compressed writes are of whole clusters of this size. */
+  clusterSize: number;
+}
+
 /**
  * Copies the guest contents of `source` (through its backing chain) to the same offsets of
- * `target`, which must be at least as large and read as zeros where the source does (a new
- * image). Neither device is flushed at the end nor closed.
+ * `target`, which must be at least as large, as qemu-img convert does (module comment; the options
+ * say what the target is). Neither device is flushed at the end nor closed.
  */
 export async function copyContents(source: BlockDevice, target: BlockDevice, opts: CopyOptions = {}): Promise<void> {
   const compress = opts.compress === true;
@@ -57,11 +92,20 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
   if (target.virtualSize < source.virtualSize) throw usage(`copy: the target (${target.virtualSize} bytes) is smaller than the source (${source.virtualSize} bytes)`);
   const depth = opts.chunksInFlight ?? DEFAULT_DEPTH;
   if (!Number.isSafeInteger(depth) || depth < 1) throw usage(`copy: chunksInFlight must be a whole number of at least 1, not ${depth}`);
+  const sparse = opts.sparseSize ?? DEFAULT_SPARSE_SIZE;
+  if (!Number.isSafeInteger(sparse) || sparse < 0 || sparse % SECTOR !== 0 || sparse > MAX_SPARSE_SIZE) {
+    throw usage(`copy: sparseSize must be a multiple of ${SECTOR} up to ${MAX_SPARSE_SIZE}, not ${sparse}`);
+  }
+  const plan: Plan = {
+    compress,
+    minSectors: sparse / SECTOR,
+    skipZeros: opts.targetIsZero !== false && opts.targetBacking === undefined,
+    clusterSize: compress ? (target as Qcow2Device).clusterSize : 0,
+  };
   const size = source.virtualSize;
-  const unit = compress ? (target as Qcow2Device).clusterSize : PLAIN_UNIT;
   const inFlight: Promise<void>[] = [];
   // One buffer per chunk in the air, reused once its chunk is written.
-  const buffers: Uint8Array[] = Array.from({ length: depth }, () => new Uint8Array(CHUNK));
+  const buffers: Uint8Array[] = [];
   let issued: Promise<unknown> = Promise.resolve();
   let reached = 0;
   const progress = (done: number) => {
@@ -82,26 +126,31 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
     );
     return p;
   };
+  const statusPlan = { targetHasBacking: opts.targetBacking !== undefined, targetBackingSize: opts.targetBacking?.size };
   try {
-    for await (const chunk of chunksOf(source, unit)) {
+    for await (const piece of piecesOf(source, new StatusCursor(source, statusPlan), plan)) {
       if (inFlight.length >= depth) await inFlight.shift();
-      const full = buffers.pop() as Uint8Array;
-      const buffer = full.subarray(0, chunk.n);
-      // Awaited below only while every earlier chunk's writes were issued; the tracking handles
-      // its failure otherwise.
-      const data = track(source.readInto(chunk.pos, buffer));
-      // Writes are issued once the previous chunk's are (not once they are done).
-      const writes = issued.then(async () => {
-        await data;
-        return issueWrites(target, chunk.pos, buffer, unit, compress);
-      });
-      issued = writes;
+      let full: Uint8Array | undefined;
+      let data: Promise<Uint8Array | undefined> = Promise.resolve(undefined);
+      if (piece.status === 'data') {
+        full = buffers.pop() ?? new Uint8Array(BUFFER);
+        const buffer = full.subarray(0, piece.n);
+        // Awaited below only while every earlier chunk's writes were issued; the tracking handles
+        // its failure otherwise.
+        data = track(source.readInto(piece.pos, buffer).then(() => buffer));
+      }
+      // Writes are issued once the previous chunk's are done — compressing, once they are issued, for
+      // the compression workers to have several chunks at once. Uncompressed, a chunk's writes
+      // racing the previous chunk's would let the target allocate its clusters out of order;
+      // waited for, the output's layout is qemu-img's.
+      const writes = issued.then(async () => issueWrites(target, piece, await data, plan));
+      issued = plan.compress ? writes : track(writes.then((w) => w.done));
       const done = track(
         writes.then(async (w) => {
           await w.done;
           if (opts.flushEachChunk) await target.flush();
-          buffers.push(full);
-          progress(chunk.pos + chunk.n);
+          if (full) buffers.push(full);
+          progress(piece.pos + piece.n);
         }),
       );
       inFlight.push(done);
@@ -114,54 +163,105 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
   progress(size);
 }
 
-interface Chunk {
+interface Piece {
   pos: number;
   n: number;
+  status: SourceStatus;
 }
 
-/** The chunks (in whole units) holding what the source chain says is not zero, in order. */
-async function* chunksOf(source: BlockDevice, unit: number): AsyncGenerator<Chunk> {
+/**
+ * The source in the pieces qemu-img convert handles one at a time (convert_iteration_sectors): a
+ * run of one status, cut to the source's clusters, data to the buffer's size; compressing, whole
+ * clusters (a shorter run takes its whole cluster as data).
+ */
+async function* piecesOf(source: BlockDevice, cursor: StatusCursor, plan: Plan): AsyncGenerator<Piece> {
   const size = source.virtualSize;
-  let done = 0; // everything below has been handed out
-  for (let base = 0; base < size; base += WINDOW) {
-    for (const e of await contentExtents(source, base, Math.min(WINDOW, size - base))) {
-      if (e.zero) continue;
-      const from = Math.max(done, Math.floor(e.start / unit) * unit);
-      const to = Math.min(size, Math.ceil((e.start + e.length) / unit) * unit);
-      for (let pos = from; pos < to; pos += CHUNK) yield { pos, n: Math.min(CHUNK, to - pos) };
-      done = Math.max(done, to);
+  const sourceAlignment = isQcow2(source) ? source.clusterSize : 1;
+  for (let pos = 0; pos < size; ) {
+    const at = await cursor.at(pos);
+    let status = at.status;
+    let n = at.end - pos;
+    // Not cut in the middle of a source cluster where it can be helped.
+    const tail = (pos + n) % sourceAlignment;
+    if (n > tail) n -= tail;
+    if (status === 'data' || (plan.minSectors === 0 && status === 'zero')) n = Math.min(n, BUFFER);
+    if (plan.compress) {
+      if (n < plan.clusterSize) {
+        n = Math.min(plan.clusterSize, size - pos);
+        status = 'data';
+      } else n -= n % plan.clusterSize;
     }
+    yield { pos, n, status };
+    pos += n;
   }
 }
 
-/** Starts the writes of one chunk's non-zero runs of units; `done` settles when they have. */
-function issueWrites(target: BlockDevice, pos: number, data: Uint8Array, unit: number, compress: boolean): { done: Promise<unknown> } {
+/** A range of zeros, written as data: a fully allocated target (-S 0). */
+const ZERO_UNIT = new Uint8Array(PLAIN_UNIT);
+
+/** Starts the writes of one piece; `done` settles when they have. */
+function issueWrites(target: BlockDevice, piece: Piece, data: Uint8Array | undefined, plan: Plan): { done: Promise<unknown> } {
   const writes: Promise<void>[] = [];
-  let runStart = -1;
-  const flushRun = (end: number) => {
-    if (runStart < 0) return;
-    const bytes = data.subarray(runStart, end);
-    writes.push(compress ? (target as Qcow2Device).writeCompressed(pos + runStart, bytes) : target.write(pos + runStart, bytes));
-    runStart = -1;
+  const writeData = (pos: number, bytes: Uint8Array) => {
+    if (plan.compress) {
+      writes.push((target as Qcow2Device).writeCompressed(pos, bytes));
+      return;
+    }
+    // Uncompressed data goes out in 64 KiB writes, as qemu-img writes it: on this machine's ext4,
+    // 1 MiB pwrites into a new file spent every other run twice as long in the kernel's
+    // page-cache copy (2.7 s against 1.2 s for a 1 GiB convert); 64 KiB ones never did.
+    for (let at = 0; at < bytes.byteLength; ) {
+      const end = Math.min(bytes.byteLength, (Math.floor((pos + at) / PLAIN_UNIT) + 1) * PLAIN_UNIT - pos);
+      writes.push(target.write(pos + at, bytes.subarray(at, end)));
+      at = end;
+    }
   };
-  for (let at = 0; at < data.byteLength; at += unit) {
-    const end = Math.min(at + unit, data.byteLength);
-    if (isZero(data.subarray(at, end))) flushRun(at);
-    else {
-      // Uncompressed data goes out one 64 KiB unit per write, as qemu-img writes it: on this
-      // machine's ext4, 1 MiB pwrites into a new file spent every other run twice as long in the
-      // kernel's page-cache copy (2.7 s against 1.2 s for a 1 GiB convert); 64 KiB ones never did.
-      if (!compress && runStart >= 0) flushRun(at);
-      if (runStart < 0) runStart = at;
+  const writeZeros = (pos: number, n: number) => {
+    if (!plan.skipZeros) writes.push(target.writeZeroes(pos, n, { unmap: true }));
+  };
+  const { pos, n, status } = piece;
+  if (status === 'zero') {
+    if (plan.minSectors > 0) writeZeros(pos, n);
+    else if (plan.compress) writeData(pos, new Uint8Array(n));
+    else for (let at = 0; at < n; at += PLAIN_UNIT) writeData(pos + at, ZERO_UNIT.subarray(0, Math.min(PLAIN_UNIT, n - at)));
+  } else if (status === 'data' && data !== undefined) {
+    if (plan.minSectors === 0) writeData(pos, data);
+    else if (plan.compress) {
+      // A compressed cluster is written as a whole, or not at all when it is all zeros (in runs
+      // of clusters alike, for the compression workers to share).
+      const C = plan.clusterSize;
+      let runStart = 0;
+      let runData = false;
+      const bytes = data;
+      const flushRun = (end: number) => {
+        if (end > runStart && runData) writeData(pos + runStart, bytes.subarray(runStart, end));
+        else if (end > runStart) writeZeros(pos + runStart, end - runStart);
+        runStart = end;
+      };
+      for (let at = 0; at < n; at += C) {
+        const isData = !isZero(data.subarray(at, Math.min(n, at + C)));
+        if (isData !== runData) flushRun(at);
+        runData = isData;
+      }
+      flushRun(n);
+    } else {
+      let at = 0;
+      for (const run of sparseRuns(data, pos / SECTOR, plan.minSectors)) {
+        if (run.data) writeData(pos + at, data.subarray(at, at + run.length));
+        else writeZeros(pos + at, run.length);
+        at += run.length;
+      }
     }
   }
-  flushRun(data.byteLength);
   // Settles once every write has (a failed one does not leave the others running unseen).
   const done = Promise.allSettled(writes).then((results) => {
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   });
   return { done };
 }
+
+/** The block QEMU writes first into a new file: 4 KiB (512 bytes into a smaller file). */
+const FIRST_BLOCK = 4096;
 
 /** What the output of a convert is created with (apart from its size, which is the input's). */
 export type OutputCreateOptions = Omit<CreateOptions, 'size'>;
@@ -186,6 +286,9 @@ export async function createOutput(
   const file = await NodeFile.open(path, { create: true, noFlush });
   try {
     await file.truncate(size);
+    // As QEMU's file driver creates a file (allocate_first_block): its first block is written, with
+    // zeros, for its alignment to be probed; qemu-img map shows it as data.
+    if (size > 0) await file.write(0, new Uint8Array(Math.min(size, size < FIRST_BLOCK ? SECTOR : FIRST_BLOCK)));
     return await RawDevice.over(file);
   } catch (err) {
     await file.close();
@@ -200,7 +303,7 @@ export async function createOutput(
  */
 export type OutputCache = 'unsafe' | 'writeback' | 'writethrough';
 
-export interface ConvertOptions extends Pick<CopyOptions, 'compress' | 'chunksInFlight' | 'onProgress'> {
+export interface ConvertOptions extends Pick<CopyOptions, 'compress' | 'chunksInFlight' | 'onProgress' | 'sparseSize'> {
   /** The input's format; probed when not given. */
   inputFormat?: ImageFormat;
   /** The output's format; default 'raw', as qemu-img convert. */
@@ -229,6 +332,7 @@ export async function convertImage(input: string, output: string, opts: ConvertO
         compress: opts.compress === true,
         flushEachChunk: cache === 'writethrough',
         ...(opts.chunksInFlight !== undefined ? { chunksInFlight: opts.chunksInFlight } : {}),
+        ...(opts.sparseSize !== undefined ? { sparseSize: opts.sparseSize } : {}),
         ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       });
       await target.flush();

@@ -17,8 +17,12 @@ export async function writeZeroes(st: Qcow2State, offset: number, length: number
   if (opts.fast && (await needsExplicitZeros(st, offset, length))) {
     throw unsupported(`zeroing ${length} bytes at 0x${offset.toString(16)} would write zeros (fast zeroing refused)`);
   }
-  // v2 has no zero flag, and a raw data file must itself read as zeros: write real zeros.
-  if (st.header.version < 3 || st.features.dataFileRaw) return writeExplicitZeros(st, offset, length);
+  // A raw data file must itself read as zeros, and v2 has no zero flag: write real zeros — but a
+  // v2 image without a backing file, when it may deallocate (`unmap`), leaves whole clusters
+  // unallocated instead, as QEMU's qcow2_subcluster_zeroize resorts to discard there (zeroInCluster;
+  // QEMU does so without MAY_UNMAP too, which loses nothing only where nothing is below).
+  const v2Discards = st.header.version < 3 && st.backing === undefined && opts.unmap === true;
+  if (st.features.dataFileRaw || (st.header.version < 3 && !v2Discards)) return writeExplicitZeros(st, offset, length);
   const { alignedStart, alignedEnd } = alignedUnits(st, offset, length);
   const end = offset + length;
   if (alignedStart >= alignedEnd) return zeroPartial(st, offset, length, opts);
@@ -67,8 +71,8 @@ async function needsExplicitZeros(st: Qcow2State, offset: number, length: number
 
 /**
  * A zero write inside one (sub)cluster. As in QEMU: when the rest of that unit already reads as
- * zeros and the unit holds no data of this layer, the whole unit becomes a zero (sub)cluster;
- * otherwise real zeros are written.
+ * zeros and the unit holds no data of this layer, the whole unit becomes a zero (sub)cluster (in
+ * v2 with unmap, an unallocated one); otherwise real zeros are written.
  */
 async function zeroPartial(st: Qcow2State, offset: number, length: number, opts: WriteZeroesOptions): Promise<void> {
   const unit = st.geometry.subclusterSize;
@@ -95,9 +99,10 @@ async function writeExplicitZeros(st: Qcow2State, offset: number, length: number
   }
 }
 
-/** Zeroes bytes [from, to) of one cluster, both (sub)cluster aligned. */
+/** Zeroes bytes [from, to) of one cluster, both (sub)cluster aligned (v2, without a backing file, unmap: the whole cluster, left unallocated). */
 async function zeroInCluster(st: Qcow2State, clusterStart: number, from: number, to: number, unmap: boolean): Promise<void> {
   const C = st.geometry.clusterSize;
+  if (st.header.version < 3) return discardCluster(st, clusterStart, false);
   const { mapping } = await mappingOf(st, clusterStart);
   const l2 = await writableL2(st, clusterStart);
   const index = l2IndexOf(st, clusterStart);

@@ -14,8 +14,8 @@ export interface AllocationRun {
   length: number;
 }
 
-/** Guest bytes one L2 table of a qcow2 layer describes (8-byte entries). */
-function l2Span(layer: BlockDevice): number {
+/** Guest bytes one L2 table of a qcow2 layer describes (8-byte entries); Infinity for a raw layer. */
+export function l2Span(layer: BlockDevice): number {
   return isQcow2(layer) ? layer.clusterSize * (layer.clusterSize / 8) : Infinity;
 }
 

@@ -13,7 +13,7 @@ let input = '';
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'qcow2-progress-'));
   input = join(dir, 'in.raw');
-  const data = new Uint8Array(5 * 1024 * 1024);
+  const data = new Uint8Array(16 * 1024 * 1024);
   for (let i = 0; i < data.length; i += 4096) data[i] = 1 + ((i >> 12) % 250);
   await writeFile(input, data);
 });
