@@ -68,7 +68,7 @@ export function parseAmendOptions(lists: readonly string[]): AmendRequest {
   try {
     set = parseCreateOptions(kept.length === 0 ? [] : [kept.join(',')], AMEND_OPTION_NAMES);
   } catch (err) {
-    throw withCreateHint(lists, err);
+    throw withCreateHint(lists, asQemuOptsMessage(err));
   }
   const size = set.get('size');
   if (size?.number !== undefined && size.number !== 0n) request.size = size.number;
@@ -120,6 +120,19 @@ export function checkAmendRequest(request: AmendRequest, image: AmendedImage): 2
     throw usage('Refcount width must be a power of two and may not exceed 64 bits');
   }
   return version;
+}
+
+/**
+ * The size message as qemu-img amend prints it (QemuOpts' own, on three lines), where `qcow2
+ * create` gives the QAPI visitor's one-line form.
+ */
+function asQemuOptsMessage(err: unknown): unknown {
+  const m = err instanceof Error ? /^Parameter '([^']+)' expects a non-negative number below 2\^64 \(optional suffix/.exec(err.message) : null;
+  if (m === null) return err;
+  return usage(
+    `Parameter '${m[1]}' expects a non-negative number below 2^64\nOptional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, respectively.`,
+    { cause: err },
+  );
 }
 
 /**

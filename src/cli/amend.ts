@@ -15,7 +15,7 @@ import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { openOrExplain } from './open-error.js';
-import { probeOrExplain } from './probe.js';
+import { probedRawWarning, probeOrExplain } from './probe.js';
 import { Progress } from './progress.js';
 
 export async function amend(args: string[], ctx: CliContext): Promise<number> {
@@ -54,6 +54,7 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
     throw unsupported(`amend: only qcow2 images can be amended (-f ${format})`);
   }
   const fmt = format ?? (await probeOrExplain(filename));
+  if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
   if (fmt !== 'qcow2') throw usage("Format driver 'raw' does not support option amendment");
   const device = await openOrExplain(filename, () => openQcow2(filename, cache === 'unsafe' ? { noFlush: true } : {}));
   try {

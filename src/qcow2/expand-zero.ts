@@ -4,7 +4,9 @@
  *  - a zero cluster without a host cluster: unallocated when the image has no backing file (it
  *    then reads as zeros); else a new host cluster filled with zeros;
  *  - a zero cluster with a host cluster only it uses: that cluster filled with zeros, the zero
- *    flag dropped; with a shared host cluster (QEMU would overwrite it in place): as one without.
+ *    flag dropped; with a host cluster a snapshot shares: as one without (QEMU 7.2 fills the shared
+ *    cluster with zeros in place, which changes the snapshot's content and leaves COPIED set on a
+ *    cluster whose refcount is above 1: `qemu-img check` then reports errors).
  * An L2 table shared between L1 tables is changed in place once (the change means the same for
  * each of them), and a new cluster gets as many references as the table has, as QEMU does.
  *
@@ -55,8 +57,8 @@ async function expandTable(st: Qcow2State, l2: number, C: number): Promise<void>
     changes.push({ index, entry: { kind: 'normal', hostOffset: host, copied: tableRefs === 1 }, ...(release !== undefined ? { release } : {}) });
   }
   if (changes.length === 0) return;
-  const zeros = new Uint8Array(C);
-  for (const c of changes) if (c.entry.kind === 'normal') await st.file.write(c.entry.hostOffset, zeros, 'data');
+  // As QEMU (bdrv_pwrite_zeroes): zeroed without writing data where the file can.
+  for (const c of changes) if (c.entry.kind === 'normal') await st.file.zeroRange(c.entry.hostOffset, C, 'data');
   // The new clusters' refcounts and zeros on disk before any entry names them.
   await st.store.beforeRefcountRewrite();
   await st.file.flush();

@@ -49,7 +49,7 @@ async function buildFixtures(): Promise<void> {
   await img('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512', 'c512.qcow2', '1M');
   await fill('c512.qcow2', 512);
   await io('c512.qcow2', 'write -P 0x17 600k 100k');
-  await img('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=2M', 'c2m.qcow2', '16M');
+  await img('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=2M', 'c2m.qcow2', '32M');
   await fill('c2m.qcow2', 2 << 20);
   await img('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', 'extl2.qcow2', '4M');
   await io('extl2.qcow2', 'write -P 0x18 2k 6k', 'write -z 1M 64k');
@@ -132,6 +132,19 @@ async function info(image: string): Promise<unknown> {
 interface Case {
   fixture: string;
   args: string[];
+  /**
+   * QEMU 7.2 repairs the refcounts of an image left dirty when it opens it, and prints what it
+   * repaired on stderr; ours repairs it silently: stderr is not compared.
+   */
+  repairedOnOpen?: boolean;
+  /**
+   * QEMU 7.2's downgrade fills a zero cluster's host cluster with zeros in place even when a
+   * snapshot shares it (the snapshot then reads zeros there, and `qemu-img check` finds COPIED set
+   * on a cluster with refcount 3); ours gives the active layer a cluster of its own (or none). The
+   * map of the active layer then differs where that happened: it is not compared. Every snapshot
+   * of ours is still compared with the fixture's.
+   */
+  qemuOverwritesShared?: boolean;
 }
 
 const o = (fixture: string, options: string, ...more: string[]): Case => ({ fixture, args: [...more, '-o', options, 'IMAGE'] });
@@ -159,11 +172,10 @@ const AMENDED: Case[] = [
   o('plain.qcow2', 'data_file_raw=off'),
   o('plain.qcow2', 'size=0'),
   o('plain.qcow2', 'size=8M'),
-  o('plain.qcow2', 'compat=1.1,,', '-f', 'qcow2'),
   o('plain.qcow2', 'refcount_bits=0x20', '-t', 'writethrough'),
   o('plain.qcow2', 'refcount_bits=16', '--force'),
-  o('snap.qcow2', 'compat=0.10'),
-  o('snap.qcow2', 'compat=0.10', '-t', 'unsafe'),
+  { ...o('snap.qcow2', 'compat=0.10'), qemuOverwritesShared: true },
+  { ...o('snap.qcow2', 'compat=0.10', '-t', 'unsafe'), qemuOverwritesShared: true },
   o('overlay.qcow2', 'compat=0.10'),
   o('overlay.qcow2', 'backing_file=base.qcow2,backing_fmt=qcow2'),
   o('overlay.qcow2', 'refcount_bits=32'),
@@ -175,9 +187,9 @@ const AMENDED: Case[] = [
   o('lazy.qcow2', 'lazy_refcounts=off'),
   o('lazy.qcow2', 'compat=0.10'),
   o('lazy.qcow2', 'refcount_bits=4'),
-  o('dirty.qcow2', 'lazy_refcounts=off'),
-  o('dirty.qcow2', 'compat=0.10'),
-  o('dirty.qcow2', 'refcount_bits=2'),
+  { ...o('dirty.qcow2', 'lazy_refcounts=off'), repairedOnOpen: true },
+  { ...o('dirty.qcow2', 'compat=0.10'), repairedOnOpen: true },
+  { ...o('dirty.qcow2', 'refcount_bits=2'), repairedOnOpen: true },
   o('datafile.qcow2', 'data_file=datafile.raw'),
   o('datafile.qcow2', 'data_file_raw=off'),
   o('datafile.qcow2', 'refcount_bits=8'),
@@ -201,6 +213,7 @@ const REFUSED: Case[] = [
   o('plain.qcow2', 'compression_type=zstd'),
   o('plain.qcow2', 'foo=bar'),
   o('plain.qcow2', 'compat=0.11'),
+  o('plain.qcow2', 'compat=1.1,,', '-f', 'qcow2'),
   o('plain.qcow2', 'compat'),
   o('plain.qcow2', 'refcount_bits=3'),
   o('plain.qcow2', 'refcount_bits=0'),
@@ -249,15 +262,15 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-describe.concurrent('qcow2 amend does what qemu-img amend does', () => {
+describe.concurrent('qcow2 amend does what qemu-img amend does', { timeout: 180_000 }, () => {
   for (const k of AMENDED) {
     it(`${k.fixture}: ${k.args.join(' ')}`, async ({ expect }) => {
       const { theirs, ours } = await copies(k.fixture);
       const qr = await q(withImage(k.args, theirs));
       expect(qr.exitCode, qr.stderr).toBe(0);
       const rr = await r(withImage(k.args, ours));
-      expect(rr.stderr).toBe(qr.stderr.split(theirs).join(ours));
-      expect(rr.exitCode).toBe(0);
+      if (!k.repairedOnOpen) expect(rr.stderr).toBe(qr.stderr.split(theirs).join(ours));
+      expect(rr.exitCode, rr.stderr).toBe(0);
       expect(rr.stdout).toBe(qr.stdout);
       const check = await execa('qemu-img', ['check', ours], { cwd: dir, reject: false });
       expect(check.exitCode, check.stdout + check.stderr).toBe(0);
@@ -265,16 +278,17 @@ describe.concurrent('qcow2 amend does what qemu-img amend does', () => {
       const cmp = await execa('qemu-img', ['compare', theirs, ours], { cwd: dir, reject: false });
       expect(cmp.exitCode, cmp.stdout).toBe(0);
       const [mt, mo] = await Promise.all([img('map', '--output=json', theirs), img('map', '--output=json', ours)]);
-      expect(mapWithoutOffsets(mo.stdout)).toEqual(mapWithoutOffsets(mt.stdout));
+      if (!k.qemuOverwritesShared) expect(mapWithoutOffsets(mo.stdout)).toEqual(mapWithoutOffsets(mt.stdout));
       const snapshots = (JSON.parse((await img('info', '--output=json', ours)).stdout) as { snapshots?: { name: string }[] }).snapshots ?? [];
       for (const sn of snapshots) {
-        // Each snapshot reads as qemu-img's copy of it does.
-        const [st, so] = await Promise.all([
-          img('convert', '-l', `snapshot.name=${sn.name}`, '-O', 'raw', theirs, `${theirs}.${sn.name}.raw`),
-          img('convert', '-l', `snapshot.name=${sn.name}`, '-O', 'raw', ours, `${ours}.${sn.name}.raw`),
+        // Each snapshot reads as it did in the fixture: amend changes no snapshot's content.
+        const before = `${ours}.${sn.name}.before.raw`;
+        const after = `${ours}.${sn.name}.raw`;
+        await Promise.all([
+          img('convert', '-l', `snapshot.name=${sn.name}`, '-O', 'raw', k.fixture, before),
+          img('convert', '-l', `snapshot.name=${sn.name}`, '-O', 'raw', ours, after),
         ]);
-        expect(st.exitCode + so.exitCode).toBe(0);
-        expect((await readFile(join(dir, `${ours}.${sn.name}.raw`))).equals(await readFile(join(dir, `${theirs}.${sn.name}.raw`))), sn.name).toBe(true);
+        expect((await readFile(join(dir, after))).equals(await readFile(join(dir, before))), sn.name).toBe(true);
       }
     });
   }
