@@ -154,13 +154,13 @@ const AMENDED: Case[] = [
   ...['2', '4', '8', '32', '64'].map((bits) => o('snap.qcow2', `refcount_bits=${bits}`)),
   o('r8.qcow2', 'refcount_bits=16'),
   o('r8.qcow2', 'refcount_bits=64'),
-  o('r8.qcow2', 'refcount_bits=16,compat=0.10'),
+  { ...o('r8.qcow2', 'refcount_bits=16,compat=0.10'), qemuOverwritesShared: true },
   o('r1.qcow2', 'refcount_bits=16'),
   o('r1.qcow2', 'refcount_bits=2'),
   o('c512.qcow2', 'refcount_bits=1'),
   o('c512.qcow2', 'refcount_bits=64'),
   o('c512.qcow2', 'compat=0.10'),
-  o('c2m.qcow2', 'refcount_bits=4'),
+  o('c2m.qcow2', 'lazy_refcounts=on'),
   o('c2m.qcow2', 'compat=0.10'),
   o('extl2.qcow2', 'refcount_bits=8'),
   o('extl2.qcow2', 'lazy_refcounts=on'),
@@ -201,6 +201,17 @@ const AMENDED: Case[] = [
   o('zstdc.qcow2', 'refcount_bits=1'),
   o('plain.qcow2', 'help'),
   o('plain.qcow2', '?'),
+];
+
+/**
+ * qemu-img 7.2 takes minutes to change the refcount width of an image with 2 MiB clusters (each
+ * refcount block then holds millions of entries): ours alone, judged by qemu-img check, qemu-img
+ * info and qemu-img compare with the fixture.
+ */
+const WITHOUT_ORACLE: { fixture: string; bits: number }[] = [
+  { fixture: 'c2m.qcow2', bits: 1 },
+  { fixture: 'c2m.qcow2', bits: 4 },
+  { fixture: 'c2m.qcow2', bits: 64 },
 ];
 
 /** Refused by both, before anything is written. */
@@ -290,6 +301,25 @@ describe.concurrent('qcow2 amend does what qemu-img amend does', { timeout: 180_
         ]);
         expect((await readFile(join(dir, after))).equals(await readFile(join(dir, before))), sn.name).toBe(true);
       }
+    });
+  }
+});
+
+describe.concurrent('qcow2 amend where qemu-img amend takes too long', () => {
+  for (const k of WITHOUT_ORACLE) {
+    it(`${k.fixture}: -o refcount_bits=${k.bits}`, async ({ expect }) => {
+      const { ours } = await copies(k.fixture);
+      const rr = await r(['-o', `refcount_bits=${k.bits}`, ours]);
+      expect(rr.exitCode, rr.stderr).toBe(0);
+      expect(rr.stdout + rr.stderr).toBe('');
+      const check = await execa('qemu-img', ['check', ours], { cwd: dir, reject: false });
+      expect(check.exitCode, check.stdout + check.stderr).toBe(0);
+      const after = JSON.parse((await img('info', '--output=json', ours)).stdout) as { 'format-specific': { data: Record<string, unknown> } };
+      expect(after['format-specific'].data['refcount-bits']).toBe(k.bits);
+      const cmp = await execa('qemu-img', ['compare', k.fixture, ours], { cwd: dir, reject: false });
+      expect(cmp.exitCode, cmp.stdout).toBe(0);
+      const [mf, mo] = await Promise.all([img('map', '--output=json', k.fixture), img('map', '--output=json', ours)]);
+      expect(mapWithoutOffsets(mo.stdout)).toEqual(mapWithoutOffsets(mf.stdout));
     });
   }
 });
