@@ -16,7 +16,7 @@
  * dirty by a killed writer, refcount widths other than 16.
  */
 import { execa } from 'execa';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,14 +91,27 @@ async function buildFixtures(): Promise<void> {
   await execa('sh', ['-c', 'printf x > notqcow.raw'], { cwd: dir });
 }
 
-/** Two fresh copies of `fixture` (qemu-img's, ours). */
+/** The files an image names (its data file, its backing file), copied along with it. */
+const SIDE_FILES: Record<string, string[]> = {
+  'datafile.qcow2': ['datafile.raw'],
+  'dataraw.qcow2': ['dataraw.raw'],
+  'overlay.qcow2': ['base.qcow2'],
+};
+
+/**
+ * Two fresh copies of `fixture` (qemu-img's, ours), each in a folder of its own with the files it
+ * names: no two processes ever open the same data file or backing file for writing.
+ */
 async function copies(fixture: string): Promise<{ theirs: string; ours: string }> {
   const k = n++;
-  const theirs = `t${k}.qcow2`;
-  const ours = `o${k}.qcow2`;
-  await copyFile(join(dir, fixture), join(dir, theirs));
-  await copyFile(join(dir, fixture), join(dir, ours));
-  return { theirs, ours };
+  const out: string[] = [];
+  for (const who of ['t', 'o']) {
+    const sub = `${who}${k}`;
+    await mkdir(join(dir, sub));
+    for (const file of [fixture, ...(SIDE_FILES[fixture] ?? [])]) await copyFile(join(dir, file), join(dir, sub, file));
+    out.push(`${sub}/${fixture}`);
+  }
+  return { theirs: out[0] ?? '', ours: out[1] ?? '' };
 }
 
 const withImage = (args: string[], image: string) => args.map((a) => (a === 'IMAGE' ? image : a));
@@ -121,9 +134,13 @@ function expectSameMessage(ours: string, theirs: string, rename: (s: string) => 
   });
 }
 
-/** `qemu-img info --output=json` without what legitimately differs (the file's name, its allocated size). */
+/**
+ * `qemu-img info --output=json` without what legitimately differs: the file's name, its allocated
+ * size, and the folder of each copy in the backing file's full name.
+ */
 async function info(image: string): Promise<unknown> {
-  const out = JSON.parse((await img('info', '--output=json', image)).stdout) as Record<string, unknown>;
+  const folder = image.slice(0, image.indexOf('/') + 1);
+  const out = JSON.parse((await img('info', '--output=json', image)).stdout.split(folder).join('FOLDER/')) as Record<string, unknown>;
   delete out['filename'];
   delete out['actual-size'];
   return out;
@@ -293,7 +310,7 @@ describe.concurrent('qcow2 amend does what qemu-img amend does', { timeout: 180_
       const snapshots = (JSON.parse((await img('info', '--output=json', ours)).stdout) as { snapshots?: { name: string }[] }).snapshots ?? [];
       for (const sn of snapshots) {
         // Each snapshot reads as it did in the fixture: amend changes no snapshot's content.
-        const before = `${ours}.${sn.name}.before.raw`;
+        const before = `${ours}.${sn.name}.fixture.raw`;
         const after = `${ours}.${sn.name}.raw`;
         await Promise.all([
           img('convert', '-l', `snapshot.name=${sn.name}`, '-O', 'raw', k.fixture, before),
