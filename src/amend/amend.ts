@@ -10,6 +10,7 @@ import { unsupported, usage } from '../errors.js';
 import { downgradeToV2, setDataFileFields, setLazyRefcounts, upgradeToV3 } from '../qcow2/amend.js';
 import type { Qcow2Front } from '../qcow2/front.js';
 import { changeRefcountOrder } from '../qcow2/refcount-order.js';
+import { checkNewSize } from '../qcow2/resize.js';
 import type { Qcow2State } from '../qcow2/state.js';
 import { type AmendRequest, checkAmendRequest } from './options.js';
 
@@ -41,6 +42,8 @@ export async function amendImage(device: Qcow2Front<Qcow2State>, request: AmendR
     if (request.lazyRefcounts !== undefined) await setLazyRefcounts(st, request.lazyRefcounts, version);
   });
   if (request.size !== undefined) {
+    const g = st.geometry;
+    checkNewSize({ version: st.header.version, snapshots: st.header.nbSnapshots, clusterSize: g.clusterSize, extendedL2: g.extendedL2 }, BigInt.asIntN(64, request.size));
     if (request.size > BigInt(Number.MAX_SAFE_INTEGER)) throw unsupported(`amend: sizes above ${Number.MAX_SAFE_INTEGER} bytes are not supported`);
     await device.resize(Number(request.size));
   }
