@@ -323,7 +323,12 @@ describe.concurrent('qcow2 amend does what qemu-img amend does', { timeout: 180_
           img('convert', '-l', `snapshot.name=${sn.name}`, '-O', 'raw', k.fixture, before),
           img('convert', '-l', `snapshot.name=${sn.name}`, '-O', 'raw', ours, after),
         ]);
-        expect((await readFile(join(dir, after))).equals(await readFile(join(dir, before))), sn.name).toBe(true);
+        // (qemu-img convert -l writes the image's virtual size: a resize changes the length, past
+        // the snapshot's own disk everything reads as zeros.)
+        const [a, b] = [await readFile(join(dir, after)), await readFile(join(dir, before))];
+        const common = Math.min(a.length, b.length);
+        expect(a.subarray(0, common).equals(b.subarray(0, common)), sn.name).toBe(true);
+        expect([...a.subarray(common), ...b.subarray(common)].every((x) => x === 0), sn.name).toBe(true);
       }
     });
   }
