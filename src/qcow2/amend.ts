@@ -130,7 +130,7 @@ export async function downgradeToV2(st: Qcow2State, onProgress?: (done: number, 
   await allOnDisk(st);
   st.header.version = 2;
   st.extensions = st.extensions.filter((e) => e.kind !== 'feature-table');
-  await writeHeader(st);
+  await writeHeader(st, true);
   await st.file.flush();
 }
 
