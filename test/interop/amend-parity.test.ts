@@ -55,6 +55,8 @@ async function buildFixtures(): Promise<void> {
   await io('extl2.qcow2', 'write -P 0x18 2k 6k', 'write -z 1M 64k');
   await img('create', '-q', '-f', 'qcow2', '-o', 'data_file=datafile.raw', 'datafile.qcow2', '1M');
   await io('datafile.qcow2', 'write -P 0x19 0 64k');
+  // The same data under another name, for data_file=renamed.raw.
+  await copyFile(join(dir, 'datafile.raw'), join(dir, 'renamed.raw'));
   await img('create', '-q', '-f', 'qcow2', '-o', 'data_file=dataraw.raw,data_file_raw=on', 'dataraw.qcow2', '1M');
   await io('dataraw.qcow2', 'write -P 0x1a 0 64k');
   await img('create', '-q', '-f', 'qcow2', 'base.qcow2', '4M');
@@ -93,7 +95,7 @@ async function buildFixtures(): Promise<void> {
 
 /** The files an image names (its data file, its backing file), copied along with it. */
 const SIDE_FILES: Record<string, string[]> = {
-  'datafile.qcow2': ['datafile.raw'],
+  'datafile.qcow2': ['datafile.raw', 'renamed.raw'],
   'dataraw.qcow2': ['dataraw.raw'],
   'overlay.qcow2': ['base.qcow2'],
 };
@@ -225,6 +227,8 @@ const AMENDED: Case[] = [
   { ...o('dirty.qcow2', 'compat=0.10'), repairedOnOpen: true },
   { ...o('dirty.qcow2', 'refcount_bits=2'), repairedOnOpen: true },
   same(o('datafile.qcow2', 'data_file=datafile.raw')),
+  same(o('datafile.qcow2', 'data_file=renamed.raw')),
+  same(o('datafile.qcow2', 'data_file=renamed.raw,data_file_raw=off,lazy_refcounts=on')),
   same(o('datafile.qcow2', 'data_file_raw=off')),
   o('datafile.qcow2', 'refcount_bits=8'),
   o('dataraw.qcow2', 'data_file_raw=on'),
@@ -299,6 +303,7 @@ const REFUSED: Case[] = [
 /** qemu-img amends these; we refuse (not implemented), leaving the image as it was. */
 const UNSUPPORTED: (Case & { message: RegExp })[] = [
   { ...o('bitmaps.qcow2', 'compat=0.10'), message: /persistent bitmaps/ },
+  { ...o('datafile.qcow2', 'data_file='), message: /data_file=''/ },
   { ...o('plain.qcow2', 'compat=1.1', '-t', 'none'), message: /O_DIRECT/ },
 ];
 
