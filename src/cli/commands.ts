@@ -88,7 +88,8 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     details: [
       'As qemu-img 7.2: backing_file and backing_fmt may only repeat what the image names (use rebase);',
       'options only `create` takes are refused. Not implemented, refused with an error: encrypt.* on an',
-      'encrypted image, a downgrade of an image with persistent bitmaps, data_file=\'\'.',
+      'encrypted image, a downgrade of an image with persistent bitmaps, data_file=\'\', growing an image',
+      'with data_file_raw. Shared zero clusters are not overwritten by a downgrade (QEMU 7.2 overwrites them).',
       '  -p  progress on a terminal; -q quiet',
       '  -t  cache mode: writeback (default), writethrough, unsafe',
     ].join('\n'),

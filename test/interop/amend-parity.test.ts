@@ -315,6 +315,7 @@ const FAILED_HALF_WAY: Case[] = [
 const UNSUPPORTED: (Case & { message: RegExp })[] = [
   { ...o('bitmaps.qcow2', 'compat=0.10'), message: /persistent bitmaps/ },
   { ...o('datafile.qcow2', 'data_file='), message: /data_file=''/ },
+  { ...o('dataraw.qcow2', 'size=2M'), message: /data_file_raw/ },
   { ...o('plain.qcow2', 'compat=1.1', '-t', 'none'), message: /O_DIRECT/ },
 ];
 
