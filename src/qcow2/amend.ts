@@ -5,7 +5,6 @@
  * whatever it changes before that is flushed first (see each step).
  */
 import { unsupported, usage } from '../errors.js';
-import { QEMU_FEATURE_TABLE } from '../create/layout.js';
 import {
   AUTOCLEAR_DATA_FILE_RAW,
   COMPAT_LAZY_REFCOUNTS,
@@ -13,6 +12,7 @@ import {
   INCOMPAT_COMPRESSION,
   INCOMPAT_DIRTY,
 } from '../format/constants.js';
+import { QEMU_FEATURE_TABLE } from '../format/extensions.js';
 import { encodeSnapshotExtra } from '../format/snapshot.js';
 import { expandZeroClusters } from './expand-zero.js';
 import { setDirtyBit, writeHeader } from './header.js';
