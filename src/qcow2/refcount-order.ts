@@ -29,9 +29,14 @@ export async function changeRefcountOrder(st: Qcow2State, order: number, onProgr
   const counts: Counts = new Map();
   const oldBlocks: number[] = [];
   const tableEntries = st.store.refcountTableEntries();
+  const present: { index: number; block: number }[] = [];
   for (let i = 0; i < tableEntries; i++) {
     const block = await st.store.refcountBlock(i);
-    if (block === 0) continue;
+    if (block !== 0) present.push({ index: i, block });
+  }
+  // Progress: each old block read, then each new block written (about as many).
+  const steps = present.length * 2;
+  for (const [k, { index: i, block }] of present.entries()) {
     oldBlocks.push(block);
     const bytes = await st.file.read(block, C);
     for (let j = 0; j < oldE; j++) {
@@ -43,7 +48,7 @@ export async function changeRefcountOrder(st: Qcow2State, order: number, onProgr
       if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw unsupported(`cluster ${i * oldE + j} has a refcount of ${value}, more than we count`);
       counts.set(i * oldE + j, Number(value));
     }
-    onProgress?.(i + 1, tableEntries * 2);
+    onProgress?.(k + 1, steps);
   }
 
   const newE = refcountBlockEntries(st.header.clusterBits, order);
@@ -63,7 +68,7 @@ export async function changeRefcountOrder(st: Qcow2State, order: number, onProgr
       if (n !== 0) writeRefcount(block, j, order, n);
     }
     await st.file.write(b * C, block, 'refcount-block');
-    onProgress?.(tableEntries + Math.floor((++written * tableEntries) / plan.blocks.size), tableEntries * 2);
+    onProgress?.(present.length + Math.floor((++written * present.length) / plan.blocks.size), steps);
   }
   const table = new Uint8Array(plan.tableClusters * C);
   const offsets = new Array<number>((plan.tableClusters * C) / 8).fill(0);
