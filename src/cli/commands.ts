@@ -82,6 +82,20 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     ].join('\n'),
   },
   {
+    name: 'amend',
+    synopsis: '[-f FMT] [-o OPTIONS] [-p] [-q] [-t CACHE] [--force] IMAGE',
+    summary:
+      'changes a qcow2 image\'s options as `qemu-img amend` does (same checks, messages and exit status): `compat` 1.1 (upgrade) and 0.10 (downgrade, zero clusters expanded), `refcount_bits` (the refcounts rewritten at the new width), `lazy_refcounts`, `data_file`, `data_file_raw`, `size`; `-o help` lists the options',
+    details: [
+      'As qemu-img 7.2: backing_file and backing_fmt may only repeat what the image names (use rebase);',
+      'options only `create` takes are refused. Not implemented, refused with an error: encrypt.* on an',
+      'encrypted image, a downgrade of an image with persistent bitmaps, data_file=\'\', growing an image',
+      'with data_file_raw. Shared zero clusters are not overwritten by a downgrade (QEMU 7.2 overwrites them).',
+      '  -p  progress on a terminal; -q quiet',
+      '  -t  cache mode: writeback (default), writethrough, unsafe',
+    ].join('\n'),
+  },
+  {
     name: 'bitmap',
     synopsis: '(--add | --remove | --clear | --enable | --disable | --merge SOURCE)... [-g SIZE] [-b SOURCE_FILE [-F SOURCE_FMT]] [-f FMT] IMAGE BITMAP',
     summary:

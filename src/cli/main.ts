@@ -4,6 +4,7 @@
  */
 import { isQcow2Error } from '../errors.js';
 import type { CliContext, Subcommand } from './context.js';
+import { amend } from './amend.js';
 import { bench } from './bench.js';
 import { check } from './check.js';
 import { commandHelp, mainHelp } from './commands.js';
@@ -22,7 +23,7 @@ import { ublk } from './ublk.js';
 import { snapshot } from './snapshot.js';
 
 /** The product's subcommands; their synopses and descriptions are in ./commands.ts (one entry each). */
-export const SUBCOMMANDS: Record<string, Subcommand> = { bench, bitmap, check, compare, convert, create, info, io, map, measure, nbd, rebase, resize, snapshot, ublk };
+export const SUBCOMMANDS: Record<string, Subcommand> = { amend, bench, bitmap, check, compare, convert, create, info, io, map, measure, nbd, rebase, resize, snapshot, ublk };
 
 /** Runs one command line against `commands` (the program's table: these and `verify`). */
 export async function run(argv: string[], ctx: CliContext, commands: Record<string, Subcommand> = SUBCOMMANDS): Promise<number> {

@@ -17,7 +17,7 @@ import { AUTOCLEAR_DATA_FILE_RAW, INCOMPAT_EXTL2 } from '../format/constants.js'
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { resizeRawFile } from '../io/raw-resize.js';
-import { MAX_L1_BYTES } from '../limits.js';
+import { checkNewSize } from '../qcow2/resize.js';
 import { qemuStrtosz } from '../units.js';
 import { commandLineError, parse } from './args.js';
 import { probedRawWarning, probeOrExplain } from './probe.js';
@@ -97,14 +97,13 @@ function safeSize(total: bigint): number {
 
 /** qcow2_co_truncate's checks, in its order, and what we do not implement. */
 async function checkQcow2Resize(filename: string, clusterSize: number, current: bigint, total: bigint, prealloc: Preallocation): Promise<void> {
-  if (total % 512n !== 0n) throw usage('The new size must be a multiple of 512');
   const file = await NodeFile.open(filename, { readOnly: true });
   try {
     const meta = await readMetadata(file);
-    if (meta.snapshots.length > 0 && meta.header.version < 3) throw usage("Can't resize a v2 image which has snapshots");
-    const l2Entries = BigInt(clusterSize / (meta.header.incompatibleFeatures & INCOMPAT_EXTL2 ? 16 : 8));
-    const l1Entries = (total + BigInt(clusterSize) * l2Entries - 1n) / (BigInt(clusterSize) * l2Entries);
-    if (l1Entries * 8n > BigInt(MAX_L1_BYTES)) throw usage('Failed to grow the L1 table: File too large');
+    checkNewSize(
+      { version: meta.header.version, snapshots: meta.snapshots.length, clusterSize, extendedL2: (meta.header.incompatibleFeatures & INCOMPAT_EXTL2) !== 0n },
+      total,
+    );
     if (meta.dataFile !== undefined && (meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n) {
       throw unsupported('resize: growing an image with data_file_raw needs metadata preallocation, which is not implemented');
     }

@@ -37,7 +37,7 @@ import {
   COMPRESSION_DEFLATE,
   COMPRESSION_ZSTD,
 } from '../format/constants.js';
-import { encodeExtensions, type FeatureNameEntry, type HeaderExtension } from '../format/extensions.js';
+import { encodeExtensions, type HeaderExtension, QEMU_FEATURE_TABLE } from '../format/extensions.js';
 import { encodeHeader, type Header } from '../format/header.js';
 import { encodeL1Table } from '../format/l1.js';
 import { encodeL2Entry, encodeStandardDescriptor } from '../format/l2.js';
@@ -58,18 +58,6 @@ export interface ImagePlan {
   /** The final header (as in cluster 0). */
   header: Header;
 }
-
-/** QEMU's feature name table, as qcow2_update_header writes it. */
-export const QEMU_FEATURE_TABLE: readonly FeatureNameEntry[] = [
-  { type: 0, bit: 0, name: 'dirty bit' },
-  { type: 0, bit: 1, name: 'corrupt bit' },
-  { type: 0, bit: 2, name: 'external data file' },
-  { type: 0, bit: 3, name: 'compression type' },
-  { type: 0, bit: 4, name: 'extended L2 entries' },
-  { type: 1, bit: 0, name: 'lazy refcounts' },
-  { type: 2, bit: 0, name: 'bitmaps' },
-  { type: 2, bit: 1, name: 'raw external data' },
-];
 
 const INV = -1;
 

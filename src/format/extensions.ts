@@ -25,6 +25,18 @@ export interface FeatureNameEntry {
   name: string;
 }
 
+/** QEMU's feature name table, as qcow2_update_header writes it. */
+export const QEMU_FEATURE_TABLE: readonly FeatureNameEntry[] = [
+  { type: 0, bit: 0, name: 'dirty bit' },
+  { type: 0, bit: 1, name: 'corrupt bit' },
+  { type: 0, bit: 2, name: 'external data file' },
+  { type: 0, bit: 3, name: 'compression type' },
+  { type: 0, bit: 4, name: 'extended L2 entries' },
+  { type: 1, bit: 0, name: 'lazy refcounts' },
+  { type: 2, bit: 0, name: 'bitmaps' },
+  { type: 2, bit: 1, name: 'raw external data' },
+];
+
 export type HeaderExtension =
   | { kind: 'backing-format'; name: string }
   | { kind: 'feature-table'; entries: FeatureNameEntry[] }

@@ -200,6 +200,22 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
     await this.flush();
   }
 
+  /**
+   * A change of the image's metadata as a whole (`qemu-img amend`: src/qcow2/amend.ts): what was
+   * written before reaches the disk first, `fn` runs with the image to itself, and its changes are
+   * flushed after it (also when it fails half way). Like changeBackingFile, this does not clear the
+   * autoclear bits.
+   */
+  async changeMetadata<T>(fn: (st: S) => Promise<T>): Promise<T> {
+    this.refuseChange();
+    await this.flush();
+    try {
+      return await this.whole(() => fn(this.state));
+    } finally {
+      if (!poisoned(this.state)) await this.flush();
+    }
+  }
+
   /** Flushes and closes; the files are closed even when the flush fails (the failure is then thrown). */
   async close(): Promise<void> {
     const st = this.state;

@@ -31,9 +31,17 @@ export function encodeHeaderCluster(header: Header, extensions: readonly HeaderE
   return out;
 }
 
-export async function writeHeader(st: Qcow2State): Promise<void> {
+/**
+ * Writes cluster 0's header, extensions and backing name. `wholeCluster`: the rest of the cluster
+ * is written as zeros in the same write (as QEMU's qcow2_update_header always does), for a header
+ * that gets shorter, so nothing of the longer one stays behind it.
+ */
+export async function writeHeader(st: Qcow2State, wholeCluster = false): Promise<void> {
   const bytes = encodeHeaderCluster(st.header, st.extensions, st.backingName, st.geometry.clusterSize);
-  await st.store.writeThrough(0, bytes, 'header');
+  if (!wholeCluster) return st.store.writeThrough(0, bytes, 'header');
+  const cluster = new Uint8Array(st.geometry.clusterSize);
+  cluster.set(bytes);
+  await st.store.writeThrough(0, cluster, 'header');
 }
 
 /** Sets or clears the dirty bit on disk. */

@@ -2,12 +2,35 @@
 import type { ResizeOptions } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
+import { MAX_L1_BYTES } from '../limits.js';
 import { writeHeader } from './header.js';
 import type { NewL2Entry } from './mapping.js';
 import { adjustRange, adjustRefcount, allocateClusters, releaseMapping } from './refcounts.js';
 import type { Qcow2State } from './state.js';
 import { l1Span, l2IndexOf, l2TableFor, mappingOf, validMapping, writableL2 } from './tables.js';
 import { writeZeroes } from './zero-discard.js';
+
+/** What checkNewSize needs to know of an image. */
+export interface TruncatedImage {
+  version: number;
+  snapshots: number;
+  clusterSize: number;
+  extendedL2: boolean;
+}
+
+/**
+ * The refusals of a new virtual size that `qemu-img resize` and `qemu-img amend -o size=` share
+ * (bdrv_co_truncate, then qcow2_co_truncate), in QEMU's order, with its messages. `total` is the
+ * size as QEMU's signed 64-bit offset reads it.
+ */
+export function checkNewSize(image: TruncatedImage, total: bigint): void {
+  if (total < 0n) throw usage('Image size cannot be negative');
+  if (total % 512n !== 0n) throw usage('The new size must be a multiple of 512');
+  if (image.snapshots > 0 && image.version < 3) throw usage("Can't resize a v2 image which has snapshots");
+  const l2Entries = BigInt(image.clusterSize / (image.extendedL2 ? 16 : 8));
+  const span = BigInt(image.clusterSize) * l2Entries;
+  if (((total + span - 1n) / span) * 8n > BigInt(MAX_L1_BYTES)) throw usage('Failed to grow the L1 table: File too large');
+}
 
 /** Sets the virtual size (growing the L1 table when it needs more entries) and writes the header. */
 export async function setVirtualSize(st: Qcow2State, newSize: number): Promise<void> {

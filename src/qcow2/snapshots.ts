@@ -38,7 +38,7 @@ export async function listSnapshots(st: Qcow2State): Promise<SnapshotInfo[]> {
 }
 
 /** Writes the table to new clusters, points the header at it, then frees the old one. */
-async function writeSnapshotTable(st: Qcow2State, entries: SnapshotEntry[]): Promise<void> {
+export async function writeSnapshotTable(st: Qcow2State, entries: SnapshotEntry[]): Promise<void> {
   const C = st.geometry.clusterSize;
   const bytes = encodeSnapshotTable(entries);
   const oldOffset = Number(st.header.snapshotsOffset);

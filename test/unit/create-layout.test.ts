@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { writePlan } from '../../src/create/create.js';
-import { planImage, QEMU_FEATURE_TABLE } from '../../src/create/layout.js';
+import { planImage } from '../../src/create/layout.js';
+import { QEMU_FEATURE_TABLE } from '../../src/format/extensions.js';
 import { type CreateOptions, validateCreateOptions } from '../../src/create/options.js';
 import { view } from '../../src/format/bytes.js';
 import { decodeL2Entry, decodeStandardDescriptor } from '../../src/format/l2.js';

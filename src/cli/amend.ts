@@ -1,0 +1,78 @@
+/**
+ * `qcow2 amend [-f FMT] [-o OPTIONS] [-p] [-q] [-t CACHE] [--force] IMAGE`: what `qemu-img amend`
+ * (QEMU 7.2 img_amend, then qcow2_amend_options) does to a qcow2 image, its checks in its order and
+ * its messages as usage errors; nothing on stdout but `-o help`'s list (and progress with -p on a
+ * terminal). The work is src/amend/amend.ts.
+ */
+import { openQcow2 } from '../device/open.js';
+import { amendImage } from '../amend/amend.js';
+import { amendOptionHelp, parseAmendOptions } from '../amend/options.js';
+import { BLOCK_DRIVERS, hasHelpOption, isValidOptionList } from '../create/options.js';
+import { unsupported, usage } from '../errors.js';
+import { Qcow2Front } from '../qcow2/front.js';
+import type { Qcow2State } from '../qcow2/state.js';
+import { parse } from './args.js';
+import { cacheMode } from './cache-mode.js';
+import type { CliContext } from './context.js';
+import { openOrExplain } from './open-error.js';
+import { probedRawWarning, probeOrExplain } from './probe.js';
+import { Progress } from './progress.js';
+
+export async function amend(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      format: { type: 'string', short: 'f' },
+      options: { type: 'string', short: 'o', multiple: true },
+      progress: { type: 'boolean', short: 'p' },
+      quiet: { type: 'boolean', short: 'q' },
+      cache: { type: 'string', short: 't' },
+      force: { type: 'boolean' },
+    },
+    'amend',
+  );
+  const lists = values.options ?? [];
+  for (const list of lists) if (!isValidOptionList(list)) throw usage(`Invalid option list: ${list}`);
+  if (lists.length === 0) throw usage('Must specify options (-o)');
+  const format = values.format;
+  const help = lists.some(hasHelpOption);
+  if (format === 'qcow2' && help) {
+    ctx.stdout(amendOptionHelp());
+    return 0;
+  }
+  if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting one image file name');
+  const filename = positionals[0];
+  const cache = values.cache ?? 'writeback';
+  try {
+    cacheMode('amend', cache);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'usage') throw usage(`Invalid cache option: ${cache}`);
+    throw err;
+  }
+  if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
+    if (!BLOCK_DRIVERS.includes(format)) throw usage(`Could not open '${filename}': Unknown driver '${format}'`);
+    throw unsupported(`amend: only qcow2 images can be amended (-f ${format})`);
+  }
+  const fmt = format ?? (await probeOrExplain(filename));
+  if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
+  if (fmt !== 'qcow2') throw usage("Format driver 'raw' does not support option amendment");
+  const device = await openOrExplain(filename, () => openQcow2(filename, cache === 'unsafe' ? { noFlush: true } : {}));
+  try {
+    if (help) {
+      ctx.stdout(amendOptionHelp());
+      return 0;
+    }
+    const request = parseAmendOptions(lists);
+    if (!(device instanceof Qcow2Front)) throw unsupported('amend: this image is not open on a qcow2 engine');
+    const progress = new Progress(ctx, values.progress === true && values.quiet !== true);
+    progress.update(0, 1);
+    try {
+      await amendImage(device as Qcow2Front<Qcow2State>, request, (done, total) => progress.update(done, total));
+    } finally {
+      progress.finish();
+    }
+  } finally {
+    await device.close();
+  }
+  return 0;
+}
