@@ -55,7 +55,10 @@ async function ourCheck(bytes: Uint8Array): Promise<number> {
   try {
     const file = new MemoryFile(bytes, true);
     // What qemu-img check cannot open, `qcow2 check` does not check (src/cli/check.ts): exit 1.
-    await refuseWhatQemuOpensNot(file, await readMetadata(file, { tablesPastEnd: true }));
+    const meta = await readMetadata(file, { tablesPastEnd: true });
+    await refuseWhatQemuOpensNot(file, meta);
+    // QEMU is given no secret here, and an encrypted image does not open without one.
+    if (meta.header.cryptMethod !== 0) return 1;
     const r = await checkImage(file);
     if (r.failure || r.checkErrors) return 1;
     return r.corruptions ? 2 : r.leaks ? 3 : 0;
