@@ -53,14 +53,15 @@ export class InMemoryRefcounts {
   }
 
   /**
-   * Counts one reference to every cluster of [offset, offset + length). `fileLength` is the
+   * Counts one reference to every cluster of [offset, offset + length) (a bigint offset: one past
+   * 2^53, always past the end of the file). `fileLength` is the
    * current file size. Returns false (and counts a corruption) when the range runs a cluster or
    * more past the end of the file.
    */
-  add(res: CheckCounts, log: (m: string) => void, offset: number, length: number, fileLength: number): boolean {
+  add(res: CheckCounts, log: (m: string) => void, offset: number | bigint, length: number, fileLength: number): boolean {
     if (length <= 0) return true;
     const C = this.clusterSize;
-    if (!Number.isSafeInteger(offset) || offset + length - fileLength >= C) {
+    if (typeof offset === 'bigint' || !Number.isSafeInteger(offset) || offset + length - fileLength >= C) {
       log(
         `ERROR: counting reference for region exceeding the end of the file by one cluster or more: ` +
           `offset 0x${offset.toString(16)} size 0x${length.toString(16)}`,

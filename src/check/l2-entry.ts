@@ -33,12 +33,11 @@ export function classifyL2Entry(dv: DataView, at: number, extendedL2: boolean, d
 
 /**
  * The host bytes a compressed cluster occupies: from its offset to the end of its last 512-byte
- * sector. `offset` is NaN-free but may exceed 2^53 only in hostile images (then it is reported as
- * Infinity, past any file).
+ * sector. The offset exceeds 2^53 only in hostile images: it is then exact as a bigint.
  */
-export function compressedRange(raw: L2Entry, clusterBits: number): { offset: number; length: number } {
+export function compressedRange(raw: L2Entry, clusterBits: number): { offset: number | bigint; length: number } {
   const c = decodeCompressedDescriptor(raw, clusterBits);
-  const offset = c.offsetHighBits !== 0 ? Number.POSITIVE_INFINITY : c.hostOffset;
+  const offset = c.offsetHighBits !== 0 ? (BigInt(c.offsetHighBits) << 53n) + BigInt(c.hostOffset) : c.hostOffset;
   const length = (c.additionalSectors + 1) * 512 - (c.hostOffset % 512);
   return { offset, length };
 }

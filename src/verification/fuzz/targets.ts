@@ -176,8 +176,12 @@ export const TARGETS: readonly Target[] = [
       }
       const problems: string[] = [];
       if (!first.failure && again.failure) problems.push(`the check after the repair failed: ${again.failure.describe()}`);
-      if (!first.failure && !again.failure && again.corruptions > first.corruptions) {
-        problems.push(`corruptions went from ${first.corruptions} to ${again.corruptions} after check -r all`);
+      // Worse: more corruptions after the repair than the check found before it (the repair pass's
+      // own count of what it left is an estimate, in QEMU as here: on test/fuzz/cases/
+      // repair-invariant-v3-c512-f80b1950 both find 27, repair 21, expect 6 and find 7).
+      const before = first.corruptions + first.corruptionsFixed;
+      if (!first.failure && !again.failure && again.corruptions > before) {
+        problems.push(`corruptions went from ${before} to ${again.corruptions} after check -r all`);
       }
       return problems;
     },
