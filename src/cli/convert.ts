@@ -13,6 +13,7 @@ import { openImage, type ImageFormat } from '../device/open.js';
 import type { BlockDevice } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { commandLineError, parse } from './args.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { Progress } from './progress.js';
@@ -34,17 +35,27 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
       cache: { type: 'string', short: 't' },
       quiet: { type: 'boolean', short: 'q' },
       'force-share': { type: 'boolean', short: 'U' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'convert',
   );
   if (positionals.length !== 2) throw commandLineError('convert', `expected an input and an output image, got ${positionals.length} names`);
-  const [input, output] = positionals as [string, string];
+  const [inputOperand, output] = positionals as [string, string];
+  const secrets = new Secrets(values.object);
+  const image = imageArg(inputOperand, values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const input = image.path;
   const outFormat = format(values['output-format'], 'output') ?? 'raw';
   if (values.compress && outFormat !== 'qcow2') throw unsupported('convert: -c needs an output format that supports compression (qcow2)');
   if (outFormat === 'raw' && values.options?.length) throw unsupported('convert: raw output takes no -o options');
   // qemu-img convert writes its output with cache=unsafe unless told otherwise: no flushes at all.
   const cache = values.cache === undefined ? 'unsafe' : cacheMode('convert', values.cache);
-  const source = await openImage(input, { format: format(values.format, 'input'), readOnly: true });
+  let source: BlockDevice;
+  try {
+    source = await openImage(input, { format: image.format ?? format(values.format, 'input'), readOnly: true, ...(image.keySecret ? { keySecret: image.keySecret } : {}) });
+  } finally {
+    forgetSecrets(image);
+  }
   try {
     const target = await openTarget(output, outFormat, source.virtualSize, values.options ?? [], cache === 'unsafe');
     try {

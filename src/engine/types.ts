@@ -214,6 +214,11 @@ export interface OpenOptions {
    * delays, recording, fault injection). Not applied to backing files.
    */
   wrapFile?: (file: BlockFile, role: 'image' | 'data-file') => BlockFile;
+  /**
+   * The passphrase of a LUKS-encrypted image (the data of the secret that QEMU's
+   * encrypt.key-secret names). Applies to the top image only, as in QEMU. The caller zeroes it.
+   */
+  keySecret?: Uint8Array;
 }
 
 /** A qcow2 device, by what the device says it is. */

@@ -11,6 +11,7 @@ import { lookedUp, type Mapping } from '../qcow2/mapping.js';
 import { l2IndexOf } from '../qcow2/tables.js';
 import { decodeMapping } from './entries.js';
 import { l2TableOf } from './l2.js';
+import { readDecrypted } from '../qcow2/crypt-data.js';
 import type { OptState } from './state.js';
 
 type Piece =
@@ -216,8 +217,13 @@ export async function readInCluster(st: OptState, m: Mapping, clusterStart: numb
  * they go to the file under the barrier layer directly.
  */
 async function readHostInto(st: OptState, hostOffset: number, into: Uint8Array): Promise<void> {
-  const got = await (st.dataFile ?? st.file).inner.readInto(hostOffset, into);
-  if (got < into.byteLength) into.fill(0, got);
+  const file = (st.dataFile ?? st.file).inner;
+  const plain = async (at: number, target: Uint8Array): Promise<void> => {
+    const got = await file.readInto(at, target);
+    if (got < target.byteLength) target.fill(0, got);
+  };
+  if (st.crypto === undefined) return plain(hostOffset, into);
+  return readDecrypted(st.crypto, hostOffset, into, plain);
 }
 
 /** The layer below (the backing file, zeros past its end or without one) into `into`. */

@@ -61,7 +61,8 @@ export async function planClusterWrite(
   const host = reuse ? m.hostOffset : await allocateDataCluster(st, clusterStart);
   const entry = fullClusterEntry(st.geometry, host);
   const release = reuse ? undefined : m;
-  if (bytes.byteLength < C && priorReadsZero(st, m) && (st.dataFile ?? st.file).capabilities.zeroRange) {
+  // Not on an encrypted image: zeroed host bytes would decrypt to noise (the fill is encrypted zeros there).
+  if (bytes.byteLength < C && priorReadsZero(st, m) && st.crypto === undefined && (st.dataFile ?? st.file).capabilities.zeroRange) {
     return { zero: { host, length: C }, runs: [{ host: host + inCluster, bytes }], entry, release };
   }
   const merged = new Uint8Array(C);

@@ -3,6 +3,7 @@ import { decompressCluster } from '../compress/index.js';
 import { corrupt } from '../errors.js';
 import { hasBit, lookupProblem, type Mapping } from '../qcow2/mapping.js';
 import { l1Span, l2IndexOf, l2TableFor, mappingOf } from '../qcow2/tables.js';
+import { readDecrypted } from '../qcow2/crypt-data.js';
 import type { RefState } from './state.js';
 
 export async function readGuest(st: RefState, offset: number, length: number): Promise<Uint8Array> {
@@ -77,10 +78,16 @@ async function readSubclusters(
 /** Bytes of this image's own storage for guest data: the data file, or the image file. */
 export async function readHost(st: RefState, hostOffset: number, n: number): Promise<Uint8Array> {
   const file = st.dataFile ?? st.file;
-  const got = await file.read(hostOffset, n);
-  if (got.byteLength === n) return got;
-  const out = new Uint8Array(n); // past the end of the file reads as zeros
-  out.set(got);
+  const plain = async (at: number, count: number): Promise<Uint8Array> => {
+    const got = await file.read(at, count);
+    if (got.byteLength === count) return got;
+    const out = new Uint8Array(count); // past the end of the file reads as zeros
+    out.set(got);
+    return out;
+  };
+  if (st.crypto === undefined) return plain(hostOffset, n);
+  const out = new Uint8Array(n);
+  await readDecrypted(st.crypto, hostOffset, out, async (at, into) => into.set(await plain(at, into.byteLength)));
   return out;
 }
 
