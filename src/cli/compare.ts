@@ -37,6 +37,10 @@ export async function compare(args: string[], ctx: CliContext): Promise<number> 
   let images: ImageArg[];
   try {
     images = positionals.map((p) => imageArg(p, values['image-opts'] === true, secrets));
+  } catch (err) {
+    // qemu-img compare: an image it cannot open is exit status 2.
+    ctx.stderr(`qcow2 compare: ${isQcow2Error(err) ? err.describe() : (err as Error).message}\n`);
+    return 2;
   } finally {
     secrets.dispose();
   }

@@ -146,6 +146,8 @@ export interface Qcow2Device extends BlockDevice {
   readonly clusterSize: number;
   /** The image file's path, when it was opened by one. */
   readonly path: string | undefined;
+  /** Guest data is stored encrypted (LUKS): host offsets of data say nothing a reader of the file could use. */
+  readonly encrypted: boolean;
   /** The backing file name stored in the image. */
   readonly backingName: string | undefined;
   /** The external data file: the name stored in the image and the path it was opened at. */

@@ -40,6 +40,10 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   get backing(): BlockDevice | undefined {
     return this.state.backing;
   }
+  get encrypted(): boolean {
+    return this.state.crypto !== undefined;
+  }
+
   get path(): string | undefined {
     return this.state.paths.image;
   }
