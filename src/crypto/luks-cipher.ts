@@ -110,6 +110,8 @@ export class SectorCipher {
   }
 
   private iv(sector: number): Buffer | null {
+    // ECB takes no IV whatever the generator (QEMU: the IV length of ECB is 0, so none is set).
+    if (this.spec.mode === 'ecb') return null;
     const iv = Buffer.alloc(16);
     switch (this.spec.ivgen) {
       case 'none':
