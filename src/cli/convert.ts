@@ -12,7 +12,7 @@ import { parseCreateOptions, typedCreateOptions } from '../create/options.js';
 import { openImage, type ImageFormat } from '../device/open.js';
 import type { BlockDevice } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
-import { commandLineError, parse } from './args.js';
+import { commandLineError, parse, type Parsed } from './args.js';
 import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
@@ -23,27 +23,33 @@ function format(value: string | undefined, what: string): ImageFormat | undefine
   throw usage(`convert: unknown ${what} format '${value}'`);
 }
 
+const CONVERT_OPTIONS = {
+  format: { type: 'string', short: 'f' },
+  'output-format': { type: 'string', short: 'O' },
+  options: { type: 'string', short: 'o', multiple: true },
+  compress: { type: 'boolean', short: 'c' },
+  progress: { type: 'boolean', short: 'p' },
+  cache: { type: 'string', short: 't' },
+  quiet: { type: 'boolean', short: 'q' },
+  'force-share': { type: 'boolean', short: 'U' },
+  ...IMAGE_OPTS_OPTIONS,
+} as const;
+type ConvertValues = Parsed<typeof CONVERT_OPTIONS>['values'];
+
 export async function convert(args: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    {
-      format: { type: 'string', short: 'f' },
-      'output-format': { type: 'string', short: 'O' },
-      options: { type: 'string', short: 'o', multiple: true },
-      compress: { type: 'boolean', short: 'c' },
-      progress: { type: 'boolean', short: 'p' },
-      cache: { type: 'string', short: 't' },
-      quiet: { type: 'boolean', short: 'q' },
-      'force-share': { type: 'boolean', short: 'U' },
-      ...IMAGE_OPTS_OPTIONS,
-    },
-    'convert',
-  );
+  const { values, positionals } = parse(args, CONVERT_OPTIONS, 'convert');
   if (positionals.length !== 2) throw commandLineError('convert', `expected an input and an output image, got ${positionals.length} names`);
   const [inputOperand, output] = positionals as [string, string];
   const secrets = new Secrets(values.object);
+  try {
+    return await convertWith(ctx, values, inputOperand, output, secrets);
+  } finally {
+    secrets.dispose();
+  }
+}
+
+async function convertWith(ctx: CliContext, values: ConvertValues, inputOperand: string, output: string, secrets: Secrets): Promise<number> {
   const image = imageArg(inputOperand, values['image-opts'] === true, secrets);
-  secrets.dispose();
   const input = image.path;
   const outFormat = format(values['output-format'], 'output') ?? 'raw';
   if (values.compress && outFormat !== 'qcow2') throw unsupported('convert: -c needs an output format that supports compression (qcow2)');
@@ -57,7 +63,7 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
     forgetSecrets(image);
   }
   try {
-    const target = await openTarget(output, outFormat, source.virtualSize, values.options ?? [], cache === 'unsafe');
+    const target = await openTarget(output, outFormat, source.virtualSize, values.options ?? [], cache === 'unsafe', secrets, values.compress === true);
     try {
       const progress = new Progress(ctx, values.progress === true && !values.quiet);
       await copyContents(source, target, {
@@ -77,10 +83,12 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
 }
 
 /** The output image: its -o options are read once the input's size is known (as qemu-img does). */
-async function openTarget(path: string, fmt: ImageFormat, size: number, options: string[], noFlush: boolean): Promise<BlockDevice> {
+async function openTarget(path: string, fmt: ImageFormat, size: number, options: string[], noFlush: boolean, secrets: Secrets, compress: boolean): Promise<BlockDevice> {
   if (fmt !== 'qcow2') return createOutput(path, fmt, size, { noFlush });
   const set = parseCreateOptions(options);
   set.set('size', String(size));
   const { size: _size, ...create } = typedCreateOptions(set);
-  return createOutput(path, fmt, size, { create, noFlush });
+  // qemu-img convert's refusal, before the output is created.
+  if (compress && create.encrypt !== undefined) throw usage('Compression and encryption not supported at the same time');
+  return createOutput(path, fmt, size, { create, noFlush, secret: (id) => secrets.copy(id) });
 }
