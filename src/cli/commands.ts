@@ -72,7 +72,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'resize',
-    synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [-q] IMAGE [+|-]SIZE',
+    synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [--object OBJ] [--image-opts] [-q] IMAGE [+|-]SIZE',
     summary:
       'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off or metadata) and shrink',
     details: [
@@ -128,7 +128,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'snapshot',
-    synopsis: '[-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE',
+    synopsis: '[-l | -c NAME | -a NAME | -d NAME] [--object OBJ] [--image-opts] [-q] IMAGE',
     summary: 'internal snapshots, as `qemu-img snapshot`',
   },
   {

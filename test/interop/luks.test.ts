@@ -171,6 +171,23 @@ describe('writing', () => {
   });
 });
 
+describe('resize and snapshot', () => {
+  it('grow an encrypted image and snapshot it: qemu-img check is clean and qemu-io reads our writes', async () => {
+    await makeLuks('rs.qcow2', '4M');
+    await qemuIo([...SECRET, ...opts('rs.qcow2')], ['write -P 0x61 0 64k']);
+    expect((await qcow2(['resize', ...SECRET, ...opts('rs.qcow2'), '8M'])).exitCode).toBe(0);
+    expect((await qcow2(['snapshot', ...SECRET, '--image-opts', '-c', 's1', opts('rs.qcow2')[1]!])).exitCode).toBe(0);
+    expect((await qcow2(['io', ...SECRET, ...opts('rs.qcow2'), '-c', 'write -P 0x44 7M 1000', '-c', 'write -P 0x45 100 100'])).exitCode).toBe(0);
+    const chk = await execa('qemu-img', ['check', ...SECRET, ...opts('rs.qcow2')], { reject: false });
+    expect(chk.stdout).toContain('No errors were found on the image.');
+    const q = await execa('qemu-io', [...SECRET, ...opts('rs.qcow2'), '-c', 'read -P 0x44 7M 1000', '-c', 'read -P 0x61 0 100', '-c', 'read -P 0x45 100 100', '-c', 'read -P 0x61 200 65336'], { reject: false });
+    expect(q.stdout).not.toContain('Pattern verification failed');
+    const list = await execa('qemu-img', ['snapshot', '-l', ...SECRET, ...opts('rs.qcow2')], { reject: false });
+    expect(list.stdout).toContain('s1');
+    expect((await execa('qemu-img', ['info', f('rs.qcow2')])).stdout).toContain('virtual size: 8 MiB');
+  });
+});
+
 describe('refusals', () => {
   beforeAll(async () => {
     await makeLuks('ref.qcow2', '1M');
