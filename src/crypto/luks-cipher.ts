@@ -102,6 +102,11 @@ export class SectorCipher {
   constructor(
     readonly spec: CipherSpec,
     key: Uint8Array,
+    /**
+     * Data sectors are numbered by host offset (LUKS, QEMU's crypt_physical_offset) or by guest
+     * offset (the legacy AES-CBC of crypt_method 1).
+     */
+    readonly physical = true,
   ) {
     this.key = Buffer.from(key);
     if (spec.ivgen === 'essiv') {

@@ -7,9 +7,9 @@
  * written here is whole sectors; reads may be unaligned and are widened to whole sectors.
  * Zero clusters and unallocated ranges never get here: they read as plaintext zeros.
  */
-import { LUKS_SECTOR_SIZE, type SectorCipher } from '../crypto/luks-cipher.js';
+import { cipherSpec, LUKS_SECTOR_SIZE, SectorCipher } from '../crypto/luks-cipher.js';
 import { unlockLuks } from '../crypto/luks-keys.js';
-import { corrupt, usage } from '../errors.js';
+import { corrupt, unsupported, usage } from '../errors.js';
 import type { ImageMetadata } from '../image/metadata.js';
 import type { BlockFile } from '../io/block-file.js';
 import type { Qcow2State } from './state.js';
@@ -30,9 +30,24 @@ export async function unlockImage(file: BlockFile, meta: ImageMetadata, keySecre
   return unlocked.cipher;
 }
 
-/** Decrypts `into`, which holds the bytes at `hostOffset` (both whole sectors). */
-export function decryptSectors(crypto: SectorCipher, hostOffset: number, into: Uint8Array): void {
-  crypto.decryptInPlace(hostOffset / LUKS_SECTOR_SIZE, into);
+/**
+ * The cipher of a legacy AES-CBC image (crypt_method 1), as QEMU's crypto/block-qcow.c makes it:
+ * AES-128-CBC, the key the passphrase's first 16 bytes (zero-padded), plain64 IVs from the guest
+ * sector number. There is no key check: a wrong passphrase reads as noise (as in QEMU).
+ */
+export function legacyAesCipher(keySecret: Uint8Array | undefined): SectorCipher {
+  if (keySecret === undefined) throw usage("Parameter 'encrypt.key-secret' is required for cipher", { field: 'encrypt.key-secret' });
+  const key = new Uint8Array(16);
+  const len = Math.min(16, keySecret.indexOf(0) === -1 ? keySecret.byteLength : keySecret.indexOf(0));
+  key.set(keySecret.subarray(0, len));
+  const cipher = new SectorCipher(cipherSpec('aes', 'cbc-plain64', 16), key, false);
+  key.fill(0);
+  return cipher;
+}
+
+/** Decrypts `into`, which holds the bytes at `hostOffset` (guest `guestOffset`; whole sectors). */
+export function decryptSectors(crypto: SectorCipher, hostOffset: number, into: Uint8Array, guestOffset = hostOffset): void {
+  crypto.decryptInPlace((crypto.physical ? hostOffset : guestOffset) / LUKS_SECTOR_SIZE, into);
 }
 
 /**
@@ -45,24 +60,26 @@ export async function readDecrypted(
   hostOffset: number,
   into: Uint8Array,
   readRaw: (hostOffset: number, into: Uint8Array) => Promise<void>,
+  guestOffset: number,
 ): Promise<void> {
   const S = LUKS_SECTOR_SIZE;
   const start = hostOffset - (hostOffset % S);
   const end = Math.ceil((hostOffset + into.byteLength) / S) * S;
   if (start === hostOffset && end === hostOffset + into.byteLength) {
     await readRaw(hostOffset, into);
-    decryptSectors(crypto, hostOffset, into);
+    decryptSectors(crypto, hostOffset, into, guestOffset);
     return;
   }
   const wide = new Uint8Array(end - start);
   await readRaw(start, wide);
-  decryptSectors(crypto, start, wide);
+  decryptSectors(crypto, start, wide, guestOffset - (hostOffset - start));
   into.set(wide.subarray(hostOffset - start, hostOffset - start + into.byteLength));
 }
 
 /** The bytes to store at `hostOffset` for guest bytes `bytes` (whole sectors): encrypted when the image is. */
 export function storedBytes(crypto: SectorCipher | undefined, hostOffset: number, bytes: Uint8Array): Uint8Array {
   if (crypto === undefined) return bytes;
+  if (!crypto.physical) throw unsupported('legacy AES-CBC encrypted images (crypt_method 1) are read-only here');
   if (hostOffset % LUKS_SECTOR_SIZE !== 0 || bytes.byteLength % LUKS_SECTOR_SIZE !== 0) {
     throw corrupt(`an encrypted write at host offset ${hostOffset} of ${bytes.byteLength} bytes is not whole sectors`);
   }

@@ -11,7 +11,7 @@ import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported, usage } from '../errors.js';
 import { AUTOCLEAR_DATA_FILE_RAW, BITMAP_FLAG_AUTO, CRYPT_AES, CRYPT_LUKS, INCOMPAT_DIRTY } from '../format/constants.js';
 import type { SectorCipher } from '../crypto/luks-cipher.js';
-import { unlockImage } from './crypt-data.js';
+import { legacyAesCipher, unlockImage } from './crypt-data.js';
 import { type ImageMetadata, readMetadata } from '../image/metadata.js';
 import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
@@ -45,10 +45,10 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
     const active = await readMetadata(file);
     const meta = opts.snapshot === undefined ? active : snapshotView(active, opts.snapshot);
     const { features } = meta.layout;
-    if (meta.header.cryptMethod === CRYPT_AES) {
-      throw unsupported('legacy AES-CBC encrypted images (crypt_method 1) can be described (info) but not read or written', { field: 'crypt_method', offset: 32 });
+    if (meta.header.cryptMethod === CRYPT_AES && !readOnly) {
+      throw unsupported('legacy AES-CBC encrypted images (crypt_method 1) can only be opened read-only (-r): writing them is not supported', { field: 'crypt_method', offset: 32 });
     }
-    if (meta.header.cryptMethod !== 0 && meta.header.cryptMethod !== CRYPT_LUKS) {
+    if (meta.header.cryptMethod !== 0 && meta.header.cryptMethod !== CRYPT_LUKS && meta.header.cryptMethod !== CRYPT_AES) {
       throw unsupported(`crypt_method ${meta.header.cryptMethod} is not supported`, { field: 'crypt_method', offset: 32 });
     }
     if (features.corrupt && !readOnly) {
@@ -56,6 +56,7 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
     }
     linked = await openLinkedFiles(path, meta, opts, depth, openQcow2);
     if (meta.header.cryptMethod === CRYPT_LUKS) crypto = await unlockImage(file, meta, opts.keySecret);
+    if (meta.header.cryptMethod === CRYPT_AES) crypto = legacyAesCipher(opts.keySecret);
     return { file, dataFile: linked.dataFile, backing: linked.backing, meta, paths: { image: path, dataFile: linked.dataPath }, crypto, close };
   } catch (err) {
     await close().catch(() => {});

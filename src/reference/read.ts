@@ -42,7 +42,7 @@ export async function readInCluster(st: RefState, mapping: Mapping, clusterStart
     case 'zero':
       return new Uint8Array(n);
     case 'normal':
-      return readHost(st, mapping.hostOffset + inCluster, n);
+      return readHost(st, mapping.hostOffset + inCluster, n, clusterStart + inCluster);
     case 'compressed':
       return (await readCompressed(st, mapping)).subarray(inCluster, inCluster + n);
     case 'subclusters':
@@ -66,7 +66,7 @@ async function readSubclusters(
     const sc = Math.floor(pos / S);
     const take = Math.min((sc + 1) * S, inCluster + n) - pos;
     let piece: Uint8Array;
-    if (hasBit(m.alloc, sc)) piece = await readHost(st, m.hostOffset + pos, take);
+    if (hasBit(m.alloc, sc)) piece = await readHost(st, m.hostOffset + pos, take, clusterStart + pos);
     else if (hasBit(m.zero, sc)) piece = new Uint8Array(take);
     else piece = await readBelow(st, clusterStart + pos, take);
     out.set(piece, pos - inCluster);
@@ -76,7 +76,7 @@ async function readSubclusters(
 }
 
 /** Bytes of this image's own storage for guest data: the data file, or the image file. */
-export async function readHost(st: RefState, hostOffset: number, n: number): Promise<Uint8Array> {
+export async function readHost(st: RefState, hostOffset: number, n: number, guestOffset = hostOffset): Promise<Uint8Array> {
   const file = st.dataFile ?? st.file;
   const plain = async (at: number, count: number): Promise<Uint8Array> => {
     const got = await file.read(at, count);
@@ -87,7 +87,7 @@ export async function readHost(st: RefState, hostOffset: number, n: number): Pro
   };
   if (st.crypto === undefined) return plain(hostOffset, n);
   const out = new Uint8Array(n);
-  await readDecrypted(st.crypto, hostOffset, out, async (at, into) => into.set(await plain(at, into.byteLength)));
+  await readDecrypted(st.crypto, hostOffset, out, async (at, into) => into.set(await plain(at, into.byteLength)), guestOffset);
   return out;
 }
 

@@ -204,6 +204,26 @@ describe('resize and snapshot', () => {
   });
 });
 
+describe('legacy AES-CBC (crypt_method 1)', () => {
+  it('reads what qemu-io wrote (IVs from guest sectors), byte-identical with qemu-img convert; refuses to open it for writing', async () => {
+    await execa('qemu-img', ['create', '-q', ...SECRET, '-f', 'qcow2', '-o', 'encrypt.format=aes,encrypt.key-secret=sec0', f('aes.qcow2'), '4M']);
+    await qemuIo([...SECRET, ...opts('aes.qcow2')], FILL);
+    const theirs = await rawOf('aes.qcow2', 'qemu');
+    expect(theirs.subarray(0, 512).every((b) => b === 0x61)).toBe(true);
+    expect((await rawOf('aes.qcow2', 'ours')).equals(theirs)).toBe(true);
+    const key = () => Buffer.from('abc123');
+    const ref = await openReference(f('aes.qcow2'), { readOnly: true, keySecret: key() });
+    try {
+      expect(Buffer.from(await ref.read(0, 4 << 20)).equals(theirs)).toBe(true);
+    } finally {
+      await ref.close();
+    }
+    const w = await qcow2(['io', ...SECRET, ...opts('aes.qcow2'), '-c', 'write 0 512']);
+    expect(w.exitCode).toBe(1);
+    expect(w.stderr).toMatch(/unsupported:.*legacy AES-CBC.*read-only/);
+  });
+});
+
 describe('refusals', () => {
   beforeAll(async () => {
     await makeLuks('ref.qcow2', '1M');
