@@ -214,3 +214,21 @@ export const NBD_HANDSHAKE_TIMEOUT_MS = 10_000;
  * the reply stopped.
  */
 export const NBD_MAX_STATUS_EXTENTS = 65536;
+
+// ---------------------------------------------------------------------------------------------
+// LUKS key slots (an encrypted image's header is untrusted input: its PBKDF2 iteration counts set
+// how long unlocking takes). QEMU caps nothing.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The most PBKDF2 iterations we run for one key slot or for the master-key digest: 2^25 (33.5
+ * million). `qemu-img create` picks iterations to fill encrypt.iter-time (2000 ms by default): on
+ * the 2-core build machine that made 7.3 million slot iterations with SHA-256 (1.8 million for the
+ * digest); a machine 4 times faster still fits. At about 3.6 million SHA-256 iterations a second
+ * here, the cap bounds one slot to about 10 s, and a hostile image (8 active slots) to about 80 s.
+ */
+export const MAX_LUKS_ITERATIONS = 2 ** 25;
+/** LUKS1 always splits a key into 4000 stripes (QEMU refuses any other number). */
+export const LUKS_STRIPES = 4000;
+/** The largest master key: 64 bytes (AES-256 in XTS mode, two keys). */
+export const MAX_LUKS_KEY_BYTES = 64;

@@ -29,6 +29,7 @@ import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 
 export const EXIT_NO_CHECKS = 63;
 
@@ -40,17 +41,21 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
       format: { type: 'string', short: 'f' },
       repair: { type: 'string', short: 'r' },
       quiet: { type: 'boolean', short: 'q' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'check',
   );
   const output = outputFormat(values.output, 'check');
-  const filename = onePositional(positionals, 'image', 'check');
+  const secrets = new Secrets(values.object);
+  const image = imageArg(onePositional(positionals, 'image', 'check'), values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = image.path;
   const repair = repairMode(values.repair);
   const quiet = values.quiet === true;
   const say = (text: string) => {
     if (!quiet) ctx.stdout(text);
   };
-  const format = values.format ?? (await probeFormat(filename));
+  const format = image.format ?? values.format ?? (await probeFormat(filename));
   if (format === 'raw') {
     ctx.stderr('qcow2 check: This image format does not support checks\n');
     return EXIT_NO_CHECKS;
@@ -60,7 +65,11 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
   const file = await NodeFile.open(filename, { readOnly: repair === undefined });
   try {
     // What qemu-img check cannot open is not checked (the table above).
-    await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }));
+    try {
+      await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }), image.keySecret);
+    } finally {
+      forgetSecrets(image);
+    }
     const { first, final } = await checkAndRepair(file, repair ? { repair } : {});
     for (const m of first === final ? first.messages : [...first.messages, ...final.messages]) ctx.stderr(`${m}\n`);
     const repaired = first.leaksFixed !== 0 || first.corruptionsFixed !== 0;

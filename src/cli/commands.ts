@@ -23,41 +23,42 @@ export interface CommandDoc {
 export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'info',
-    synopsis: '[-f FMT] [--output=human|json] [--backing-chain] IMAGE',
+    synopsis: '[-f FMT] [--output=human|json] [--backing-chain] [--object OBJ] [--image-opts] IMAGE',
     summary: 'what `qemu-img info` reports (qcow2 and raw images), with the same JSON keys and values; `--backing-chain` for every image of the chain, as qemu-img lists them',
   },
   {
     name: 'create',
-    synopsis: '[-q] [-f qcow2] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]',
+    synopsis: '[-q] [-f qcow2] [--object OBJ] [-o OPTIONS] [-b FILE -F FMT] [-u] IMAGE [SIZE]',
     summary: 'a new image, byte for byte what `qemu-img create -f qcow2` writes',
     details: [
       'SIZE takes the suffixes k, M, G, T, P, E (powers of 1024); without SIZE the size of the backing',
       "FILE is used. '-o help' lists the options.",
       "  -q  quiet (no 'Formatting ...' line)",
       '  -u  do not open the backing file (SIZE is then required)',
+      "  --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]  the passphrase for -o encrypt.format=luks,encrypt.key-secret=ID",
     ].join('\n'),
   },
   {
     name: 'io',
-    synopsis: '[-f FMT] [-r] -c CMD ... IMAGE',
+    synopsis: '[-f FMT] [-r] [--object OBJ] [--image-opts] -c CMD ... IMAGE',
     summary: "qemu-io's `read`, `write` (`-P`, `-z`, `-u`, `-c`), `discard`, `flush`",
   },
   {
     name: 'convert',
     synopsis:
-      '[-f FMT] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE -F BACKING_FMT] [-n [--target-is-zero]] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]] [-c] [-p] [-q] [-t CACHE] IN OUT',
+      '[-f FMT] [--object OBJ] [--image-opts] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE -F BACKING_FMT] [-n [--target-is-zero]] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]] [-c] [-p] [-q] [-t CACHE] IN OUT',
     summary:
       "copies guest contents as `qemu-img convert`; `-B` names a backing file and copies only what IN's top layer holds; `-n` writes into an existing OUT (`--target-is-zero`: it reads as zeros); `-S` the shortest run of zeros left out (default 4k; `0` allocates everything); `--bitmaps` copies persistent bitmaps (`--skip-broken-bitmaps` skips inconsistent ones); `-c` compresses (on worker threads); `-p` progress on a terminal; `-t` output cache mode, `unsafe` (no flush) by default as qemu-img convert",
   },
   {
     name: 'check',
-    synopsis: '[-r leaks|all] [--output=human|json] [-f FMT] [-q] IMAGE',
+    synopsis: '[-r leaks|all] [--output=human|json] [-f FMT] [--object OBJ] [--image-opts] [-q] IMAGE',
     summary:
       'what `qemu-img check` reports (same JSON, human text and exit status: 0 clean, 2 corrupt, 3 leaks, 1 failed, 63 no checks for the format); `-r leaks` frees leaked clusters, `-r all` also fixes refcounts, COPIED flags and rebuilds a broken refcount structure',
   },
   {
     name: 'map',
-    synopsis: '[-f FMT] [--output=human|json] [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE',
+    synopsis: '[-f FMT] [--output=human|json] [--start-offset=OFFSET] [--max-length=LENGTH] [--object OBJ] [--image-opts] IMAGE',
     summary: 'byte for byte what `qemu-img map` prints',
   },
   {
@@ -72,7 +73,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'resize',
-    synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [-q] IMAGE [+|-]SIZE',
+    synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [--object OBJ] [--image-opts] [-q] IMAGE [+|-]SIZE',
     summary:
       'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off or metadata) and shrink',
     details: [
@@ -117,7 +118,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'compare',
-    synopsis: '[-f FMT] [-F FMT] [-s] [-q] A B',
+    synopsis: '[-f FMT] [-F FMT] [-s] [-q] [--object OBJ] [--image-opts] A B',
     summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',
   },
   {
@@ -142,7 +143,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'snapshot',
-    synopsis: '[-l | -c NAME | -a NAME | -d NAME] [-q] IMAGE',
+    synopsis: '[-l | -c NAME | -a NAME | -d NAME] [--object OBJ] [--image-opts] [-q] IMAGE',
     summary: 'internal snapshots, as `qemu-img snapshot`',
   },
   {

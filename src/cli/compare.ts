@@ -8,6 +8,7 @@ import { openImage, type ImageFormat } from '../device/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { COPY_CHUNK_BYTES } from '../limits.js';
 import { commandLineError, parse } from './args.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, imageArg, Secrets } from './image-opts.js';
 import type { CliContext } from './context.js';
 
 const CHUNK = COPY_CHUNK_BYTES;
@@ -27,21 +28,37 @@ export async function compare(args: string[], ctx: CliContext): Promise<number> 
       quiet: { type: 'boolean', short: 'q' },
       progress: { type: 'boolean', short: 'p' },
       'force-share': { type: 'boolean', short: 'U' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'compare',
   );
   if (positionals.length !== 2) throw commandLineError('compare', `expected two images, got ${positionals.length}`);
+  const secrets = new Secrets(values.object);
+  let images: ImageArg[];
+  try {
+    images = positionals.map((p) => imageArg(p, values['image-opts'] === true, secrets));
+  } catch (err) {
+    // qemu-img compare: an image it cannot open is exit status 2.
+    ctx.stderr(`qcow2 compare: ${isQcow2Error(err) ? err.describe() : (err as Error).message}\n`);
+    return 2;
+  } finally {
+    secrets.dispose();
+  }
   const say = (line: string) => values.quiet || ctx.stdout(`${line}\n`);
   const opened: BlockDevice[] = [];
   try {
-    for (const [i, path] of positionals.entries()) {
+    for (const [i, image] of images.entries()) {
+      const path = image.path;
       try {
-        opened.push(await openImage(path!, { format: format(i === 0 ? values.format : values['second-format']), readOnly: true }));
+        const fmt = image.format ?? format(i === 0 ? values.format : values['second-format']);
+        opened.push(await openImage(path, { format: fmt, readOnly: true, ...(image.keySecret ? { keySecret: image.keySecret } : {}) }));
       } catch (err) {
+        forgetSecrets(...images);
         ctx.stderr(`qcow2 compare: cannot open '${path}': ${isQcow2Error(err) ? err.describe() : (err as Error).message}\n`);
         return 2;
       }
     }
+    forgetSecrets(...images);
     const [a, b] = opened as [BlockDevice, BlockDevice];
     if (values.strict && a.virtualSize !== b.virtualSize) {
       say('Strict mode: Image size mismatch!');

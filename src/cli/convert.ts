@@ -21,6 +21,7 @@
  *   cache mode, `unsafe` by default as in qemu-img convert: the output is never flushed, and is as
  *   durable as the page cache makes it (`-t writeback` flushes once at the end, `-t writethrough`
  *   after every chunk).
+ * `--object secret,…` with `--image-opts` opens an encrypted IN; `-o encrypt.*` makes an encrypted OUT.
  * The copy itself is src/convert/copy.ts, which the library's convertImage runs too.
  */
 import { DEFAULT_SPARSE_SIZE, MAX_SPARSE_SIZE, copyContents, createOutput } from '../convert/copy.js';
@@ -31,7 +32,8 @@ import { openImage, type ImageFormat } from '../device/open.js';
 import { type BlockDevice, isQcow2 } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { cvtnumFull } from '../units.js';
-import { commandLineError, parse } from './args.js';
+import { commandLineError, parse, type Parsed } from './args.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { chainOpenError, explainOpenError } from './open-error.js';
@@ -54,28 +56,37 @@ function sparseSize(text: string): number {
   return Number(r.value);
 }
 
+const CONVERT_OPTIONS = {
+  format: { type: 'string', short: 'f' },
+  'output-format': { type: 'string', short: 'O' },
+  options: { type: 'string', short: 'o', multiple: true },
+  'backing-file': { type: 'string', short: 'B' },
+  'backing-format': { type: 'string', short: 'F' },
+  'no-create': { type: 'boolean', short: 'n' },
+  sparse: { type: 'string', short: 'S' },
+  'target-is-zero': { type: 'boolean' },
+  bitmaps: { type: 'boolean' },
+  'skip-broken-bitmaps': { type: 'boolean' },
+  compress: { type: 'boolean', short: 'c' },
+  progress: { type: 'boolean', short: 'p' },
+  cache: { type: 'string', short: 't' },
+  quiet: { type: 'boolean', short: 'q' },
+  'force-share': { type: 'boolean', short: 'U' },
+  ...IMAGE_OPTS_OPTIONS,
+} as const;
+type ConvertValues = Parsed<typeof CONVERT_OPTIONS>['values'];
+
 export async function convert(args: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    {
-      format: { type: 'string', short: 'f' },
-      'output-format': { type: 'string', short: 'O' },
-      options: { type: 'string', short: 'o', multiple: true },
-      'backing-file': { type: 'string', short: 'B' },
-      'backing-format': { type: 'string', short: 'F' },
-      'no-create': { type: 'boolean', short: 'n' },
-      sparse: { type: 'string', short: 'S' },
-      'target-is-zero': { type: 'boolean' },
-      bitmaps: { type: 'boolean' },
-      'skip-broken-bitmaps': { type: 'boolean' },
-      compress: { type: 'boolean', short: 'c' },
-      progress: { type: 'boolean', short: 'p' },
-      cache: { type: 'string', short: 't' },
-      quiet: { type: 'boolean', short: 'q' },
-      'force-share': { type: 'boolean', short: 'U' },
-    },
-    'convert',
-  );
+  const { values, positionals } = parse(args, CONVERT_OPTIONS, 'convert');
+  const secrets = new Secrets(values.object);
+  try {
+    return await convertWith(ctx, values, positionals, secrets);
+  } finally {
+    secrets.dispose();
+  }
+}
+
+async function convertWith(ctx: CliContext, values: ConvertValues, positionals: string[], secrets: Secrets): Promise<number> {
   // qemu-img's checks, in its order: the options first, then the images.
   const sparse = values.sparse === undefined ? DEFAULT_SPARSE_SIZE : sparseSize(values.sparse);
   const skipCreate = values['no-create'] === true;
@@ -87,12 +98,18 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
   const targetIsZero = values['target-is-zero'] === true;
   if (targetIsZero && !skipCreate) throw usage('--target-is-zero requires use of -n flag');
   if (positionals.length !== 2) throw commandLineError('convert', `expected an input and an output image, got ${positionals.length} names`);
-  const [input, output] = positionals as [string, string];
+  const [inputOperand, output] = positionals as [string, string];
   const outFormat = format(values['output-format'], 'output') ?? 'raw';
   // qemu-img convert writes its output with cache=unsafe unless told otherwise: no flushes at all.
   const cache = values.cache === undefined ? 'unsafe' : cacheMode('convert', values.cache);
 
-  const source = await openSource(input, format(values.format, 'input'));
+  const image = imageArg(inputOperand, values['image-opts'] === true, secrets);
+  let source: BlockDevice;
+  try {
+    source = await openSource(image.path, image.format ?? format(values.format, 'input'), image.keySecret);
+  } finally {
+    forgetSecrets(image);
+  }
   try {
     let create: CreateOptionSet | undefined;
     let backing = values['backing-file'];
@@ -111,7 +128,7 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
     if (values.compress && outFormat !== 'qcow2') throw unsupported('Compression not supported for this file format');
     const sourceBitmaps = bitmaps ? await checkedSourceBitmaps(source, skipBroken) : [];
 
-    const target = create === undefined ? await openExisting(output, outFormat, cache === 'unsafe') : await createTarget(output, outFormat, source.virtualSize, create, cache === 'unsafe');
+    const target = create === undefined ? await openExisting(output, outFormat, cache === 'unsafe') : await createTarget(output, outFormat, source.virtualSize, create, cache === 'unsafe', secrets, values.compress === true);
     try {
       if (bitmaps && !(await supportsBitmaps(target))) throw unsupported(`Format driver '${target.format}' does not support bitmaps`);
       if (skipCreate && target.virtualSize < source.virtualSize) throw usage('output file is smaller than input file');
@@ -136,9 +153,9 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
   return 0;
 }
 
-async function openSource(path: string, fmt: ImageFormat | undefined): Promise<BlockDevice> {
+async function openSource(path: string, fmt: ImageFormat | undefined, keySecret: Uint8Array | undefined): Promise<BlockDevice> {
   try {
-    return await openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true });
+    return await openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...(keySecret ? { keySecret } : {}) });
   } catch (err) {
     throw await chainOpenError(`Could not open '${path}': `, path, fmt, err);
   }
@@ -163,14 +180,16 @@ function createOptions(fmt: ImageFormat, options: string[], size: number, backin
 }
 
 /** The new output image, open over its backing file if it names one (qemu-img's message when that cannot be opened). */
-async function createTarget(path: string, fmt: ImageFormat, size: number, set: CreateOptionSet, noFlush: boolean): Promise<BlockDevice> {
+async function createTarget(path: string, fmt: ImageFormat, size: number, set: CreateOptionSet, noFlush: boolean, secrets: Secrets, compress: boolean): Promise<BlockDevice> {
   if (fmt !== 'qcow2') return createOutput(path, fmt, size, { noFlush });
   const { size: _size, ...create } = typedCreateOptions(set);
+  // qemu-img convert's refusal, before the output is created.
+  if (compress && create.encrypt !== undefined) throw usage('Compression and encryption not supported at the same time');
   if (create.backingFormat !== undefined && create.backingFile === undefined) {
     throw usage(`${path}: error while converting qcow2: Backing format cannot be used without backing file`);
   }
   try {
-    return await createOutput(path, fmt, size, { create, noFlush });
+    return await createOutput(path, fmt, size, { create, noFlush, secret: (id) => secrets.copy(id) });
   } catch (err) {
     throw await chainOpenError(`Could not open '${path}': `, path, fmt, err);
   }

@@ -20,6 +20,7 @@ import { isQcow2Error, unsupported, usage } from '../errors.js';
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { parse } from './args.js';
+import { IMAGE_OPTS_OPTIONS, Secrets } from './image-opts.js';
 import { commandHelp } from './commands.js';
 import type { CliContext } from './context.js';
 
@@ -36,9 +37,11 @@ export async function create(args: string[], ctx: CliContext): Promise<number> {
       unsafe: { type: 'boolean', short: 'u' },
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'create',
   );
+  if (values['image-opts']) throw usage('create: --image-opts is not supported (give a file name)');
   if (values.help) {
     ctx.stdout(commandHelp('create'));
     return 0;
@@ -82,7 +85,12 @@ export async function create(args: string[], ctx: CliContext): Promise<number> {
   if (!set.has('size')) throw usage('Image creation needs a size parameter');
 
   if (!values.quiet) ctx.stdout(`${formattingLine(image, set)}\n`);
-  await createImage(image, typedCreateOptions(set));
+  const secrets = new Secrets(values.object);
+  try {
+    await createImage(image, typedCreateOptions(set), { secret: (id) => secrets.copy(id) });
+  } finally {
+    secrets.dispose();
+  }
   return 0;
 }
 

@@ -8,17 +8,24 @@ import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 import { sizeToString } from './format-human.js';
 import { snapshotLine as formatSnapshotLine } from './snapshot-table.js';
 
 export async function info(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { output: { type: 'string' }, format: { type: 'string', short: 'f' }, 'backing-chain': { type: 'boolean' } },
+    { output: { type: 'string' }, format: { type: 'string', short: 'f' }, 'backing-chain': { type: 'boolean' }, ...IMAGE_OPTS_OPTIONS },
     'info',
   );
   const format = outputFormat(values.output, 'info');
-  const filename = onePositional(positionals, 'image', 'info');
+  // info reads no guest data: a secret is parsed (and checked to exist) but not used.
+  const secrets = new Secrets(values.object);
+  const image = imageArg(onePositional(positionals, 'image', 'info'), values['image-opts'] === true, secrets);
+  secrets.dispose();
+  forgetSecrets(image);
+  const filename = image.path;
+  if (image.format !== undefined) values.format = image.format;
   if (values.format !== undefined && values.format !== 'qcow2' && values.format !== 'raw') {
     throw unsupported(`info: only qcow2 and raw images can be read (-f ${values.format})`);
   }

@@ -8,6 +8,7 @@ import { writeMap } from '../map/map.js';
 import { openForMap } from '../map/open.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 
 export async function map(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parse(
@@ -17,19 +18,28 @@ export async function map(args: string[], ctx: CliContext): Promise<number> {
       format: { type: 'string', short: 'f' },
       'start-offset': { type: 'string' },
       'max-length': { type: 'string' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'map',
   );
   const output = outputFormat(values.output, 'map');
-  const filename = onePositional(positionals, 'image', 'map');
-  const format = values.format;
+  const secrets = new Secrets(values.object);
+  const image = imageArg(onePositional(positionals, 'image', 'map'), values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = image.path;
+  const format = image.format ?? values.format;
   if (format !== undefined && format !== 'qcow2' && format !== 'raw') throw usage(`map: unknown format '${format}' (qcow2 or raw)`);
   const startOffset = values['start-offset'] === undefined ? undefined : size(values['start-offset'], 'start offset');
   const maxLength = values['max-length'] === undefined ? undefined : size(values['max-length'], 'max length');
   if (!holesSupported()) {
     ctx.stderr('qcow2 map: warning: the native seek addon is not built, so holes in files are not seen (node native/build.mjs)\n');
   }
-  const opened = await openForMap(filename, format);
+  let opened: Awaited<ReturnType<typeof openForMap>>;
+  try {
+    opened = await openForMap(filename, format, image.keySecret);
+  } finally {
+    forgetSecrets(image);
+  }
   try {
     // Collect and write in pieces so a huge map streams, and so the human table keeps the lines
     // before a compressed cluster when that stops it.

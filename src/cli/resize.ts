@@ -22,6 +22,8 @@ import { qemuStrtosz } from '../units.js';
 import { commandLineError, parse } from './args.js';
 import { probedRawWarning, probeOrExplain } from './probe.js';
 import type { CliContext } from './context.js';
+import type { BlockDevice } from '../engine/types.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 
 const PREALLOCATION_MODES = ['off', 'metadata', 'falloc', 'full'] as const;
 type Preallocation = (typeof PREALLOCATION_MODES)[number];
@@ -37,14 +39,18 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
       quiet: { type: 'boolean', short: 'q' },
       preallocation: { type: 'string' },
       shrink: { type: 'boolean' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'resize',
   );
   const prealloc = (values.preallocation ?? 'off') as Preallocation;
   if (!PREALLOCATION_MODES.includes(prealloc)) throw usage(`Invalid preallocation mode '${values.preallocation}'`);
   if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting image file name and size');
-  const filename = positionals[0];
-  const format = values.format;
+  const secrets = new Secrets(values.object);
+  const image = imageArg(positionals[0], values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = image.path;
+  const format = image.format ?? values.format;
   if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
     throw unsupported(`resize: only qcow2 and raw images can be resized (-f ${format})`);
   }
@@ -61,7 +67,12 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
   const fmt = format ?? (await probeOrExplain(filename));
   if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
   // A raw image's length is its file's, rounded up to 512-byte sectors (bdrv_getlength).
-  const device = fmt === 'qcow2' ? await openImage(filename, { format: fmt }) : undefined;
+  let device: BlockDevice | undefined;
+  try {
+    device = fmt === 'qcow2' ? await openImage(filename, { format: fmt, ...(image.keySecret ? { keySecret: image.keySecret } : {}) }) : undefined;
+  } finally {
+    forgetSecrets(image);
+  }
   try {
     const current = BigInt(device ? device.virtualSize : Math.ceil((await stat(filename)).size / 512) * 512);
     const total = BigInt.asIntN(64, relative === 0n ? parsed.value : current + relative * parsed.value);

@@ -6,6 +6,7 @@ import { openQcow2 } from '../device/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { commandLineError, parse } from './args.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 import { snapshotTable } from './snapshot-table.js';
 
 export async function snapshot(args: string[], ctx: CliContext): Promise<number> {
@@ -19,6 +20,7 @@ export async function snapshot(args: string[], ctx: CliContext): Promise<number>
       quiet: { type: 'boolean', short: 'q' },
       format: { type: 'string', short: 'f' },
       'force-share': { type: 'boolean', short: 'U' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'snapshot',
   );
@@ -27,7 +29,15 @@ export async function snapshot(args: string[], ctx: CliContext): Promise<number>
   if (actions.length > 1) throw usage('snapshot: only one of -l, -c, -a, -d can be given');
   if (values.format !== undefined && values.format !== 'qcow2') throw usage(`snapshot: format '${values.format}' has no snapshots`);
   const list = actions.length === 0 || values.list === true;
-  const image = await openQcow2(positionals[0]!, { readOnly: list });
+  const secrets = new Secrets(values.object);
+  const operand = imageArg(positionals[0]!, values['image-opts'] === true, secrets);
+  secrets.dispose();
+  let image: Awaited<ReturnType<typeof openQcow2>>;
+  try {
+    image = await openQcow2(operand.path, { readOnly: list, ...(operand.keySecret ? { keySecret: operand.keySecret } : {}) });
+  } finally {
+    forgetSecrets(operand);
+  }
   try {
     if (list) {
       ctx.stdout(snapshotTable(await image.listSnapshots()));

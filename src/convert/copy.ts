@@ -275,12 +275,19 @@ export async function createOutput(
   path: string,
   format: ImageFormat,
   size: number,
-  opts: { create?: OutputCreateOptions; noFlush?: boolean } = {},
+  opts: { create?: OutputCreateOptions; noFlush?: boolean; secret?: (id: string) => Uint8Array } = {},
 ): Promise<BlockDevice> {
   const noFlush = opts.noFlush === true;
   if (format === 'qcow2') {
-    await createImage(path, { ...opts.create, size });
-    return openQcow2(path, { noFlush });
+    await createImage(path, { ...opts.create, size }, opts.secret ? { secret: opts.secret } : {});
+    const encrypt = opts.create?.encrypt;
+    // An encrypted output (-o encrypt.format=luks,encrypt.key-secret=ID) opens with the same secret.
+    const keySecret = encrypt !== undefined && opts.secret ? opts.secret(encrypt.keySecret) : undefined;
+    try {
+      return await openQcow2(path, { noFlush, ...(keySecret ? { keySecret } : {}) });
+    } finally {
+      keySecret?.fill(0);
+    }
   }
   if (opts.create !== undefined && Object.keys(opts.create).length > 0) throw unsupported('convert: raw output takes no create options');
   const file = await NodeFile.open(path, { create: true, noFlush });

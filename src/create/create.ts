@@ -9,6 +9,8 @@ import type { BlockFile } from '../io/block-file.js';
 import { NodeFile } from '../io/node-file.js';
 import { CREATE_WRITE_BATCH_BYTES } from '../limits.js';
 import { planImage, type ImagePlan } from './layout.js';
+import { createLuksArea } from '../crypto/luks-keys.js';
+import { usage } from '../errors.js';
 import { type CreateOptions, type ResolvedCreateOptions, validateCreateOptions } from './options.js';
 
 export interface CreateResult {
@@ -21,9 +23,24 @@ export interface CreateResult {
  * truncated: its old contents are lost, as with qemu-img) relative to `cwd` (default: the process's
  * working directory), but its name is stored as given. Options are checked before any file is touched.
  */
-export async function createImage(path: string, options: CreateOptions, io: { cwd?: string } = {}): Promise<CreateResult> {
+export async function createImage(
+  path: string,
+  options: CreateOptions,
+  io: { cwd?: string; secret?: (id: string) => Uint8Array } = {},
+): Promise<CreateResult> {
   const resolved = validateCreateOptions(options);
-  const plan = planImage(resolved);
+  let luksArea: Uint8Array | undefined;
+  if (resolved.encrypt !== undefined) {
+    // The passphrase is copied by the lookup and zeroed here once the key slot is made.
+    if (io.secret === undefined) throw usage(`No secret with id '${resolved.encrypt.keySecret}'`);
+    const passphrase = io.secret(resolved.encrypt.keySecret);
+    try {
+      luksArea = await createLuksArea(resolved.encrypt, passphrase);
+    } finally {
+      passphrase.fill(0);
+    }
+  }
+  const plan = planImage(resolved, luksArea);
   const cwd = io.cwd ?? process.cwd();
   const imagePath = resolve(cwd, path);
   const dataPath = resolved.dataFile === undefined ? undefined : resolve(cwd, resolved.dataFile);

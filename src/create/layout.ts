@@ -27,7 +27,7 @@
  */
 import { unsupported, usage } from '../errors.js';
 import { view, writeU64 } from '../format/bytes.js';
-import { CRYPT_NONE, SUBCLUSTERS_PER_CLUSTER } from '../format/constants.js';
+import { CRYPT_LUKS, CRYPT_NONE, SUBCLUSTERS_PER_CLUSTER } from '../format/constants.js';
 import {
   COMPAT_LAZY_REFCOUNTS,
   AUTOCLEAR_DATA_FILE_RAW,
@@ -144,7 +144,13 @@ class QemuCreate {
   l1: number[] = [];
   l1Offset = 0;
 
-  constructor(readonly o: ResolvedCreateOptions) {
+  /** Where the LUKS area went (qcow2_crypto_hdr_init_func), once allocated. */
+  cryptoHeader: { offset: number; length: number } | undefined;
+
+  constructor(
+    readonly o: ResolvedCreateOptions,
+    readonly luksArea?: Uint8Array,
+  ) {
     this.cs = o.clusterSize;
     this.cb = o.clusterBits;
     this.order = o.refcountOrder;
@@ -193,6 +199,15 @@ class QemuCreate {
         encodeL1Table(this.l1.map((l2Offset) => ({ l2Offset, copied: l2Offset !== 0, reservedLow: 0, reservedHigh: 0 }))),
       );
     }
+    // Encryption is set up last (qcow2_set_up_encryption, after the resize and the backing file):
+    // the LUKS area gets whole clusters from the allocator, zeroed, then its header and key material.
+    if (this.luksArea !== undefined) {
+      const clusterLen = Math.ceil(this.luksArea.byteLength / cs) * cs;
+      const at = this.allocClusters(clusterLen);
+      this.file.write(at, new Uint8Array(clusterLen));
+      this.file.write(at, this.luksArea);
+      this.cryptoHeader = { offset: at, length: this.luksArea.byteLength };
+    }
     const header = this.header();
     const cluster0 = this.file.cluster(0);
     cluster0.fill(0);
@@ -220,7 +235,7 @@ class QemuCreate {
       backingFileSize: 0,
       clusterBits: this.cb,
       size: o.size,
-      cryptMethod: CRYPT_NONE,
+      cryptMethod: this.luksArea !== undefined ? CRYPT_LUKS : CRYPT_NONE,
       l1Size: this.l1.length,
       l1TableOffset: BigInt(this.l1Offset),
       refcountTableOffset: BigInt(this.reftableOffset),
@@ -243,6 +258,7 @@ class QemuCreate {
     const extensions: HeaderExtension[] = [];
     if (o.backingFile !== undefined && o.backingFormat !== undefined) extensions.push({ kind: 'backing-format', name: o.backingFormat });
     if (o.dataFile !== undefined) extensions.push({ kind: 'data-file', name: o.dataFile });
+    if (this.cryptoHeader) extensions.push({ kind: 'crypto-header', offset: BigInt(this.cryptoHeader.offset), length: BigInt(this.cryptoHeader.length) });
     if (o.version === 3 && this.cs > 4096) extensions.push({ kind: 'feature-table', entries: [...QEMU_FEATURE_TABLE] });
     const ext = encodeExtensions(extensions);
     const name = o.backingFile === undefined ? new Uint8Array(0) : new TextEncoder().encode(o.backingFile);
@@ -578,6 +594,6 @@ class QemuCreate {
 }
 
 /** Computes the bytes QEMU 7.2 would leave in the image (and the external data file's length). */
-export function planImage(options: ResolvedCreateOptions): ImagePlan {
-  return new QemuCreate(options).run();
+export function planImage(options: ResolvedCreateOptions, luksArea?: Uint8Array): ImagePlan {
+  return new QemuCreate(options, luksArea).run();
 }

@@ -13,6 +13,7 @@
  *     {@link validateCreateOptions}.
  * Error messages keep the meaning (mostly the words) of qemu-img's.
  */
+import type { LuksCreateOptions } from '../crypto/luks-keys.js';
 import { unsupported, usage } from '../errors.js';
 import { align8 } from '../format/bytes.js';
 import { FEATURE_TABLE_ENTRY_SIZE, MIN_CLUSTER_BITS, MIN_CLUSTER_BITS_EXTL2 } from '../format/constants.js';
@@ -307,8 +308,15 @@ export interface CreateOptions {
   /** Stored as given (not made absolute). */
   backingFile?: string;
   backingFormat?: string;
-  /** Encryption is not supported: any value is refused. */
-  encrypt?: unknown;
+  /** encrypt.format=luks and its encrypt.* options (legacy AES is refused). */
+  encrypt?: LuksCreateRequest;
+}
+
+/** A LUKS image to create: the options, and the ID of the secret holding the passphrase. */
+export interface LuksCreateRequest extends LuksCreateOptions {
+  format: 'luks';
+  /** encrypt.key-secret: the ID of an --object secret. */
+  keySecret: string;
 }
 
 /** Checked options with every default filled in. */
@@ -329,6 +337,7 @@ export interface ResolvedCreateOptions {
   preallocation: 'off' | 'metadata';
   backingFile: string | undefined;
   backingFormat: string | undefined;
+  encrypt: LuksCreateRequest | undefined;
 }
 
 /** QEMU 7.2's BlockdevDriver enum as built by Debian (no libblkio drivers): valid backing_fmt values. */
@@ -369,8 +378,28 @@ export function typedCreateOptions(set: CreateOptionSet): CreateOptions {
     throw usage(`Parameter 'backing-fmt' does not accept value '${backingFormat}'`);
   }
   const encryption = set.get('encryption');
-  if ((encryption !== undefined && encryption.bool) || ENCRYPT_OPTIONS.some((n) => set.has(n))) {
-    throw unsupported('encrypted images cannot be created (encryption and encrypt.* options are not supported)');
+  let encrypt: LuksCreateRequest | undefined;
+  if (encryption !== undefined && encryption.bool) {
+    throw unsupported('legacy AES-CBC encrypted images (encryption=on, encrypt.format=aes) cannot be created');
+  }
+  if (ENCRYPT_OPTIONS.some((n) => set.has(n))) {
+    const encFormat = text('encrypt.format');
+    if (encFormat === undefined) throw usage("Parameter 'encrypt.format' is missing");
+    if (encFormat === 'aes') throw unsupported('legacy AES-CBC encrypted images (encrypt.format=aes) cannot be created');
+    if (encFormat !== 'luks') throw usage(`Parameter 'encrypt.format' does not accept value '${encFormat}'`);
+    const keySecret = text('encrypt.key-secret');
+    if (keySecret === undefined) throw usage("Parameter 'encrypt.key-secret' is required for cipher");
+    const iterTime = num('encrypt.iter-time');
+    encrypt = {
+      format: 'luks',
+      keySecret,
+      cipherAlg: text('encrypt.cipher-alg') ?? 'aes-256',
+      cipherMode: text('encrypt.cipher-mode') ?? 'xts',
+      ivgenAlg: text('encrypt.ivgen-alg') ?? 'plain64',
+      ivgenHashAlg: text('encrypt.ivgen-hash-alg') ?? 'sha256',
+      hashAlg: text('encrypt.hash-alg') ?? 'sha256',
+      iterTime: iterTime === undefined ? 2000 : Number(iterTime),
+    };
   }
   const prealloc = text('preallocation');
   if (prealloc !== undefined && !['off', 'metadata', 'falloc', 'full'].includes(prealloc)) {
@@ -396,6 +425,7 @@ export function typedCreateOptions(set: CreateOptionSet): CreateOptions {
     ...(prealloc !== undefined && { preallocation: prealloc as Preallocation }),
     ...(text('backing_file') !== undefined && { backingFile: text('backing_file') }),
     ...(backingFormat !== undefined && { backingFormat }),
+    ...(encrypt !== undefined && { encrypt }),
   };
 }
 
@@ -404,7 +434,9 @@ export function typedCreateOptions(set: CreateOptionSet): CreateOptions {
  * (image size, L1 table size) and our own limits. Returns the options with defaults filled in.
  */
 export function validateCreateOptions(opts: CreateOptions): ResolvedCreateOptions {
-  if (opts.encrypt !== undefined) throw unsupported('encrypted images cannot be created');
+  if (opts.encrypt !== undefined && opts.dataFile !== undefined) {
+    throw unsupported('encrypted images with an external data file are not supported');
+  }
   const rawSize = BigInt(opts.size);
   if (rawSize < 0n) throw usage('Image size cannot be negative');
   // qemu-img rounds the size up to whole 512-byte sectors, silently.
@@ -504,5 +536,6 @@ export function validateCreateOptions(opts: CreateOptions): ResolvedCreateOption
     preallocation,
     backingFile,
     backingFormat: opts.backingFormat,
+    encrypt: opts.encrypt,
   };
 }

@@ -8,7 +8,9 @@ import type { BlockDevice, Qcow2Device } from '../engine/types.js';
 import { RawDevice } from '../engine/raw.js';
 import { usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
-import { driving, type FileDriving } from '../io/node-file.js';
+import { driving, type FileDriving, NodeFile } from '../io/node-file.js';
+import { CRYPT_LUKS } from '../format/constants.js';
+import { unlockImage } from '../qcow2/crypt-data.js';
 import { openOptimized } from '../optimized/open.js';
 import type { ImageMetadata } from '../image/metadata.js';
 import { openLinkedFiles } from '../qcow2/open.js';
@@ -32,6 +34,8 @@ export interface OpenImageOptions extends FileDriving {
   compressionThreads?: number;
   /** A layer between the engine and the image file and its data file (tests: faults, recording). */
   wrapFile?: (file: BlockFile, role: 'image' | 'data-file') => BlockFile;
+  /** The passphrase of a LUKS-encrypted qcow2 image (QEMU's encrypt.key-secret); the caller zeroes it. */
+  keySecret?: Uint8Array;
 }
 
 export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
@@ -52,6 +56,7 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
     ...(opts.cache?.refcountBytes !== undefined ? { refcountCacheBytes: opts.cache.refcountBytes } : {}),
     ...(opts.compressionThreads !== undefined ? { compressionThreads: opts.compressionThreads } : {}),
     ...(opts.wrapFile ? { wrapFile: opts.wrapFile } : {}),
+    ...(opts.keySecret ? { keySecret: opts.keySecret } : {}),
     ...driving(opts),
   });
 }
@@ -62,8 +67,12 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
  * openLinkedFiles), read-only. Throws the typed error of the first that fails: `qcow2 check` runs
  * this where `qemu-img check` would fail to open the image (src/cli/check.ts).
  */
-export async function probeLinkedFiles(path: string, file: BlockFile, meta: ImageMetadata): Promise<void> {
+export async function probeLinkedFiles(path: string, file: BlockFile, meta: ImageMetadata, keySecret?: Uint8Array): Promise<void> {
   const linked = await openLinkedFiles(path, file, meta, { readOnly: true }, 0, openOptimized);
   await linked.close();
+  if (meta.header.cryptMethod === CRYPT_LUKS) {
+    // qemu-img check opens the image: a LUKS image needs its passphrase, and the right one.
+    (await unlockImage(file, meta, keySecret)).destroy();
+  }
 }
 

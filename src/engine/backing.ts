@@ -40,5 +40,6 @@ async function openLayer<O extends OpenOptions>(path: string, format: 'raw' | 'q
   delete below.backingOverride;
   delete below.wrapFile;
   delete below.snapshot;
+  delete below.keySecret;
   return openQcow2(path, below, depth + 1);
 }

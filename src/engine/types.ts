@@ -146,6 +146,8 @@ export interface Qcow2Device extends BlockDevice {
   readonly clusterSize: number;
   /** The image file's path, when it was opened by one. */
   readonly path: string | undefined;
+  /** Guest data is stored encrypted (LUKS): host offsets of data say nothing a reader of the file could use. */
+  readonly encrypted: boolean;
   /** The backing file name stored in the image. */
   readonly backingName: string | undefined;
   /** The external data file: the name stored in the image and the path it was opened at. */
@@ -214,6 +216,11 @@ export interface OpenOptions {
    * delays, recording, fault injection). Not applied to backing files.
    */
   wrapFile?: (file: BlockFile, role: 'image' | 'data-file') => BlockFile;
+  /**
+   * The passphrase of a LUKS-encrypted image (the data of the secret that QEMU's
+   * encrypt.key-secret names). Applies to the top image only, as in QEMU. The caller zeroes it.
+   */
+  keySecret?: Uint8Array;
 }
 
 /** A qcow2 device, by what the device says it is. */

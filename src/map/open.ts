@@ -24,7 +24,7 @@ export interface OpenedMap {
   close(): Promise<void>;
 }
 
-export async function openForMap(path: string, format?: 'raw' | 'qcow2'): Promise<OpenedMap> {
+export async function openForMap(path: string, format?: 'raw' | 'qcow2', keySecret?: Uint8Array): Promise<OpenedMap> {
   const fmt = format ?? (await probeFormat(path));
   const holes: FileHoles[] = [];
   const track = (h: FileHoles): FileHoles => (holes.push(h), h);
@@ -35,7 +35,7 @@ export async function openForMap(path: string, format?: 'raw' | 'qcow2'): Promis
   };
   try {
     if (fmt === 'raw') return { top: rawLayer(track(openFileHoles(path)), path), close };
-    const image = await openQcow2(path, { readOnly: true });
+    const image = await openQcow2(path, { readOnly: true, ...(keySecret ? { keySecret } : {}) });
     device = image;
     return { top: await qcow2Layer(image, path, track), close };
   } catch (err) {
@@ -73,7 +73,10 @@ async function qcow2Layer(image: Qcow2Device, name: string, track: (h: FileHoles
   return {
     format: 'qcow2',
     size: image.virtualSize,
-    extents: (offset, length) => image.mapExtents(offset, length),
+    // QEMU's qcow2 block status gives no host offset on an encrypted image (no OFFSET_VALID with crypto).
+    extents: image.encrypted
+      ? async (offset, length) => (await image.mapExtents(offset, length)).map(({ hostOffset: _h, file: _f, ...e }) => e)
+      : (offset, length) => image.mapExtents(offset, length),
     // Bounded memory for small clusters: at most so many clusters at a time.
     extentWindow: Math.min(BLOCK_STATUS_CHUNK_BYTES, image.clusterSize * BLOCK_STATUS_CHUNK_CLUSTERS),
     files,

@@ -17,6 +17,7 @@ import type { BlockFile } from '../io/block-file.js';
 import { BarrierFile } from '../io/barrier-file.js';
 import { commonState, openLayers, repairIfDirty, withStore } from '../qcow2/open.js';
 import type { FilePaths } from '../qcow2/state.js';
+import type { SectorCipher } from '../crypto/luks-cipher.js';
 import { FlushOrder } from './flush-order.js';
 import { OptimizedImage } from './image.js';
 import { Mutex } from './mutex.js';
@@ -33,7 +34,7 @@ export interface OptimizedOpenOptions extends OpenOptions {
 export async function openOptimized(path: string, opts: OptimizedOpenOptions = {}, depth = 0): Promise<OptimizedImage> {
   const layers = await openLayers(path, opts, depth, openOptimized);
   try {
-    return await openOnFiles(layers.file, layers.dataFile, layers.backing, layers.meta, opts, layers.paths);
+    return await openOnFiles(layers.file, layers.dataFile, layers.backing, layers.meta, opts, layers.paths, layers.crypto);
   } catch (err) {
     await layers.close().catch(() => {});
     throw err;
@@ -58,6 +59,7 @@ export async function openOnFiles(
   meta: ImageMetadata,
   opts: OptimizedOpenOptions = {},
   paths?: FilePaths,
+  crypto?: SectorCipher,
 ): Promise<OptimizedImage> {
   const readOnly = opts.readOnly ?? plainFile.readOnly;
   const file = new BarrierFile(plainFile);
@@ -77,7 +79,7 @@ export async function openOnFiles(
   const refcountCache = new TableCache('refcount', file, C, opts.refcountCacheBytes ?? DEFAULT_REFCOUNT_CACHE_BYTES, 'refcount-block');
   const state: OptState = withStore(
     {
-      ...commonState(meta, { file, dataFile, backing }, readOnly, paths),
+      ...commonState(meta, { file, dataFile, backing, crypto }, readOnly, paths),
       file,
       dataFile,
       lazyRefcounts: features.lazyRefcounts && header.version >= 3,

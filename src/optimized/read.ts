@@ -11,6 +11,7 @@ import { lookedUp, type Mapping } from '../qcow2/mapping.js';
 import { l2IndexOf } from '../qcow2/tables.js';
 import { decodeMapping } from './entries.js';
 import { l2TableOf } from './l2.js';
+import { readDecrypted } from '../qcow2/crypt-data.js';
 import type { OptState } from './state.js';
 
 type Piece =
@@ -194,7 +195,7 @@ function fillGaps(pieces: Piece[], base: number, target: Uint8Array): void {
 }
 
 async function readPiece(st: OptState, p: Piece, into: Uint8Array): Promise<void> {
-  if (p.kind === 'host') return readHostInto(st, p.host, into);
+  if (p.kind === 'host') return readHostInto(st, p.host, into, p.pos);
   if (p.kind === 'below') return readBelowInto(st, p.pos, into);
   const cluster = await readCompressed(st, p.mapping);
   into.set(cluster.subarray(p.inCluster, p.inCluster + p.len));
@@ -215,9 +216,14 @@ export async function readInCluster(st: OptState, m: Mapping, clusterStart: numb
  * Host bytes into `into`; past the end of the file they read as zeros. Reads need no ordering:
  * they go to the file under the barrier layer directly.
  */
-async function readHostInto(st: OptState, hostOffset: number, into: Uint8Array): Promise<void> {
-  const got = await (st.dataFile ?? st.file).inner.readInto(hostOffset, into);
-  if (got < into.byteLength) into.fill(0, got);
+async function readHostInto(st: OptState, hostOffset: number, into: Uint8Array, guestOffset: number): Promise<void> {
+  const file = (st.dataFile ?? st.file).inner;
+  const plain = async (at: number, target: Uint8Array): Promise<void> => {
+    const got = await file.readInto(at, target);
+    if (got < target.byteLength) target.fill(0, got);
+  };
+  if (st.crypto === undefined) return plain(hostOffset, into);
+  return readDecrypted(st.crypto, hostOffset, into, plain, guestOffset);
 }
 
 /** The layer below (the backing file, zeros past its end or without one) into `into`. */

@@ -15,6 +15,7 @@ import { type ClusterWrite, type HostRun, type PriorContent, planClusterWrite, p
 import { mappingOf, setEntry } from './l2.js';
 import { metadataAt } from './overlap.js';
 import { readBelow, readInCluster } from './read.js';
+import { sectorAligned, storedBytes } from '../qcow2/crypt-data.js';
 import type { OptState } from './state.js';
 
 /** Refuses a guest data write (or zero fill) of `length` bytes at `host` that would land on metadata. */
@@ -37,7 +38,8 @@ async function zeroFills(st: OptState, fills: ZeroFill[]): Promise<void> {
 export async function writeHostRuns(st: OptState, runs: HostRun[]): Promise<void> {
   for (const r of runs) checkDataTarget(st, r.host, r.bytes.byteLength);
   const merged: { host: number; parts: Uint8Array[]; len: number }[] = [];
-  for (const r of runs) {
+  for (const plain of runs) {
+    const r = st.crypto === undefined ? plain : { host: plain.host, bytes: storedBytes(st.crypto, plain.host, plain.bytes) };
     const last = merged[merged.length - 1];
     if (last && last.host + last.len === r.host) {
       last.parts.push(r.bytes);
@@ -68,7 +70,8 @@ function inPlace(st: OptState, m: Mapping, clusterStart: number, inCluster: numb
   return (touched & ~m.alloc) === 0;
 }
 
-export async function writeGuest(st: OptState, offset: number, data: Uint8Array, holdingMeta = false): Promise<void> {
+export async function writeGuest(st: OptState, guestOffset: number, guestData: Uint8Array, holdingMeta = false): Promise<void> {
+  const { offset, data } = await sectorAligned(st, guestOffset, guestData);
   const C = st.geometry.clusterSize;
   const fast: HostRun[] = [];
   const slow: Piece[] = [];

@@ -40,6 +40,10 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
   get backing(): BlockDevice | undefined {
     return this.state.backing;
   }
+  get encrypted(): boolean {
+    return this.state.crypto !== undefined;
+  }
+
   get path(): string | undefined {
     return this.state.paths.image;
   }
@@ -240,7 +244,7 @@ export abstract class Qcow2Front<S extends Qcow2State> implements Qcow2Device {
 
   /** Closes the backing chain, the data file and the image file: all of them, whatever fails. */
   protected async closeFiles(): Promise<void> {
-    await closeAll([() => this.state.backing?.close(), () => this.state.dataFile?.close(), () => this.state.file.close()]);
+    await closeAll([() => this.state.backing?.close(), () => this.state.dataFile?.close(), () => this.state.file.close(), async () => this.state.crypto?.destroy()]);
   }
 
   /**

@@ -9,7 +9,9 @@ import { openBacking, type OpenQcow2 } from '../engine/backing.js';
 import { linkedPath } from '../engine/linked-path.js';
 import type { BlockDevice, OpenOptions } from '../engine/types.js';
 import { corrupt, unsupported, usage } from '../errors.js';
-import { AUTOCLEAR_DATA_FILE_RAW, BITMAP_FLAG_AUTO, CRYPT_LUKS, INCOMPAT_DIRTY } from '../format/constants.js';
+import { AUTOCLEAR_DATA_FILE_RAW, BITMAP_FLAG_AUTO, CRYPT_AES, CRYPT_LUKS, INCOMPAT_DIRTY } from '../format/constants.js';
+import type { SectorCipher } from '../crypto/luks-cipher.js';
+import { legacyAesCipher, unlockImage } from './crypt-data.js';
 import { type ImageMetadata, readMetadata } from '../image/metadata.js';
 import { type BlockFile, closeAll } from '../io/block-file.js';
 import { driving, NodeFile } from '../io/node-file.js';
@@ -25,6 +27,8 @@ export interface OpenedLayers {
   backing: BlockDevice | undefined;
   meta: ImageMetadata;
   paths: FilePaths;
+  /** A LUKS image's payload cipher, unlocked with opts.keySecret. */
+  crypto: SectorCipher | undefined;
   /** Closes all of the above (after a failure). */
   close(): Promise<void>;
 }
@@ -35,18 +39,26 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
   const nodeFile = await NodeFile.open(path, { readOnly, ...driving(opts) });
   const file = opts.wrapFile ? opts.wrapFile(nodeFile, 'image') : nodeFile;
   let linked: LinkedFiles | undefined;
-  const close = () => closeAll([() => linked?.close(), () => file.close()]);
+  let crypto: SectorCipher | undefined;
+  const close = () => closeAll([() => linked?.close(), () => file.close(), async () => crypto?.destroy()]);
   try {
     if (opts.snapshot !== undefined && !readOnly) throw usage('an internal snapshot can only be opened read-only');
     const active = await readMetadata(file);
     const meta = opts.snapshot === undefined ? active : snapshotView(active, opts.snapshot);
     const { features } = meta.layout;
-    if (meta.header.cryptMethod !== 0) throw unsupported('encrypted images can be described (info) but not read or written');
+    if (meta.header.cryptMethod === CRYPT_AES && !readOnly) {
+      throw unsupported('legacy AES-CBC encrypted images (crypt_method 1) can only be opened read-only (-r): writing them is not supported', { field: 'crypt_method', offset: 32 });
+    }
+    if (meta.header.cryptMethod !== 0 && meta.header.cryptMethod !== CRYPT_LUKS && meta.header.cryptMethod !== CRYPT_AES) {
+      throw unsupported(`crypt_method ${meta.header.cryptMethod} is not supported`, { field: 'crypt_method', offset: 32 });
+    }
     if (features.corrupt && !readOnly) {
       throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
     }
     linked = await openLinkedFiles(path, file, meta, opts, depth, openQcow2);
-    return { file, dataFile: linked.dataFile, backing: linked.backing, meta, paths: { image: path, dataFile: linked.dataPath }, close };
+    if (meta.header.cryptMethod === CRYPT_LUKS) crypto = await unlockImage(file, meta, opts.keySecret);
+    if (meta.header.cryptMethod === CRYPT_AES) crypto = legacyAesCipher(opts.keySecret);
+    return { file, dataFile: linked.dataFile, backing: linked.backing, meta, paths: { image: path, dataFile: linked.dataPath }, crypto, close };
   } catch (err) {
     await close().catch(() => {});
     throw err;
@@ -119,13 +131,16 @@ export async function refuseWhatQemuOpensNot(file: Pick<BlockFile, 'read' | 'siz
 /** The state fields both engines keep, from an image's metadata. */
 export function commonState(
   meta: ImageMetadata,
-  files: Pick<Qcow2State, 'file' | 'dataFile' | 'backing'>,
+  files: Pick<Qcow2State, 'file' | 'dataFile' | 'backing'> & { crypto?: SectorCipher | undefined },
   readOnly: boolean,
   paths: FilePaths = { image: undefined, dataFile: undefined },
 ): Omit<Qcow2State, 'store' | 'lazyRefcounts'> {
   const { features } = meta.layout;
   return {
-    ...files,
+    file: files.file,
+    dataFile: files.dataFile,
+    backing: files.backing,
+    crypto: files.crypto,
     paths,
     header: meta.header,
     extensions: meta.extensions,

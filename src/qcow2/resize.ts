@@ -72,6 +72,8 @@ export async function resize(st: Qcow2State, newSize: number, opts: ResizeOption
  * (copy on write), zeros after `to`. Then the file is extended to the end of the last allocation.
  */
 async function preallocateMetadata(st: Qcow2State, from: number, to: number): Promise<void> {
+  // The head and tail written here are plain bytes: on an encrypted image they would read as noise.
+  if (st.crypto !== undefined) throw unsupported('resize with preallocation=metadata is not supported on an encrypted image');
   const C = st.geometry.clusterSize;
   const span = l1Span(st);
   let end = 0;

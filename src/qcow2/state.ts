@@ -20,7 +20,8 @@ export interface GuardedFile extends BlockFile {
   readonly failure: Error | undefined;
 }
 
-/** Where the image and its data file were opened from (undefined: not opened by path, e.g. memory files). */
+/** Where the image and its data file were opened from (undefined: not opened by path, e.g. memory files). */import type { SectorCipher } from '../crypto/luks-cipher.js';
+
 export interface FilePaths {
   image: string | undefined;
   dataFile: string | undefined;
@@ -52,6 +53,8 @@ export interface Qcow2State {
   /** Refcount updates may lag behind the L2 tables under the dirty bit (lazy refcounts in force). */
   lazyRefcounts: boolean;
   store: MetadataStore;
+  /** A LUKS image's payload cipher (unlocked at open): guest data is stored encrypted (crypt-data.ts). */
+  crypto: SectorCipher | undefined;
 }
 
 /** A persistent bitmap kept through changes (dirty-bitmaps.ts). */

@@ -61,7 +61,8 @@ export async function planClusterWrite(
   const host = reuse ? m.hostOffset : await allocateDataCluster(st, clusterStart);
   const entry = fullClusterEntry(st.geometry, host);
   const release = reuse ? undefined : m;
-  if (bytes.byteLength < C && priorReadsZero(st, m) && (st.dataFile ?? st.file).capabilities.zeroRange) {
+  // Not on an encrypted image: zeroed host bytes would decrypt to noise (the fill is encrypted zeros there).
+  if (bytes.byteLength < C && priorReadsZero(st, m) && st.crypto === undefined && (st.dataFile ?? st.file).capabilities.zeroRange) {
     return { zero: { host, length: C }, runs: [{ host: host + inCluster, bytes }], entry, release };
   }
   const merged = new Uint8Array(C);
@@ -128,6 +129,8 @@ function subclusterBefore(m: Extract<Mapping, { kind: 'subclusters' }>, clusterS
 export function checkCompressedWrite(st: Qcow2State, offset: number, length: number): void {
   const C = st.geometry.clusterSize;
   if (st.features.externalDataFile) throw unsupported('compressed writes are not possible with an external data file');
+  // On a LUKS image QEMU 7.2 stores compressed clusters as they are (not encrypted; qcow2_co_pwritev_compressed_task
+  // has no encryption step, and reads of them decrypt nothing): so do we. qemu-img convert -c refuses encryption (cli/convert.ts).
   if (offset % C !== 0 || (length % C !== 0 && offset + length !== st.geometry.virtualSize)) {
     throw usage('compressed writes must cover whole clusters (or end at the end of the disk)');
   }

@@ -17,7 +17,7 @@ export async function openReference(path: string, opts: OpenOptions = {}, depth 
       dataFile: layers.dataFile && new DurableFile(layers.dataFile),
       backing: layers.backing,
     };
-    const st: RefState = withStore({ ...commonState(layers.meta, files, opts.readOnly ?? false, layers.paths), ...files, lazyRefcounts: false }, (s) => new ReferenceStore(s));
+    const st: RefState = withStore({ ...commonState(layers.meta, { ...files, crypto: layers.crypto }, opts.readOnly ?? false, layers.paths), ...files, lazyRefcounts: false }, (s) => new ReferenceStore(s));
     await repairIfDirty(st);
     return new ReferenceImage(st);
   } catch (err) {

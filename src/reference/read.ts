@@ -3,6 +3,7 @@ import { decompressCluster } from '../compress/index.js';
 import { corrupt } from '../errors.js';
 import { hasBit, lookupProblem, type Mapping } from '../qcow2/mapping.js';
 import { l1Span, l2IndexOf, l2TableFor, mappingOf } from '../qcow2/tables.js';
+import { readDecrypted } from '../qcow2/crypt-data.js';
 import type { RefState } from './state.js';
 
 export async function readGuest(st: RefState, offset: number, length: number): Promise<Uint8Array> {
@@ -41,7 +42,7 @@ export async function readInCluster(st: RefState, mapping: Mapping, clusterStart
     case 'zero':
       return new Uint8Array(n);
     case 'normal':
-      return readHost(st, mapping.hostOffset + inCluster, n);
+      return readHost(st, mapping.hostOffset + inCluster, n, clusterStart + inCluster);
     case 'compressed':
       return (await readCompressed(st, mapping)).subarray(inCluster, inCluster + n);
     case 'subclusters':
@@ -65,7 +66,7 @@ async function readSubclusters(
     const sc = Math.floor(pos / S);
     const take = Math.min((sc + 1) * S, inCluster + n) - pos;
     let piece: Uint8Array;
-    if (hasBit(m.alloc, sc)) piece = await readHost(st, m.hostOffset + pos, take);
+    if (hasBit(m.alloc, sc)) piece = await readHost(st, m.hostOffset + pos, take, clusterStart + pos);
     else if (hasBit(m.zero, sc)) piece = new Uint8Array(take);
     else piece = await readBelow(st, clusterStart + pos, take);
     out.set(piece, pos - inCluster);
@@ -75,12 +76,18 @@ async function readSubclusters(
 }
 
 /** Bytes of this image's own storage for guest data: the data file, or the image file. */
-export async function readHost(st: RefState, hostOffset: number, n: number): Promise<Uint8Array> {
+export async function readHost(st: RefState, hostOffset: number, n: number, guestOffset = hostOffset): Promise<Uint8Array> {
   const file = st.dataFile ?? st.file;
-  const got = await file.read(hostOffset, n);
-  if (got.byteLength === n) return got;
-  const out = new Uint8Array(n); // past the end of the file reads as zeros
-  out.set(got);
+  const plain = async (at: number, count: number): Promise<Uint8Array> => {
+    const got = await file.read(at, count);
+    if (got.byteLength === count) return got;
+    const out = new Uint8Array(count); // past the end of the file reads as zeros
+    out.set(got);
+    return out;
+  };
+  if (st.crypto === undefined) return plain(hostOffset, n);
+  const out = new Uint8Array(n);
+  await readDecrypted(st.crypto, hostOffset, out, async (at, into) => into.set(await plain(at, into.byteLength)), guestOffset);
   return out;
 }
 

@@ -8,9 +8,11 @@ import { l2IndexOf, validMapping, writableL2 } from '../qcow2/tables.js';
 import { type PriorContent, planClusterWrite, planSubclusterWrite } from '../qcow2/write-rules.js';
 import { readL2Entry, writeL2Entry } from './entries.js';
 import { readBelow, readInCluster } from './read.js';
+import { sectorAligned, storedBytes } from '../qcow2/crypt-data.js';
 import type { RefState } from './state.js';
 
-export async function writeGuest(st: RefState, offset: number, data: Uint8Array): Promise<void> {
+export async function writeGuest(st: RefState, guestOffset: number, guestData: Uint8Array): Promise<void> {
+  const { offset, data } = await sectorAligned(st, guestOffset, guestData);
   const C = st.geometry.clusterSize;
   let pos = offset;
   const end = offset + data.byteLength;
@@ -24,7 +26,7 @@ export async function writeGuest(st: RefState, offset: number, data: Uint8Array)
 
 /** Host writes of guest data go to the data file when there is one. */
 export async function writeHost(st: RefState, hostOffset: number, bytes: Uint8Array): Promise<void> {
-  await (st.dataFile ?? st.file).write(hostOffset, bytes, 'data');
+  await (st.dataFile ?? st.file).write(hostOffset, storedBytes(st.crypto, hostOffset, bytes), 'data');
 }
 
 export function priorContent(st: RefState): PriorContent {

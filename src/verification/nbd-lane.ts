@@ -172,6 +172,8 @@ class NbdLaneDevice implements Qcow2Device {
   readonly format = 'qcow2' as const;
   readonly readOnly = false;
   readonly backing = undefined;
+  /** The lanes serve unencrypted test images only. */
+  readonly encrypted = false;
   private session: Session | undefined;
   private size: number;
   private chain: Promise<unknown> = Promise.resolve();

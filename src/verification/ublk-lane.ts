@@ -192,6 +192,8 @@ class UblkLaneDevice implements Qcow2Device {
   readonly format = 'qcow2' as const;
   readonly readOnly = false;
   readonly backing = undefined;
+  /** The lanes serve unencrypted test images only. */
+  readonly encrypted = false;
   private server: Server | undefined;
   private size: number;
   private chain: Promise<unknown> = Promise.resolve();

@@ -1,7 +1,7 @@
 /**
  * `qcow2 check` reports what `qemu-img check` (QEMU 7.2) reports on every corpus image: the same
  * JSON text (keys, order, omitted zero counts, filename as given) and the same exit status, plus
- * the human text. The LUKS image needs the secret for qemu-img (our check reads no encrypted data),
+ * the human text. The LUKS image needs the secret for qemu-img and for us (both unlock it),
  * so there qemu-img gets its --image-opts and the filename it echoes is swapped for ours. Then
  * repairs on copies in a temp dir (never the corpus): `-r all` and `-r leaks` on the dirty
  * lazy-refcounts image match qemu-img's output on an identical copy and leave the same guest data.
@@ -28,14 +28,16 @@ describe('qcow2 check matches qemu-img check on the corpus', () => {
       const image = await getCorpusImage(recipe.name);
       const luks = recipe.features.some((f) => f.startsWith('encryption='));
       const theirs = await qemuImg(['check', '--output=json', ...image.openArgs], image.dir);
-      const ours = await qcow2(['check', '--output=json', image.image], { cwd: image.dir });
+      // Both need the secret for the LUKS image (ours takes qemu-img's --object/--image-opts).
+      const operand = luks ? image.openArgs : [image.image];
+      const ours = await qcow2(['check', '--output=json', ...operand], { cwd: image.dir });
       const expected = luks ? theirs.stdout.replace(image.openArgs.at(-1) ?? '', image.image) : theirs.stdout;
       expect(ours.stdout).toBe(expected);
       expect(ours.exitCode).toBe(theirs.exitCode);
       expect(ours.exitCode).toBe(image.checkExitCode);
 
       const theirsHuman = await qemuImg(['check', ...image.openArgs], image.dir);
-      const oursHuman = await qcow2(['check', image.image], { cwd: image.dir });
+      const oursHuman = await qcow2(['check', ...operand], { cwd: image.dir });
       expect(oursHuman.stdout).toBe(theirsHuman.stdout);
       expect(oursHuman.exitCode).toBe(theirsHuman.exitCode);
     });

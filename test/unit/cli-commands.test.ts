@@ -34,7 +34,7 @@ describe('README.md', () => {
   });
 
   it('escapes | inside table cells', () => {
-    expect(readmeTable()).toContain('`qcow2 info [-f FMT] [--output=human\\|json] [--backing-chain] IMAGE`');
+    expect(readmeTable()).toContain('`qcow2 info [-f FMT] [--output=human\\|json] [--backing-chain] [--object OBJ] [--image-opts] IMAGE`');
   });
 });
 

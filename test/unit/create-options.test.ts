@@ -211,9 +211,10 @@ describe('option values QEMU does not know (the QAPI visit)', () => {
     expect(error(() => typedCreateOptions(new CreateOptionSet())).message).toBe('Image creation needs a size parameter');
   });
 
-  it('refuses encryption as unsupported', () => {
-    const e = error(() => typed('encrypt.format=luks'));
-    expect(e.code).toBe('unsupported');
+  it('takes encrypt.format=luks (with its secret), refuses legacy AES', () => {
+    expect(typed('encrypt.format=luks,encrypt.key-secret=sec0').encrypt).toMatchObject({ format: 'luks', keySecret: 'sec0', cipherAlg: 'aes-256', cipherMode: 'xts', iterTime: 2000 });
+    expect(error(() => typed('encrypt.format=luks')).message).toBe("Parameter 'encrypt.key-secret' is required for cipher");
+    expect(error(() => typed('encrypt.format=aes,encrypt.key-secret=sec0')).code).toBe('unsupported');
     expect(error(() => typed('encryption=on')).code).toBe('unsupported');
   });
 });

@@ -25,6 +25,7 @@ import { type Errno, errnoOf, errnoText, isQcow2Error, usage } from '../../error
 import { type BlockDevice, isQcow2 } from '../../engine/types.js';
 import { hexdump, report } from './format.js';
 import { onePositional, parse } from '../args.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from '../image-opts.js';
 import type { CliContext } from '../context.js';
 import { type DiscardOp, type IoOp, parseScript, type ReadOp, type WriteOp } from './parse.js';
 
@@ -35,15 +36,24 @@ export async function io(args: string[], ctx: CliContext): Promise<number> {
       cmd: { type: 'string', short: 'c', multiple: true },
       format: { type: 'string', short: 'f' },
       'read-only': { type: 'boolean', short: 'r' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'io',
   );
-  const filename = onePositional(positionals, 'image', 'io');
-  const format = imageFormat(values.format);
+  const secrets = new Secrets(values.object);
+  const image = imageArg(onePositional(positionals, 'image', 'io'), values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = image.path;
+  const format = image.format ?? imageFormat(values.format);
   const commands = values.cmd ?? [];
   if (commands.length === 0) throw usage('io: give the commands with -c (interactive mode is not supported)');
   const ops = parseScript(commands);
-  const device = await openImage(filename, { format, readOnly: values['read-only'] === true });
+  let device: BlockDevice;
+  try {
+    device = await openImage(filename, { format, readOnly: values['read-only'] === true, ...(image.keySecret ? { keySecret: image.keySecret } : {}) });
+  } finally {
+    forgetSecrets(image);
+  }
   try {
     const { failures } = await runOps(device, ops, ctx);
     return failures === 0 ? 0 : 1;
