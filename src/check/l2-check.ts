@@ -3,6 +3,7 @@
  * the table maps, reports malformed entries, and tallies allocation figures for the active table.
  * With errors to fix, a preallocated zero cluster at an unaligned offset becomes a plain zero entry.
  */
+import { hex, ioError } from '../errors.js';
 import { view } from '../format/bytes.js';
 import type { CheckContext } from './context.js';
 import type { InMemoryRefcounts } from './imrt.js';
@@ -113,9 +114,10 @@ async function dropUnalignedZero(
   const where = l2Offset + at;
   const clash = overlapsMetadata(ctx, where, ctx.l2EntryBytes, active ? 'active-l2' : 'inactive-l2');
   if (clash) {
-    ctx.log(`ERROR: Overlap check failed (${clash})`);
+    // As QEMU: the check stops there, failed (the metadata is too broken to repair entry by entry).
+    ctx.log('ERROR: Overlap check failed');
     res.checkErrors++;
-    return false;
+    throw ioError(`Input/output error (the repair of the L2 entry at ${hex(where)} would overwrite the ${clash})`, { offset: where });
   }
   await ctx.file.write(where, entry.slice(), 'l2');
   res.corruptions--;
