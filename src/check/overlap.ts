@@ -25,14 +25,51 @@ export function overlapsMetadata(ctx: CheckContext, offset: number, size: number
     if (hits(Number(s.l1TableOffset), s.l1Size * 8)) return 'inactive L1 table';
   }
   if (ignore !== 'active-l2') {
-    const dv = view(ctx.l1);
-    for (let i = 0; i < layout.l1Size; i++) {
-      const l2 = decodeL1Entry(dv, i * 8).l2Offset;
-      if (l2 !== 0 && hits(l2, C)) return 'active L2 table';
-    }
+    const l2Clusters = activeL2Clusters(ctx);
+    for (let c = start / C; c < end / C; c++) if (l2Clusters.has(c)) return 'active L2 table';
   }
-  for (const e of ctx.store.table) {
-    if (e.offset !== 0 && hits(e.offset, C)) return 'refcount block';
-  }
+  const blocks = refcountBlockClusters(ctx);
+  for (let c = start / C; c < end / C; c++) if (blocks.has(c)) return 'refcount block';
   return undefined;
+}
+
+/**
+ * The clusters of the active L2 tables, by L1 table. A repair only flips the L1 entries' COPIED
+ * bit, never their offsets, so the set is made once per check pass (a repair of many entries on a
+ * large L1 table otherwise walks the whole table for each one).
+ */
+const l2ClustersByL1 = new WeakMap<Uint8Array, Set<number>>();
+
+function activeL2Clusters(ctx: CheckContext): Set<number> {
+  let set = l2ClustersByL1.get(ctx.l1);
+  if (!set) {
+    set = new Set();
+    const dv = view(ctx.l1);
+    for (let i = 0; i < ctx.meta.layout.l1Size; i++) {
+      const l2 = decodeL1Entry(dv, i * 8).l2Offset;
+      if (l2 === 0) continue;
+      // A misaligned table (a corrupt entry) spans two clusters.
+      set.add(Math.floor(l2 / ctx.clusterSize));
+      if (l2 % ctx.clusterSize !== 0) set.add(Math.floor(l2 / ctx.clusterSize) + 1);
+    }
+    l2ClustersByL1.set(ctx.l1, set);
+  }
+  return set;
+}
+
+/** The clusters of the refcount blocks, by refcount table (a rebuild replaces the table, never edits it). */
+const blockClustersByTable = new WeakMap<readonly { offset: number }[], Set<number>>();
+
+function refcountBlockClusters(ctx: CheckContext): Set<number> {
+  let set = blockClustersByTable.get(ctx.store.table);
+  if (!set) {
+    set = new Set();
+    for (const e of ctx.store.table) {
+      if (e.offset === 0) continue;
+      set.add(Math.floor(e.offset / ctx.clusterSize));
+      if (e.offset % ctx.clusterSize !== 0) set.add(Math.floor(e.offset / ctx.clusterSize) + 1);
+    }
+    blockClustersByTable.set(ctx.store.table, set);
+  }
+  return set;
 }

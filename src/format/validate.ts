@@ -151,7 +151,7 @@ export function validateHeader(h: Header, fileSize: number, featureNames: readon
     throw fail('corrupt', 'nb_snapshots', `${h.nbSnapshots} snapshots exceed the limit of ${MAX_SNAPSHOTS}`);
   }
   // The snapshot table's length is only known while reading it; here its start must be sane.
-  const snapshotsOffset = checkTable('snapshots_offset', h.snapshotsOffset, h.nbSnapshots > 0 ? 1 : 0, h.clusterBits, fileSize);
+  const snapshotsOffset = checkTable('snapshots_offset', h.snapshotsOffset, h.nbSnapshots > 0 ? 1 : 0, h.clusterBits, tableEnd);
 
   const { backingFileOffset, backingFileSize } = checkBacking(h, clusterSize);
   return {

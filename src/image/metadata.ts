@@ -84,7 +84,7 @@ export async function readMetadata(file: BlockFile, opts: ValidateOptions = {}):
     bitmapsExtension: bitmapsExt,
     cryptoHeader,
     luks: header.cryptMethod === CRYPT_LUKS && cryptoHeader ? await readLuks(file, cryptoHeader, fileSize) : undefined,
-    ...(await readSnapshots(file, layout, fileSize)),
+    ...(await readSnapshots(file, layout, fileSize, opts.tablesPastEnd === true)),
     bitmaps: bitmapsExt ? await readBitmapDirectory(file, bitmapsExt, layout, fileSize) : [],
   };
 }
@@ -142,13 +142,17 @@ async function readSnapshots(
   file: BlockFile,
   layout: Layout,
   fileSize: number,
+  pastEnd: boolean,
 ): Promise<{ snapshots: SnapshotEntry[]; snapshotTableSize: number }> {
   if (layout.nbSnapshots === 0) return { snapshots: [], snapshotTableSize: 0 };
   const offset = layout.snapshotsOffset;
-  const available = Math.min(fileSize - offset, MAX_SNAPSHOT_TABLE_BYTES);
+  // check (tablesPastEnd): what lies past the end of the file reads as zeros, as QEMU reads it.
+  const available = pastEnd ? MAX_SNAPSHOT_TABLE_BYTES : Math.min(fileSize - offset, MAX_SNAPSHOT_TABLE_BYTES);
   let window = Math.min(available, 64 * 1024);
   for (;;) {
-    const bytes = await file.read(offset, window);
+    const bytes = new Uint8Array(window);
+    const inFile = Math.max(0, Math.min(window, fileSize - offset));
+    if (inFile > 0) bytes.set(await file.read(offset, inFile));
     try {
       const { entries, size } = decodeSnapshotTable(bytes, layout.nbSnapshots, offset);
       return { snapshots: entries, snapshotTableSize: size };
