@@ -246,7 +246,8 @@ function checkTable(field: Field, offset: bigint, bytes: number, clusterBits: nu
     if (offset > INT64_MAX) throw fail('corrupt', field, `${field} ${hex(offset)} is beyond 2^63 - 1`);
     return Number(offset <= MAX_VIRTUAL_SIZE ? offset : 0n);
   }
-  if (offset === 0n) {
+  // check (tablesPastEnd) classifies a table over the header, as qemu-img check does (QEMU opens it).
+  if (offset === 0n && fileSize !== Number.POSITIVE_INFINITY) {
     throw fail('corrupt', field, `${field} is 0: the table would overlap the header`);
   }
   if (fileSize === Number.POSITIVE_INFINITY && offset > BigInt(Number.MAX_SAFE_INTEGER) && offset <= INT64_MAX && BigInt(Number(offset)) === offset) {

@@ -13,7 +13,7 @@ import { decodeLuksHeader, LUKS_HEADER_SIZE, type LuksHeader } from '../format/l
 import { decodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
 import { checkClusterBits, checkHeaderLength, type Layout, validateHeader, type ValidateOptions } from '../format/validate.js';
 import type { BlockFile } from '../io/block-file.js';
-import { MAX_BITMAP_DIRECTORY_BYTES, MAX_BITMAPS, MAX_SNAPSHOT_TABLE_BYTES } from '../limits.js';
+import { MAX_BITMAP_DIRECTORY_BYTES, MAX_BITMAPS, MAX_SNAPSHOT_EXTRA_DATA, MAX_SNAPSHOT_TABLE_BYTES } from '../limits.js';
 
 export interface BitmapsExtension {
   nbBitmaps: number;
@@ -138,6 +138,15 @@ async function readLuks(file: BlockFile, ext: { offset: bigint; length: bigint }
  * The snapshot table's length is known only by walking it, so it is read in growing windows up to
  * QEMU's 64 MiB limit.
  */
+/** QEMU refuses an image (open, info, check) whose snapshot entry has more extra data than it allows. */
+function checkExtraData(entries: readonly SnapshotEntry[]): void {
+  entries.forEach((e, i) => {
+    if (e.extraData.byteLength > MAX_SNAPSHOT_EXTRA_DATA) {
+      throw corrupt(`Too much extra metadata in snapshot table entry ${i} (${e.extraData.byteLength} bytes, at most ${MAX_SNAPSHOT_EXTRA_DATA})`, { field: `snapshot[${i}].extra_data_size` });
+    }
+  });
+}
+
 async function readSnapshots(
   file: BlockFile,
   layout: Layout,
@@ -153,9 +162,9 @@ async function readSnapshots(
     const bytes = new Uint8Array(window);
     const inFile = Math.max(0, Math.min(window, fileSize - offset));
     if (inFile > 0) bytes.set(await file.read(offset, inFile));
+    let decoded: { entries: SnapshotEntry[]; size: number };
     try {
-      const { entries, size } = decodeSnapshotTable(bytes, layout.nbSnapshots, offset);
-      return { snapshots: entries, snapshotTableSize: size };
+      decoded = decodeSnapshotTable(bytes, layout.nbSnapshots, offset);
     } catch (err) {
       if (window >= available) {
         if (available === MAX_SNAPSHOT_TABLE_BYTES) {
@@ -164,7 +173,10 @@ async function readSnapshots(
         throw err;
       }
       window = Math.min(available, window * 4);
+      continue;
     }
+    checkExtraData(decoded.entries);
+    return { snapshots: decoded.entries, snapshotTableSize: decoded.size };
   }
 }
 
