@@ -39,6 +39,7 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
     {
       output: { type: 'string' },
       format: { type: 'string', short: 'f' },
+      'force-share': { type: 'boolean', short: 'U' },
       repair: { type: 'string', short: 'r' },
       quiet: { type: 'boolean', short: 'q' },
       ...IMAGE_OPTS_OPTIONS,

@@ -15,7 +15,7 @@ import { snapshotLine as formatSnapshotLine } from './snapshot-table.js';
 export async function info(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { output: { type: 'string' }, format: { type: 'string', short: 'f' }, 'backing-chain': { type: 'boolean' }, ...IMAGE_OPTS_OPTIONS },
+    { output: { type: 'string' }, format: { type: 'string', short: 'f' }, 'backing-chain': { type: 'boolean' }, 'force-share': { type: 'boolean', short: 'U' }, ...IMAGE_OPTS_OPTIONS },
     'info',
   );
   const format = outputFormat(values.output, 'info');

@@ -16,6 +16,7 @@ export async function map(args: string[], ctx: CliContext): Promise<number> {
     {
       output: { type: 'string' },
       format: { type: 'string', short: 'f' },
+      'force-share': { type: 'boolean', short: 'U' },
       'start-offset': { type: 'string' },
       'max-length': { type: 'string' },
       ...IMAGE_OPTS_OPTIONS,

@@ -37,6 +37,7 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
     args,
     {
       format: { type: 'string', short: 'f' },
+      'force-share': { type: 'boolean', short: 'U' },
       'backing-format': { type: 'string', short: 'F' },
       backing: { type: 'string', short: 'b' },
       unsafe: { type: 'boolean', short: 'u' },
