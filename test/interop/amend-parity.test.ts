@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
 import { mapWithoutOffsets } from '../support/qemu-views.js';
+import { expectSameMessage } from '../support/qemu-messages.js';
 import { requireTool } from '../support/tools.js';
 
 let dir = '';
@@ -128,21 +129,7 @@ const r = (args: string[], image: string) => qcow2(['amend', ...withImage(args, 
 /** qemu-img on one copy, in its folder. */
 const imgAt = (image: string, ...args: string[]) => execa('qemu-img', [...args, nameIn(image)], { cwd: folderOf(image), reject: false });
 
-const TRY_HELP = "Try 'qemu-img --help' for more information";
 
-/** qemu-img's stderr with our prefix on its error line (see the header comment). */
-function expectSameMessage(ours: string, theirs: string, rename: (s: string) => string): void {
-  const expected = rename(theirs)
-    .split('\n')
-    .filter((line) => line !== TRY_HELP);
-  const got = ours.split('\n');
-  expect(got, ours).toHaveLength(expected.length);
-  expected.forEach((line, i) => {
-    if (!line.startsWith('qemu-img: ')) return expect(got[i]).toBe(line);
-    expect(got[i]).toMatch(/^qcow2 amend: [a-z]+: /);
-    expect(got[i]?.replace(/^qcow2 amend: [a-z]+: /, '')).toBe(line.slice('qemu-img: '.length));
-  });
-}
 
 /**
  * `qemu-img info --output=json` without what legitimately differs: the file's name, its allocated
@@ -397,7 +384,7 @@ describe.concurrent('qcow2 amend refuses what qemu-img amend refuses', () => {
       const rr = await r(k.args, ours);
       expect(rr.exitCode, rr.stderr).toBe(1);
       expect(rr.stdout).toBe(qr.stdout);
-      expectSameMessage(rr.stderr, qr.stderr, (s) => s);
+      expectSameMessage('amend', rr.stderr, qr.stderr, (s) => s);
       expect((await readFile(join(dir, ours))).equals(before)).toBe(true);
     });
   }
@@ -412,7 +399,7 @@ describe.concurrent('qcow2 amend fails half way where qemu-img amend does', () =
       const rr = await r(k.args, ours);
       expect(rr.exitCode, rr.stderr).toBe(1);
       expect(rr.stdout).toBe(qr.stdout);
-      expectSameMessage(rr.stderr, qr.stderr, (s) => s);
+      expectSameMessage('amend', rr.stderr, qr.stderr, (s) => s);
       const check = await imgAt(ours, 'check');
       expect(check.exitCode, check.stdout + check.stderr).toBe(0);
       expect(await info(ours)).toEqual(await info(theirs));

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
+import { expectSameMessage } from '../support/qemu-messages.js';
 import { requireTool } from '../support/tools.js';
 
 let dir = '';
@@ -127,26 +128,7 @@ async function backingInfo(image: string): Promise<BackingInfo> {
 /** The image's own layer, without any backing file (a backing file named by -u need not exist). */
 const alone = (image: string) => `json:${JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: join(dir, image) } })}`;
 
-const TRY_HELP = "Try 'qemu-img --help' for more information";
 
-/**
- * Line for line, stderr is qemu-img's (its file names made ours), but for its error line: qemu-img's
- * message after `qemu-img: ` is ours after `qcow2 rebase: CODE: `, and qemu-img's pointer to its
- * --help is not repeated.
- */
-function expectSameMessage(ours: string, theirs: string, rename: (s: string) => string): void {
-  const expected = rename(theirs)
-    .split('\n')
-    .filter((line) => line !== TRY_HELP);
-  const got = ours.split('\n');
-  expect(got, ours).toHaveLength(expected.length);
-  expect(expected.filter((line) => line.startsWith('qemu-img: ')), theirs).toHaveLength(1);
-  expected.forEach((line, i) => {
-    if (!line.startsWith('qemu-img: ')) return expect(got[i]).toBe(line);
-    expect(got[i]).toMatch(/^qcow2 rebase: [a-z]+: /);
-    expect(got[i]?.replace(/^qcow2 rebase: [a-z]+: /, '')).toBe(line.slice('qemu-img: '.length));
-  });
-}
 
 interface Case {
   fixture: string;
@@ -266,7 +248,7 @@ async function runBoth(k: Case): Promise<{ theirs: string; ours: string }> {
   if (k.fails && k.args.includes('-u')) expect((await readFile(join(dir, ours))).equals(before)).toBe(true);
   expect(qr.exitCode).toBe(k.fails ? 1 : 0);
   expect(rr.stdout).toBe(rename(qr.stdout));
-  if (k.fails) expectSameMessage(rr.stderr, qr.stderr, rename);
+  if (k.fails) expectSameMessage('rebase', rr.stderr, qr.stderr, rename, { oneErrorLine: true });
   else expect(rr.stderr).toBe(rename(qr.stderr));
   expect(await backingInfo(ours)).toEqual(await backingInfo(theirs));
   const check = await execa('qemu-img', ['check', alone(ours)], { cwd: dir, reject: false });
@@ -320,8 +302,8 @@ describe.concurrent('qcow2 rebase refuses what qemu-img refuses', () => {
       expect(rr.stdout).toBe(rename(qr.stdout));
       if (k.firstLine) {
         // qemu-img fails on its own image lock; its second line (is another process using the image?) is not ours.
-        expectSameMessage(rr.stderr, rename(qr.stderr).split('\n')[0] ?? '', (x) => x);
-      } else expectSameMessage(rr.stderr, qr.stderr, rename);
+        expectSameMessage('rebase', rr.stderr, rename(qr.stderr).split('\n')[0] ?? '', (x) => x, { oneErrorLine: true });
+      } else expectSameMessage('rebase', rr.stderr, qr.stderr, rename, { oneErrorLine: true });
       expect((await readFile(join(dir, ours))).equals(before)).toBe(true);
     });
   }
