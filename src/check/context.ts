@@ -7,7 +7,8 @@ import { CRYPT_LUKS } from '../format/constants.js';
 import { maxRefcount } from '../format/refcount.js';
 import type { ImageMetadata } from '../image/metadata.js';
 import type { BlockFile } from '../io/block-file.js';
-import { readPadded } from './read.js';
+import { readPadded } from '../io/read-padded.js';
+import { checkedFileLength } from './read.js';
 import { RefcountStore, decodeRefcountTableRaw } from './refcount-store.js';
 import type { InMemoryRefcounts } from './imrt.js';
 import type { CheckCounts, FixMode } from './result.js';
@@ -38,7 +39,7 @@ export interface CheckContext {
 export async function openContext(file: BlockFile, meta: ImageMetadata, fix: FixMode, messages: string[]): Promise<CheckContext> {
   const { layout } = meta;
   const g = layout.geometry;
-  const fileSize = await file.size();
+  const fileSize = await checkedFileLength(file);
   const read = (offset: number, length: number) => readPadded(file, offset, length, ctx.fileSize);
   const tableBytes = await readPadded(file, layout.refcountTableOffset, layout.refcountTableClusters * g.clusterSize, fileSize);
   const store = new RefcountStore(

@@ -7,6 +7,7 @@
 import { decodeL1Entry } from '../format/l1.js';
 import { view } from '../format/bytes.js';
 import type { CheckContext } from './context.js';
+import { type RefcountTableEntryRaw, refblockAligned } from './refcount-store.js';
 
 export type OverlapIgnore = 'active-l2' | 'inactive-l2' | 'none';
 
@@ -58,7 +59,7 @@ function activeL2Clusters(ctx: CheckContext): Set<number> {
 }
 
 /** The clusters of the refcount blocks, by refcount table (a rebuild replaces the table, never edits it). */
-const blockClustersByTable = new WeakMap<readonly { offset: number }[], Set<number>>();
+const blockClustersByTable = new WeakMap<readonly RefcountTableEntryRaw[], Set<number>>();
 
 function refcountBlockClusters(ctx: CheckContext): Set<number> {
   let set = blockClustersByTable.get(ctx.store.table);
@@ -67,7 +68,7 @@ function refcountBlockClusters(ctx: CheckContext): Set<number> {
     for (const e of ctx.store.table) {
       if (e.offset === 0) continue;
       set.add(Math.floor(e.offset / ctx.clusterSize));
-      if (e.offset % ctx.clusterSize !== 0) set.add(Math.floor(e.offset / ctx.clusterSize) + 1);
+      if (!refblockAligned(e, ctx.clusterSize)) set.add(Math.floor(e.offset / ctx.clusterSize) + 1);
     }
     blockClustersByTable.set(ctx.store.table, set);
   }

@@ -1,9 +1,11 @@
-/** Reads as QEMU's block layer does for the checker: bytes past the end of the file read as zeros. */
+/** The file as QEMU's checker sees it. */
 import type { BlockFile } from '../io/block-file.js';
 
-export async function readPadded(file: BlockFile, offset: number, length: number, fileSize: number): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  if (!Number.isSafeInteger(offset) || offset >= fileSize || length === 0) return out;
-  await file.readInto(offset, out.subarray(0, Math.min(length, fileSize - offset)));
-  return out;
+/**
+ * The file's length as QEMU's checker sees it: rounded up to whole 512-byte sectors (its block
+ * layer keeps lengths in sectors), so a file cut inside a sector still has that sector whole.
+ */
+export async function checkedFileLength(file: BlockFile): Promise<number> {
+  const size = await file.size();
+  return Math.ceil(size / 512) * 512;
 }

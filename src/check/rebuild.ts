@@ -6,6 +6,7 @@
  * table keeps growing), written, and entered into the header. The old structure becomes leaked
  * clusters, which the caller frees.
  */
+import { checkedFileLength } from './read.js';
 import { corrupt } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { writeRefcount } from '../format/refcount.js';
@@ -96,10 +97,13 @@ export async function rebuildRefcountStructure(ctx: CheckContext, imrt: InMemory
   hv.setUint32(8, tableClusters, false);
   await ctx.file.write(48, header, 'header');
   await ctx.file.flush();
-  ctx.fileSize = await ctx.file.size();
+  ctx.fileSize = await checkedFileLength(ctx.file);
   ctx.refcountTableOffset = tableOffset;
   ctx.refcountTableClusters = tableClusters;
   const entries: RefcountTableEntryRaw[] = [];
-  for (let i = 0; i < tableClusters * (C / 8); i++) entries.push({ offset: table.entries[i] ?? 0, reserved: 0 });
+  for (let i = 0; i < tableClusters * (C / 8); i++) {
+    const offset = table.entries[i] ?? 0;
+    entries.push({ offset, low: offset % 0x1_0000_0000, reserved: 0 });
+  }
   await ctx.store.reset(entries);
 }

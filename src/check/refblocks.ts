@@ -4,8 +4,10 @@
  * A broken entry means the refcount structure must be rebuilt. With errors to fix, a block past the
  * end of the file is brought inside it by growing the file (QEMU does the same), within a bound.
  */
+import { checkedFileLength } from './read.js';
 import { MAX_CHECK_GROWTH_BYTES } from '../limits.js';
 import type { CountingPass } from './context.js';
+import { refblockAligned } from './refcount-store.js';
 
 export const checkRefblocks: CountingPass = async (ctx, res, imrt, state) => {
   const C = ctx.clusterSize;
@@ -20,7 +22,7 @@ export const checkRefblocks: CountingPass = async (ctx, res, imrt, state) => {
       state.rebuild = true;
       continue;
     }
-    if (offset % C !== 0) {
+    if (!refblockAligned(entry, C)) {
       ctx.log(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
       res.corruptions++;
       state.rebuild = true;
@@ -37,7 +39,7 @@ export const checkRefblocks: CountingPass = async (ctx, res, imrt, state) => {
         continue;
       }
       await ctx.file.truncate(offset + C);
-      ctx.fileSize = await ctx.file.size();
+      ctx.fileSize = await checkedFileLength(ctx.file);
       imrt.grow(Math.ceil(ctx.fileSize / C));
       res.corruptions--;
       res.corruptionsFixed++;

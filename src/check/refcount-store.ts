@@ -15,8 +15,15 @@ const TWO_32 = 0x1_0000_0000;
 export interface RefcountTableEntryRaw {
   /** Bits 9-63 as a number (exact below 2^53; larger ones lie past any file). */
   offset: number;
+  /** Bits 9-31 of the offset, exact (`offset` is not above 2^53); alignment is judged on these. */
+  low: number;
   /** Bits 0-8. */
   reserved: number;
+}
+
+/** Whether a refcount table entry's offset is cluster aligned (cluster sizes are below 2^32). */
+export function refblockAligned(entry: RefcountTableEntryRaw, clusterSize: number): boolean {
+  return entry.low % clusterSize === 0;
 }
 
 export function decodeRefcountTableRaw(bytes: Uint8Array, entries: number): RefcountTableEntryRaw[] {
@@ -25,7 +32,8 @@ export function decodeRefcountTableRaw(bytes: Uint8Array, entries: number): Refc
   for (let i = 0; i < entries; i++) {
     const hi = dv.getUint32(i * REFCOUNT_TABLE_ENTRY_SIZE);
     const lo = dv.getUint32(i * REFCOUNT_TABLE_ENTRY_SIZE + 4);
-    out.push({ offset: hi * TWO_32 + ((lo & 0xffff_fe00) >>> 0), reserved: lo & 0x1ff });
+    const low = (lo & 0xffff_fe00) >>> 0;
+    out.push({ offset: hi * TWO_32 + low, low, reserved: lo & 0x1ff });
   }
   return out;
 }
@@ -52,7 +60,7 @@ export class RefcountStore {
   async blockFor(cluster: number): Promise<Uint8Array | null | undefined> {
     const entry = this.table[Math.floor(cluster / this.blockEntries)];
     if (entry === undefined || entry.offset === 0) return null;
-    if (entry.offset % this.clusterSize !== 0) return undefined;
+    if (!refblockAligned(entry, this.clusterSize)) return undefined;
     return this.load(entry.offset);
   }
 
@@ -72,7 +80,7 @@ export class RefcountStore {
   /** Sets a stored refcount; false when the cluster has no usable block. */
   async set(cluster: number, value: number): Promise<boolean> {
     const entry = this.table[Math.floor(cluster / this.blockEntries)];
-    if (entry === undefined || entry.offset === 0 || entry.offset % this.clusterSize !== 0) return false;
+    if (entry === undefined || entry.offset === 0 || !refblockAligned(entry, this.clusterSize)) return false;
     const block = await this.load(entry.offset);
     writeRefcount(block, cluster % this.blockEntries, this.refcountOrder, BigInt(value));
     const cached = this.cache.get(entry.offset);

@@ -80,6 +80,8 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
       return 1;
     }
     say(output === 'json' ? checkJson({ ...final, filename, format: 'qcow2' }) : checkHuman(final));
+    // qemu-img ends a check that had internal errors with this line, whatever the output format.
+    if (final.checkErrors) ctx.stderr('qcow2 check: Check failed\n');
     return exitCode(final);
   } finally {
     await file.close();

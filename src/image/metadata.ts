@@ -13,6 +13,7 @@ import { decodeLuksHeader, LUKS_HEADER_SIZE, type LuksHeader } from '../format/l
 import { decodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
 import { checkClusterBits, checkHeaderLength, type Layout, validateHeader, type ValidateOptions } from '../format/validate.js';
 import type { BlockFile } from '../io/block-file.js';
+import { readPadded } from '../io/read-padded.js';
 import { MAX_BITMAP_DIRECTORY_BYTES, MAX_BITMAPS, MAX_SNAPSHOT_EXTRA_DATA, MAX_SNAPSHOT_TABLE_BYTES } from '../limits.js';
 
 export interface BitmapsExtension {
@@ -197,13 +198,9 @@ async function readBitmapDirectory(
       field: 'bitmap_directory_offset',
     });
   }
-  if (ext.directoryOffset + ext.directorySize > BigInt(fileSize)) {
-    throw corrupt(`bitmap directory at ${hex(ext.directoryOffset)} extends past the end of the file`, {
-      field: 'bitmap_directory_offset',
-    });
-  }
+  // A directory past the end of the file reads as zeros, as in QEMU (a truncated image still opens).
   const offset = Number(ext.directoryOffset);
-  const bytes = await file.read(offset, Number(ext.directorySize));
+  const bytes = await readPadded(file, offset, Number(ext.directorySize), fileSize);
   const { entries, size } = decodeBitmapDirectory(bytes, ext.nbBitmaps, offset);
   if (size !== bytes.byteLength) {
     throw corrupt(`bitmap directory entries take ${size} bytes but the extension says ${bytes.byteLength}`, {
