@@ -19,6 +19,11 @@ import { type CheckCounts, type CheckReport, type RepairMode, emptyCounts, fixMo
 export interface CheckOptions {
   /** 'leaks' frees leaked clusters; 'all' also fixes refcounts, COPIED flags and broken refcount structures. */
   repair?: RepairMode;
+  /**
+   * Where each message goes as it is found (qemu-img prints them as it goes). Given, the report's
+   * `messages` stays empty, so a check that finds millions of problems holds none of their text.
+   */
+  onMessage?: (message: string) => void;
 }
 
 /**
@@ -32,7 +37,7 @@ export async function checkImage(file: BlockFile, opts: CheckOptions = {}): Prom
   const meta = await readMetadata(file, { tablesPastEnd: true });
   const messages: string[] = [];
   const res = emptyCounts();
-  const ctx = await openContext(file, meta, fix, messages);
+  const ctx = await openContext(file, meta, fix, opts.onMessage ?? ((m) => messages.push(m)));
   checkSnapshotEntries(meta, res, ctx.log);
   try {
     await checkRefcounts(ctx, res);
@@ -66,7 +71,7 @@ function checkSnapshotEntries(meta: ImageMetadata, res: CheckCounts, log: (m: st
 export async function checkAndRepair(file: BlockFile, opts: CheckOptions = {}): Promise<{ first: CheckReport; final: CheckReport }> {
   const first = await checkImage(file, opts);
   if (first.failure || (first.leaksFixed === 0 && first.corruptionsFixed === 0)) return { first, final: first };
-  const again = await checkImage(file);
+  const again = await checkImage(file, opts.onMessage ? { onMessage: opts.onMessage } : {});
   return { first, final: { ...again, leaksFixed: first.leaksFixed, corruptionsFixed: first.corruptionsFixed } };
 }
 

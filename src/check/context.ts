@@ -31,12 +31,11 @@ export interface CheckContext {
   /** The active L1 table as stored (QEMU keeps it in memory; the COPIED repair edits it). */
   l1: Uint8Array;
   fix: FixMode;
-  messages: string[];
   read(offset: number, length: number): Promise<Uint8Array>;
   log(message: string): void;
 }
 
-export async function openContext(file: BlockFile, meta: ImageMetadata, fix: FixMode, messages: string[]): Promise<CheckContext> {
+export async function openContext(file: BlockFile, meta: ImageMetadata, fix: FixMode, log: (message: string) => void): Promise<CheckContext> {
   const { layout } = meta;
   const g = layout.geometry;
   const fileSize = await checkedFileLength(file);
@@ -66,9 +65,8 @@ export async function openContext(file: BlockFile, meta: ImageMetadata, fix: Fix
     store,
     l1: await readPadded(file, layout.l1TableOffset, layout.l1Size * 8, fileSize),
     fix,
-    messages,
     read,
-    log: (m) => messages.push(m),
+    log,
   };
   return ctx;
 }

@@ -7,6 +7,7 @@
 import { view } from '../format/bytes.js';
 import { decodeL1Entry } from '../format/l1.js';
 import type { CheckContext } from './context.js';
+import { entryHex } from './entry-hex.js';
 import { classifyL2Entry } from './l2-entry.js';
 import { overlapsMetadata } from './overlap.js';
 import type { CheckCounts } from './result.js';
@@ -24,7 +25,7 @@ export async function checkCopied(ctx: CheckContext, res: CheckCounts): Promise<
     if (refcount === undefined) continue;
     if ((refcount === 1) !== e.copied) {
       res.corruptions++;
-      ctx.log(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${hex64(ctx.l1, i * 8)} refcount=${refcount}`);
+      ctx.log(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(ctx.l1, i * 8)} refcount=${refcount}`);
       if (repair) {
         const b = ctx.l1[i * 8] ?? 0;
         ctx.l1[i * 8] = refcount === 1 ? b | 0x80 : b & 0x7f;
@@ -45,7 +46,7 @@ export async function checkCopied(ctx: CheckContext, res: CheckCounts): Promise<
       if (rc === undefined) continue;
       if ((rc === 1) === l2e.raw.copied) continue;
       res.corruptions++;
-      ctx.log(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${hex64(table, at)} refcount=${rc}`);
+      ctx.log(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${entryHex(table, at)} refcount=${rc}`);
       if (repair) {
         const b = table[at] ?? 0;
         table[at] = rc === 1 ? b | 0x80 : b & 0x7f;
@@ -66,6 +67,3 @@ export async function checkCopied(ctx: CheckContext, res: CheckCounts): Promise<
   }
 }
 
-function hex64(bytes: Uint8Array, at: number): string {
-  return Buffer.from(bytes.subarray(at, at + 8)).toString('hex').replace(/^0+(?=.)/, '');
-}

@@ -6,6 +6,7 @@
 import { view } from '../format/bytes.js';
 import { decodeL1Entry } from '../format/l1.js';
 import { CHECK_TABLE_WINDOW_ENTRIES as WINDOW_ENTRIES } from '../limits.js';
+import { entryHex } from './entry-hex.js';
 import type { CheckContext } from './context.js';
 import type { InMemoryRefcounts } from './imrt.js';
 import { checkL2Table, type WalkFlags } from './l2-check.js';
@@ -32,7 +33,7 @@ export async function checkL1Tree(
       if (dv.getUint32(i * 8) === 0 && dv.getUint32(i * 8 + 4) === 0) continue;
       const e = decodeL1Entry(dv, i * 8);
       if (e.reservedLow !== 0 || e.reservedHigh !== 0) {
-        ctx.log(`ERROR found L1 entry with reserved bits set: ${Buffer.from(bytes.subarray(i * 8, i * 8 + 8)).toString('hex')}`);
+        ctx.log(`ERROR found L1 entry with reserved bits set: ${entryHex(bytes, i * 8)}`);
         res.corruptions++;
       }
       imrt.add(res, ctx.log, e.l2Offset, C, ctx.fileSize);

@@ -6,6 +6,7 @@
 import { hex, ioError } from '../errors.js';
 import { view } from '../format/bytes.js';
 import type { CheckContext } from './context.js';
+import { entryHex } from './entry-hex.js';
 import type { InMemoryRefcounts } from './imrt.js';
 import { classifyL2Entry, compressedRange } from './l2-entry.js';
 import { overlapsMetadata } from './overlap.js';
@@ -125,6 +126,3 @@ async function dropUnalignedZero(
   return true;
 }
 
-function entryHex(bytes: Uint8Array, at: number): string {
-  return Buffer.from(bytes.subarray(at, at + 8)).toString('hex').replace(/^0+(?=.)/, '');
-}

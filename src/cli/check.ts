@@ -71,8 +71,26 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
     } finally {
       forgetSecrets(image);
     }
-    const { first, final } = await checkAndRepair(file, repair ? { repair } : {});
-    for (const m of first === final ? first.messages : [...first.messages, ...final.messages]) ctx.stderr(`${m}\n`);
+    // Messages go out as they are found, in batches: a badly broken image can have millions.
+    const lines: string[] = [];
+    let pending = 0;
+    const drain = () => {
+      if (lines.length) ctx.stderr(lines.join(''));
+      lines.length = 0;
+      pending = 0;
+    };
+    const onMessage = (m: string) => {
+      lines.push(`${m}\n`);
+      pending += m.length + 1;
+      if (pending >= MESSAGE_BATCH_BYTES) drain();
+    };
+    let reports: { first: CheckReport; final: CheckReport };
+    try {
+      reports = await checkAndRepair(file, repair ? { repair, onMessage } : { onMessage });
+    } finally {
+      drain();
+    }
+    const { first, final } = reports;
     const repaired = first.leaksFixed !== 0 || first.corruptionsFixed !== 0;
     if (repaired && output === 'human') say(repairedHuman(first));
     if (final.failure) {
@@ -87,6 +105,9 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
     await file.close();
   }
 }
+
+/** How many bytes of check messages are written to stderr at once. */
+const MESSAGE_BATCH_BYTES = 64 * 1024;
 
 function repairMode(value: string | undefined): RepairMode | undefined {
   if (value === undefined) return undefined;
