@@ -13,6 +13,10 @@ import type { OptState } from './state.js';
 export function decodeMapping(st: OptState, table: Uint8Array, index: number, tableOffset: number, fileEnd = st.fileEnd): Mapping {
   const g = st.geometry;
   const at = index * g.l2EntryBytes;
+  // The common case first: an all-zero standard entry is an unallocated cluster, whatever the image.
+  if (!g.extendedL2 && (table[at]! | table[at + 1]! | table[at + 2]! | table[at + 3]! | table[at + 4]! | table[at + 5]! | table[at + 6]! | table[at + 7]!) === 0) {
+    return { kind: 'unallocated' };
+  }
   const e = decodeL2Entry(view(table), at, g.extendedL2);
   const d = e.compressed ? decodeCompressedDescriptor(e, g.clusterBits) : undefined;
   const { hostOffset, zero } = decodeStandardDescriptor(e);

@@ -30,6 +30,22 @@ export async function entryAt(st: OptState, l2: number, index: number, fileEnd =
   return st.l2Cache.useSlice(l2, index * E, (bytes, at, key) => decodeMapping(st, bytes, at / E, key, fileEnd));
 }
 
+/** Entries `first` .. `first + count - 1` of the L2 table at `l2`, decoded slice by slice. */
+export async function entriesAt(st: OptState, l2: number, first: number, count: number, fileEnd = st.fileEnd): Promise<Mapping[]> {
+  const E = st.geometry.l2EntryBytes;
+  const perSlice = st.l2Cache.sliceBytes / E;
+  const out: Mapping[] = [];
+  for (let index = first; index < first + count; ) {
+    const upto = Math.min(first + count, (Math.floor(index / perSlice) + 1) * perSlice);
+    await st.l2Cache.useSlice(l2, index * E, (bytes, at, key) => {
+      const base = at / E - index;
+      for (let i = index; i < upto; i++) out.push(decodeMapping(st, bytes, base + i, key, fileEnd));
+    });
+    index = upto;
+  }
+  return out;
+}
+
 /** Sets entry `index` of the L2 table at `l2` (cached; written back in order later). */
 export async function setEntry(st: OptState, l2: number, index: number, entry: NewL2Entry): Promise<void> {
   const E = st.geometry.l2EntryBytes;

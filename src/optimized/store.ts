@@ -8,10 +8,10 @@ import { decodeBitmapDirectory, decodeBitmapTable } from '../format/bitmap.js';
 import { decodeL1Table } from '../format/l1.js';
 import { decodeSnapshotTable, type SnapshotEntry } from '../format/snapshot.js';
 import type { WriteTag } from '../io/block-file.js';
-import type { NewL2Entry } from '../qcow2/mapping.js';
+import type { Mapping, NewL2Entry } from '../qcow2/mapping.js';
 import type { MetadataStore } from '../qcow2/state.js';
 import { beforeLazyIncrement } from './header.js';
-import { encodeActiveL1, entryAt, readL2Table, setEntry, writeL1Entry } from './l2.js';
+import { encodeActiveL1, entriesAt, entryAt, readL2Table, setEntry, writeL1Entry } from './l2.js';
 import { forgetMetadataMap, imageMetadataAt } from './overlap.js';
 import { readGuest } from './read.js';
 import { getRefcount, lastUsedInBlock, putRefcount, refcountBlock, writeRefcountTableEntry } from './refcounts.js';
@@ -55,6 +55,9 @@ export class OptimizedStore implements MetadataStore {
 
   l2Entry(l2: number, index: number, forStatus = false) {
     return entryAt(this.st, l2, index, forStatus ? Infinity : this.st.fileEnd);
+  }
+  l2Entries(l2: number, first: number, count: number, forStatus = false) {
+    return entriesAt(this.st, l2, first, count, forStatus ? Infinity : this.st.fileEnd);
   }
   setL2Entry(l2: number, index: number, entry: NewL2Entry) {
     return setEntry(this.st, l2, index, entry);

@@ -12,20 +12,35 @@ export async function mapExtents(st: Qcow2State, offset: number, length: number)
   let pos = offset;
   const end = offset + length;
   while (pos < end) {
+    // One L2 table's part of the range at a time: its entries are fetched in one call.
     const clusterStart = pos - (pos % C);
+    const tableEnd = Math.min(clusterStart - (clusterStart % span) + span, end);
     const l2 = await l2TableFor(st, clusterStart);
     if (l2 === 0) {
       // No L2 table: the rest of the L1 entry's range is unallocated, in one extent.
-      const to = Math.min(clusterStart + span - (clusterStart % span), end);
-      appendExtent(out, { start: pos, length: to - pos, kind: 'unallocated' });
-      pos = to;
+      appendExtent(out, { start: pos, length: tableEnd - pos, kind: 'unallocated' });
+      pos = tableEnd;
       continue;
     }
-    const index = l2IndexOf(st, clusterStart);
-    const at = l2 + index * st.geometry.l2EntryBytes;
-    const mapping = validMapping(lookedUp(st, await st.store.l2Entry(l2, index, true), clusterStart, at), clusterStart, at);
-    appendClipped(out, clusterExtents(mapping, clusterStart, shape), pos, end);
-    pos = Math.min(clusterStart + C, end);
+    const first = l2IndexOf(st, clusterStart);
+    const count = Math.ceil((tableEnd - clusterStart) / C);
+    const entries = await st.store.l2Entries(l2, first, count, true);
+    for (let k = 0; k < count; k++) {
+      const start = clusterStart + k * C;
+      if (entries[k]!.kind === 'unallocated') {
+        // The common case, without the general path's garbage: extend the run or start one.
+        const to = Math.min(start + C, end);
+        const last = out[out.length - 1];
+        if (last?.kind === 'unallocated' && last.hostOffset === undefined && last.start + last.length === pos) last.length += to - pos;
+        else out.push({ start: pos, length: to - pos, kind: 'unallocated' });
+        pos = to;
+        continue;
+      }
+      const at = l2 + (first + k) * st.geometry.l2EntryBytes;
+      const mapping = validMapping(lookedUp(st, entries[k]!, start, at), start, at);
+      appendClipped(out, clusterExtents(mapping, start, shape), pos, end);
+      pos = Math.min(start + C, end);
+    }
   }
   return out;
 }

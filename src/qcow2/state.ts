@@ -106,6 +106,8 @@ export interface MetadataStore {
    * as QEMU's block status does) rather than refusing what a data request would refuse.
    */
   l2Entry(l2: number, index: number, forStatus?: boolean): Promise<Mapping>;
+  /** Entries `first` .. `first + count - 1` of the L2 table at `l2`, decoded as l2Entry does. */
+  l2Entries(l2: number, first: number, count: number, forStatus?: boolean): Promise<Mapping[]>;
   setL2Entry(l2: number, index: number, entry: NewL2Entry): Promise<void>;
   /** Every entry of the L2 table at `l2`. */
   l2Table(l2: number): Promise<Mapping[]>;

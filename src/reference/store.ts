@@ -4,7 +4,7 @@
  * goes straight to the disk, where DurableFile flushes it before the next one begins.
  */
 import { encodeSnapshotExtra, type SnapshotEntry } from '../format/snapshot.js';
-import type { NewL2Entry } from '../qcow2/mapping.js';
+import type { Mapping, NewL2Entry } from '../qcow2/mapping.js';
 import type { MetadataStore } from '../qcow2/state.js';
 import type { WriteTag } from '../io/block-file.js';
 import { joinU64, parseBitmapDirectory, parseBitmapTable, parseSnapshotTable } from '../spec/kaitai.js';
@@ -38,6 +38,11 @@ export class ReferenceStore implements MetadataStore {
 
   l2Entry(l2: number, index: number) {
     return disk.readL2Entry(this.st, l2, index);
+  }
+  async l2Entries(l2: number, first: number, count: number): Promise<Mapping[]> {
+    const out: Mapping[] = [];
+    for (let i = first; i < first + count; i++) out.push(await disk.readL2Entry(this.st, l2, i));
+    return out;
   }
   setL2Entry(l2: number, index: number, entry: NewL2Entry) {
     return disk.writeL2Entry(this.st, l2, index, entry);
