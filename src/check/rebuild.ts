@@ -103,7 +103,7 @@ export async function rebuildRefcountStructure(ctx: CheckContext, imrt: InMemory
   const entries: RefcountTableEntryRaw[] = [];
   for (let i = 0; i < tableClusters * (C / 8); i++) {
     const offset = table.entries[i] ?? 0;
-    entries.push({ offset, low: offset % 0x1_0000_0000, reserved: 0 });
+    entries.push({ offset, hi: Math.floor(offset / 0x1_0000_0000), low: offset % 0x1_0000_0000, reserved: 0 });
   }
   await ctx.store.reset(entries);
 }

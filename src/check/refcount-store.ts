@@ -7,7 +7,7 @@
 import { view } from '../format/bytes.js';
 import { REFCOUNT_TABLE_ENTRY_SIZE, readRefcountBig, writeRefcount } from '../format/refcount.js';
 import type { BlockFile } from '../io/block-file.js';
-import { CHECK_REFCOUNT_BLOCK_CACHE as CACHE_BLOCKS } from '../limits.js';
+import { CHECK_REFCOUNT_BLOCK_CACHE as CACHE_BLOCKS, MAX_DEVICE_LENGTH } from '../limits.js';
 
 /** Bits 9-63 of a refcount table entry. */
 const TWO_32 = 0x1_0000_0000;
@@ -15,6 +15,8 @@ const TWO_32 = 0x1_0000_0000;
 export interface RefcountTableEntryRaw {
   /** Bits 9-63 as a number (exact below 2^53; larger ones lie past any file). */
   offset: number;
+  /** Bits 32-63 of the offset, exact. */
+  hi: number;
   /** Bits 9-31 of the offset, exact (`offset` is not above 2^53); alignment is judged on these. */
   low: number;
   /** Bits 0-8. */
@@ -26,6 +28,17 @@ export function refblockAligned(entry: RefcountTableEntryRaw, clusterSize: numbe
   return entry.low % clusterSize === 0;
 }
 
+/**
+ * Whether QEMU can use the refcount block an entry names: aligned, and a read of it accepted by
+ * its block layer, which fails (EIO) any request reaching past BDRV_MAX_LENGTH, while one merely
+ * past the end of the file reads zeros.
+ */
+export function refblockUsable(entry: RefcountTableEntryRaw, clusterSize: number): boolean {
+  if (!refblockAligned(entry, clusterSize)) return false;
+  if (entry.hi < 0x20_0000) return true; // below 2^53: far below the limit
+  return BigInt(entry.hi) * BigInt(TWO_32) + BigInt(entry.low) + BigInt(clusterSize) <= MAX_DEVICE_LENGTH;
+}
+
 export function decodeRefcountTableRaw(bytes: Uint8Array, entries: number): RefcountTableEntryRaw[] {
   const dv = view(bytes);
   const out: RefcountTableEntryRaw[] = [];
@@ -33,7 +46,7 @@ export function decodeRefcountTableRaw(bytes: Uint8Array, entries: number): Refc
     const hi = dv.getUint32(i * REFCOUNT_TABLE_ENTRY_SIZE);
     const lo = dv.getUint32(i * REFCOUNT_TABLE_ENTRY_SIZE + 4);
     const low = (lo & 0xffff_fe00) >>> 0;
-    out.push({ offset: hi * TWO_32 + low, low, reserved: lo & 0x1ff });
+    out.push({ offset: hi * TWO_32 + low, hi, low, reserved: lo & 0x1ff });
   }
   return out;
 }
@@ -55,12 +68,12 @@ export class RefcountStore {
 
   /**
    * The block holding cluster `cluster`'s refcount: null when there is none (all zero), undefined
-   * when the table entry is unusable (unaligned).
+   * when the table entry is unusable (refblockUsable: QEMU's -EIO).
    */
   async blockFor(cluster: number): Promise<Uint8Array | null | undefined> {
     const entry = this.table[Math.floor(cluster / this.blockEntries)];
     if (entry === undefined || entry.offset === 0) return null;
-    if (!refblockAligned(entry, this.clusterSize)) return undefined;
+    if (!refblockUsable(entry, this.clusterSize)) return undefined;
     return this.load(entry.offset);
   }
 
@@ -80,7 +93,7 @@ export class RefcountStore {
   /** Sets a stored refcount; false when the cluster has no usable block. */
   async set(cluster: number, value: number): Promise<boolean> {
     const entry = this.table[Math.floor(cluster / this.blockEntries)];
-    if (entry === undefined || entry.offset === 0 || !refblockAligned(entry, this.clusterSize)) return false;
+    if (entry === undefined || entry.offset === 0 || !refblockUsable(entry, this.clusterSize)) return false;
     const block = await this.load(entry.offset);
     writeRefcount(block, cluster % this.blockEntries, this.refcountOrder, BigInt(value));
     const cached = this.cache.get(entry.offset);

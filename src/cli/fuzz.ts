@@ -53,7 +53,9 @@ export function parseFuzzArgs(args: string[]): FuzzArgs {
   );
   if (positionals.length > 0) throw commandLineError('fuzz', `unexpected argument '${positionals[0]}'`);
   if (values.runs !== undefined && values.time !== undefined) throw commandLineError('fuzz', '--runs and --time exclude each other');
-  const runs = values.runs === undefined ? (values.time === undefined ? DEFAULT_FUZZ_RUNS : undefined) : whole(values.runs, 'runs');
+  const qemu = values.qemu === undefined ? 0 : whole(values.qemu, 'qemu');
+  // Without --runs or --time, enough cases for the --qemu budget to be spent whole.
+  const runs = values.runs === undefined ? (values.time === undefined ? Math.max(DEFAULT_FUZZ_RUNS, qemu) : undefined) : whole(values.runs, 'runs');
   return {
     seed: values.seed === undefined ? Date.now() % 2 ** 31 : whole(values.seed, 'seed'),
     ...(runs !== undefined ? { runs } : {}),
@@ -61,7 +63,7 @@ export function parseFuzzArgs(args: string[]): FuzzArgs {
     targets: (values.target ?? []).flatMap((t) => t.split(',')).filter((t) => t !== ''),
     ...(values.corpus !== undefined ? { corpus: values.corpus } : {}),
     ...(values.seeds !== undefined ? { seeds: values.seeds } : {}),
-    qemu: values.qemu === undefined ? 0 : whole(values.qemu, 'qemu'),
+    qemu,
     ...(values.out !== undefined ? { out: values.out } : {}),
   };
 }

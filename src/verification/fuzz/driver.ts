@@ -23,7 +23,7 @@ import { Watchdog } from './watchdog.js';
 /** A case holding the thread this long stops the run (watchdog.ts). */
 const WATCHDOG_MS = 30_000;
 
-/** One case in this many also goes to QEMU (while the --qemu budget lasts). */
+/** Under --time, one case in this many also goes to QEMU (while the --qemu budget lasts). */
 const QEMU_STRIDE = 4;
 
 export interface FuzzOptions {
@@ -93,6 +93,8 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
   const started = performance.now();
   let cases = 0;
   let qemuDone = 0;
+  // With a number of runs, the --qemu budget is spread evenly over them (every case when it is as large).
+  const qemuStride = o.runs !== undefined && o.qemu > 0 ? Math.max(1, Math.floor(o.runs / o.qemu)) : QEMU_STRIDE;
   try {
     const report = async (f: Finding, seed: MutableSeed, mutations: Mutation[], again: (m: Mutation[]) => Promise<Finding[]>) => {
       stat(f.target).findings++;
@@ -130,7 +132,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
           await report(f, seed, mutations, async (m) => (await runCase(target, applyMutations(seed.bytes, m), o.placeholder, watcher)).findings);
         }
       }
-      if (o.qemuTools && qemuDone < o.qemu && i % QEMU_STRIDE === 0) {
+      if (o.qemuTools && qemuDone < o.qemu && i % qemuStride === 0) {
         qemuDone++;
         const tools = o.qemuTools;
         const t0 = performance.now();
