@@ -176,14 +176,15 @@ export function checkClusterBits(h: Pick<Header, 'clusterBits'>): void {
   }
 }
 
-/** header_length (v3): at least 104, a multiple of 8, within the first cluster. */
+/**
+ * header_length (v3): at least 104, within the first cluster. The spec also asks for a multiple of
+ * 8; QEMU does not enforce it (the extensions simply start at header_length, and its header
+ * writes keep that length), and neither do we, so that such an image opens and checks as in QEMU.
+ */
 export function checkHeaderLength(h: Pick<Header, 'version' | 'headerLength' | 'clusterBits'>): void {
   if (h.version !== 3) return;
   if (h.headerLength < HEADER_V3_MIN_LENGTH) {
     throw fail('corrupt', 'header_length', `header_length ${h.headerLength} is below the v3 minimum of 104`);
-  }
-  if (h.headerLength % 8 !== 0) {
-    throw fail('corrupt', 'header_length', `header_length ${h.headerLength} is not a multiple of 8`);
   }
   if (h.headerLength > 2 ** h.clusterBits) {
     throw fail('corrupt', 'header_length', `header_length ${h.headerLength} exceeds the cluster size ${2 ** h.clusterBits}`);

@@ -11,7 +11,8 @@ import { DEFAULT_L2_CACHE_MAX_BYTES, DEFAULT_REFCOUNT_CACHE_BYTES } from '../lim
 import type { Geometry } from '../format/geometry.js';
 import { hostRangeFits } from '../format/host-offset.js';
 import { decodeL1Table } from '../format/l1.js';
-import { decodeRefcountTable } from '../format/refcount.js';
+import { decodeRefcountTableEntry } from '../format/refcount.js';
+import { view } from '../format/bytes.js';
 import type { ImageMetadata } from '../image/metadata.js';
 import type { BlockFile } from '../io/block-file.js';
 import { BarrierFile } from '../io/barrier-file.js';
@@ -72,9 +73,14 @@ export async function openOnFiles(
   const l1 = decodeL1Table(l1Bytes, header.l1Size);
   const rtBytes = new Uint8Array(header.refcountTableClusters * C);
   rtBytes.set(await file.read(Number(header.refcountTableOffset), rtBytes.byteLength));
-  const refcountTable = decodeRefcountTable(rtBytes, rtBytes.byteLength / 8).map((e) =>
-    e.offsetHighBits !== 0 || e.blockOffset % C !== 0 || !hostRangeFits(e.blockOffset, C) ? -1 : e.blockOffset,
-  );
+  // Block offsets, -1 for an entry no block can be at; most entries of a table are 0 (no block).
+  const rtView = view(rtBytes);
+  const refcountTable: number[] = new Array<number>(rtBytes.byteLength / 8).fill(0);
+  for (let i = 0; i < refcountTable.length; i++) {
+    if (rtView.getUint32(i * 8) === 0 && rtView.getUint32(i * 8 + 4) === 0) continue;
+    const e = decodeRefcountTableEntry(rtView, i * 8);
+    refcountTable[i] = e.offsetHighBits !== 0 || e.blockOffset % C !== 0 || !hostRangeFits(e.blockOffset, C) ? -1 : e.blockOffset;
+  }
   const l2Cache = new TableCache('l2', file, C, opts.l2CacheBytes ?? defaultL2CacheBytes(geometry), 'l2');
   const refcountCache = new TableCache('refcount', file, C, opts.refcountCacheBytes ?? DEFAULT_REFCOUNT_CACHE_BYTES, 'refcount-block');
   const state: OptState = withStore(

@@ -91,6 +91,19 @@ async function withFile<F extends { close(): Promise<void> }, T>(file: F, use: (
   }
 }
 
+/** Whether the check finds the image corrupt (or cannot check it at all). */
+async function checkFindsCorruption(bytes: Uint8Array): Promise<boolean> {
+  const file = new MemoryFile(bytes, true);
+  try {
+    const r = await checkImage(file, UNHEARD);
+    return r.corruptions > 0 || r.checkErrors > 0 || r.failure !== undefined;
+  } catch {
+    return true;
+  } finally {
+    await file.close();
+  }
+}
+
 /** Reads every data extent of the device (up to the budget) into one reused buffer. */
 async function readAll(device: Qcow2Device): Promise<void> {
   const buffer = new Uint8Array(READ_CHUNK);
@@ -193,6 +206,7 @@ export const TARGETS: readonly Target[] = [
     name: 'write',
     what: 'open writable, write, flush, close, reopen, read back',
     async run(env) {
+      const original = env.bytes;
       const writes: Array<[number, number]> = [];
       await withDevice(env.engine(false), async (d) => {
         const C = d.clusterSize;
@@ -213,6 +227,9 @@ export const TARGETS: readonly Target[] = [
           if (bad >= 0) problems.push(`a flushed write of ${length} bytes at 0x${at.toString(16)} reads back 0x${got[bad]!.toString(16)} at +${bad}`);
         }
       });
+      // On an image whose refcounts call a cluster in use free, a write may be given that cluster
+      // and land over other data, in QEMU as here: what reads back is promised on sound images only.
+      if (problems.length > 0 && (await checkFindsCorruption(original))) return [];
       return problems;
     },
   },
