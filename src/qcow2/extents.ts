@@ -27,19 +27,23 @@ export async function mapExtents(st: Qcow2State, offset: number, length: number)
     const entries = await st.store.l2Entries(l2, first, count, true);
     for (let k = 0; k < count; k++) {
       const start = clusterStart + k * C;
-      if (entries[k]!.kind === 'unallocated') {
-        // The common case, without the general path's garbage: extend the run or start one.
-        const to = Math.min(start + C, end);
-        const last = out[out.length - 1];
-        if (last?.kind === 'unallocated' && last.hostOffset === undefined && last.start + last.length === pos) last.length += to - pos;
-        else out.push({ start: pos, length: to - pos, kind: 'unallocated' });
+      const to = Math.min(start + C, end);
+      const entry = entries[k]!;
+      if (entry.kind === 'unallocated') {
+        appendRun(out, pos, to - pos, 'unallocated', undefined, undefined);
         pos = to;
         continue;
       }
       const at = l2 + (first + k) * st.geometry.l2EntryBytes;
-      const mapping = validMapping(lookedUp(st, entries[k]!, start, at), start, at);
-      appendClipped(out, clusterExtents(mapping, start, shape), pos, end);
-      pos = Math.min(start + C, end);
+      const mapping = validMapping(lookedUp(st, entry, start, at), start, at);
+      if (mapping.kind === 'subclusters') appendClipped(out, clusterExtents(mapping, start, shape), pos, end);
+      else {
+        // One piece for the whole cluster: appended directly, without the general path's garbage.
+        const piece = clusterExtents(mapping, start, shape)[0]!;
+        const hostOffset = piece.hostOffset === undefined ? undefined : piece.hostOffset + (pos - start);
+        appendRun(out, pos, to - pos, piece.kind, hostOffset, piece.file);
+      }
+      pos = to;
     }
   }
   return out;
@@ -105,6 +109,24 @@ function appendClipped(out: Extent[], pieces: readonly Extent[], from: number, t
     const hostOffset = piece.hostOffset === undefined ? undefined : piece.hostOffset + (start - piece.start);
     appendExtent(out, { ...piece, start, length: end - start, ...(hostOffset === undefined ? {} : { hostOffset }) });
   }
+}
+
+/** appendExtent of the extent these fields make, which is only built when it does not merge. */
+function appendRun(out: Extent[], start: number, length: number, kind: Extent['kind'], hostOffset: number | undefined, file: Extent['file']): void {
+  const last = out[out.length - 1];
+  if (
+    last !== undefined &&
+    last.kind === kind &&
+    last.start + last.length === start &&
+    (last.hostOffset === undefined ? hostOffset === undefined : hostOffset !== undefined && last.hostOffset + last.length === hostOffset && last.file === file)
+  ) {
+    last.length += length;
+    return;
+  }
+  const e: Extent = { start, length, kind };
+  if (hostOffset !== undefined) e.hostOffset = hostOffset;
+  if (file !== undefined && hostOffset !== undefined) e.file = file;
+  out.push(e);
 }
 
 /** Appends, merging with the previous extent when it continues it exactly. */
