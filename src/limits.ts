@@ -232,3 +232,6 @@ export const MAX_LUKS_ITERATIONS = 2 ** 25;
 export const LUKS_STRIPES = 4000;
 /** The largest master key: 64 bytes (AES-256 in XTS mode, two keys). */
 export const MAX_LUKS_KEY_BYTES = 64;
+
+/** The longest backing format name QEMU opens (its 16-byte buffer, NUL included): a longer extension is refused. */
+export const MAX_BACKING_FORMAT_BYTES = 15;

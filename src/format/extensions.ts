@@ -4,6 +4,7 @@
  * ending with type 0. They must fit in the first cluster.
  */
 import { corrupt, truncated } from '../errors.js';
+import { MAX_BACKING_FORMAT_BYTES } from '../limits.js';
 import { align8, decodeString, encodeString, readU64, view, writeU64 } from './bytes.js';
 import {
   BITMAPS_EXT_SIZE,
@@ -98,6 +99,9 @@ function overrun(fileTooShort: boolean, field: string, offset: number, what: str
 function decodeExtension(type: number, data: Uint8Array, at: number): HeaderExtension {
   switch (type) {
     case EXT_BACKING_FORMAT:
+      if (data.byteLength > MAX_BACKING_FORMAT_BYTES) {
+        throw corrupt(`backing format extension of ${data.byteLength} bytes (at most ${MAX_BACKING_FORMAT_BYTES})`, { field: 'header_extension.length', offset: at + 4 });
+      }
       return { kind: 'backing-format', name: decodeString(data) };
     case EXT_DATA_FILE:
       return { kind: 'data-file', name: decodeString(data) };

@@ -5,6 +5,7 @@ import type { HeaderExtension } from '../../src/format/extensions.js';
 import type { Header } from '../../src/format/header.js';
 import type { LuksHeader } from '../../src/format/luks.js';
 import { decodeSnapshotExtra, encodeSnapshotExtra, type SnapshotEntry } from '../../src/format/snapshot.js';
+import { MAX_BACKING_FORMAT_BYTES } from '../../src/limits.js';
 
 export const u8 = fc.integer({ min: 0, max: 0xff });
 export const u16 = fc.integer({ min: 0, max: 0xffff });
@@ -60,7 +61,7 @@ export const headerArb: fc.Arbitrary<Header> = fc
   });
 
 export const extensionArb: fc.Arbitrary<HeaderExtension> = fc.oneof(
-  asciiName(64).map((name) => ({ kind: 'backing-format' as const, name })),
+  asciiName(MAX_BACKING_FORMAT_BYTES).map((name) => ({ kind: 'backing-format' as const, name })),
   asciiName(300).map((name) => ({ kind: 'data-file' as const, name })),
   fc
     .array(fc.record({ type: u8, bit: u8, name: asciiName(46) }), { maxLength: 6 })
