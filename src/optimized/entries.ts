@@ -10,12 +10,15 @@ import { classifyL2Entry, type Mapping } from '../qcow2/mapping.js';
 import type { OptState } from './state.js';
 
 /** Decodes entry `index` of an L2 table (or slice of one) held in `table`, whose file offset is `tableOffset`. */
+/** Shared by every all-zero entry (frozen: a mapping is never changed in place). */
+const UNALLOCATED: Mapping = Object.freeze({ kind: 'unallocated' });
+
 export function decodeMapping(st: OptState, table: Uint8Array, index: number, tableOffset: number, fileEnd = st.fileEnd): Mapping {
   const g = st.geometry;
   const at = index * g.l2EntryBytes;
   // The common case first: an all-zero standard entry is an unallocated cluster, whatever the image.
   if (!g.extendedL2 && (table[at]! | table[at + 1]! | table[at + 2]! | table[at + 3]! | table[at + 4]! | table[at + 5]! | table[at + 6]! | table[at + 7]!) === 0) {
-    return { kind: 'unallocated' };
+    return UNALLOCATED;
   }
   const e = decodeL2Entry(view(table), at, g.extendedL2);
   const d = e.compressed ? decodeCompressedDescriptor(e, g.clusterBits) : undefined;
