@@ -11,6 +11,7 @@ import { encodeRefcountTableEntry, maxRefcount, writeRefcount } from '../format/
 import { bitmapRanges } from './bitmaps.js';
 import { writeHeader } from './header.js';
 import { hasHostCluster } from './mapping.js';
+import { checkedSnapshotTables } from './snapshots.js';
 import type { Qcow2State } from './state.js';
 import { recomputeCopied } from './tree.js';
 
@@ -48,7 +49,8 @@ export async function countReferences(st: Qcow2State): Promise<Counts> {
   await countTree(st, counts, Number(st.header.l1TableOffset), st.header.l1Size);
   if (st.header.nbSnapshots > 0) {
     countRange(C, counts, Number(st.header.snapshotsOffset), st.snapshotTableBytes);
-    for (const sn of await st.store.readSnapshots()) await countTree(st, counts, Number(sn.l1TableOffset), sn.l1Size);
+    // A snapshot whose L1 table QEMU would not load is refused, not counted (or skipped and its clusters freed).
+    for (const { sn, l1Offset } of await checkedSnapshotTables(st)) await countTree(st, counts, l1Offset, sn.l1Size);
   }
   for (const ext of st.extensions) {
     if (ext.kind === 'crypto-header') countRange(C, counts, Number(ext.offset), Number(ext.length));

@@ -120,6 +120,14 @@ function findChecked(entries: readonly SnapshotEntry[], idOrName: string, cluste
   return { sn, l1Offset: checkSnapshotL1(sn, clusterSize, entryOffsets(entries, tableOffset).get(sn) ?? tableOffset) };
 }
 
+/** Every snapshot of the image with its L1 table's offset, each refused as checkSnapshotL1() says. */
+export async function checkedSnapshotTables(st: Qcow2State): Promise<Array<{ sn: SnapshotEntry; l1Offset: number }>> {
+  const entries = await st.store.readSnapshots();
+  const tableOffset = Number(st.header.snapshotsOffset);
+  const at = entryOffsets(entries, tableOffset);
+  return entries.map((sn) => ({ sn, l1Offset: checkSnapshotL1(sn, st.geometry.clusterSize, at.get(sn) ?? tableOffset) }));
+}
+
 /** The snapshot `idOrName` of the image, refused as checkSnapshotL1() says. */
 export async function checkedSnapshot(st: Qcow2State, idOrName: string): Promise<SnapshotEntry> {
   return findChecked(await st.store.readSnapshots(), idOrName, st.geometry.clusterSize, Number(st.header.snapshotsOffset)).sn;
