@@ -19,8 +19,8 @@ import { corpusSeeds, dirSeeds } from './seeds.js';
 import { loadRegressions } from './store.js';
 import { TARGETS } from './targets.js';
 
-/** The corpus cache `qcow2 verify` uses too. */
-const CORPUS_CACHE = join(tmpdir(), 'qcow2-verify-corpus');
+/** The corpus cache `qcow2 verify` uses too (and the fuzz benchmarks, bench/fuzz-*.mjs). */
+export const CORPUS_CACHE = join(tmpdir(), 'qcow2-verify-corpus');
 /** In the repository, the saved regressions (and where new ones go unless --out says). */
 const REPO_STORE = join('test', 'fuzz', 'cases');
 
