@@ -1,7 +1,7 @@
 /**
- * `qcow2 convert [-f FMT] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE [-F BACKING_FMT]] [-n]
- * [--target-is-zero] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]] [-c] [-p] [-q] [-t CACHE]
- * IN OUT`: copies the guest contents of IN (through its backing chain) into OUT, as `qemu-img
+ * `qcow2 convert [-f FMT] [-l SNAPSHOT] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE [-F BACKING_FMT]]
+ * [-n [--target-is-zero] [--target-image-opts]] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]]
+ * [-c] [-C] [-m N] [-W] [-r RATE] [--salvage] [-p] [-q] [-t CACHE] [-T SRC_CACHE] IN OUT`: copies the guest contents of IN (through its backing chain) into OUT, as `qemu-img
  * convert` (QEMU 7.2's img_convert) does, with its checks in its order and its messages.
  *
  * - OUT is created (a raw file, or a qcow2 image with the -o options), or with `-n` opened as it is
@@ -21,6 +21,15 @@
  *   cache mode, `unsafe` by default as in qemu-img convert: the output is never flushed, and is as
  *   durable as the page cache makes it (`-t writeback` flushes once at the end, `-t writethrough`
  *   after every chunk).
+ * - `-l SNAPSHOT` copies IN as it was at an internal snapshot (an ID or a name, or
+ *   `snapshot.id=ID,snapshot.name=NAME`; src/cli/snapshot-ref.ts), at IN's current size, as qemu-img.
+ * - `-T SRC_CACHE` takes qemu-img's names (IN is read through the page cache whatever the mode);
+ *   `-m N` is the number of chunks in flight (1 to 16); `-W` lets a chunk's writes start before the
+ *   previous chunk's are done (the layout is then timing's); `-C` (copy offloading) copies data as
+ *   it is, without looking for zeros in it, as qemu-img's copy_range lays it out (not with -c, -S or
+ *   --salvage); `-r RATE` throttles the writes to RATE bytes a second as QEMU does (0: no limit).
+ * - `--salvage`: a sector that cannot be read is copied as zeros, with qemu-img's warning.
+ * - `--target-image-opts` (with -n): OUT is an option list, as `--image-opts` takes one.
  * `--object secret,…` with `--image-opts` opens an encrypted IN; `-o encrypt.*` makes an encrypted OUT.
  * The copy itself is src/convert/copy.ts, which the library's convertImage runs too.
  */
