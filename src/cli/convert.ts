@@ -37,15 +37,14 @@ import { DEFAULT_SPARSE_SIZE, MAX_SPARSE_SIZE, copyContents, createOutput } from
 import { checkedSourceBitmaps, copyBitmaps, type SourceBitmapInfo, supportsBitmaps } from '../convert/bitmaps.js';
 import { SECTOR } from '../convert/sparse.js';
 import { type CreateOptionSet, parseCreateOptions, typedCreateOptions } from '../create/options.js';
-import { openImage, probeFormat, type ImageFormat } from '../device/open.js';
+import { openImage, type ImageFormat } from '../device/open.js';
 import { type BlockDevice, isQcow2, type SnapshotRef } from '../engine/types.js';
 import { errnoOf, errnoText, unsupported, usage } from '../errors.js';
-import { isMissingSnapshot } from '../qcow2/snapshots.js';
 import { cvtnumFull, qemuStrtol } from '../units.js';
 import { commandLineError, parse, type Parsed } from './args.js';
 import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, imageArg, Secrets } from './image-opts.js';
 import { cacheMode, sourceCacheMode } from './cache-mode.js';
-import { snapshotLoadError, snapshotRef } from './snapshot-ref.js';
+import { openAtSnapshot, snapshotRef } from './snapshot-ref.js';
 import type { CliContext } from './context.js';
 import { chainOpenError, explainOpenError } from './open-error.js';
 import { Progress } from './progress.js';
@@ -220,20 +219,13 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
 
 /** IN, read-only, as it was at `snapshot` (-l) if given; qemu-img's messages when that fails. */
 async function openSource(path: string, fmt: ImageFormat | undefined, keySecret: Uint8Array | undefined, snapshot: SnapshotRef | undefined): Promise<BlockDevice> {
-  const open = async (at: SnapshotRef | undefined) => {
-    try {
-      return await openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...(keySecret ? { keySecret } : {}), ...(at === undefined ? {} : { snapshot: at }) });
-    } catch (err) {
-      if (at !== undefined && isMissingSnapshot(err)) throw snapshotLoadError('qcow2', err);
-      throw await chainOpenError(`Could not open '${path}': `, path, fmt, err);
-    }
-  };
-  if (snapshot === undefined) return open(undefined);
-  // A raw image opens, then has no snapshot to load (qemu-img's order).
-  const probed = fmt ?? (await probeFormat(path).catch(() => undefined));
-  if (probed !== 'raw') return open(snapshot);
-  await (await open(undefined)).close();
-  throw snapshotLoadError('raw');
+  return openAtSnapshot(
+    path,
+    fmt,
+    snapshot,
+    (at) => openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...(keySecret ? { keySecret } : {}), ...(at === undefined ? {} : { snapshot: at }) }),
+    (err) => chainOpenError(`Could not open '${path}': `, path, fmt, err),
+  );
 }
 
 /** --target-image-opts: OUT is an option list (-O and it are exclusive, as in qemu-img's img_open). */

@@ -5,6 +5,7 @@
  * name, IDs first. The snapshot itself is found by the engine (src/qcow2/snapshots.ts); this file
  * has qemu-img's messages for what goes wrong.
  */
+import { probeFormat } from '../device/open.js';
 import type { SnapshotRef } from '../engine/types.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { isMissingSnapshot } from '../qcow2/snapshots.js';
@@ -29,9 +30,27 @@ export function snapshotRef(text: string, command: string, ctx: CliContext): Sna
   }
 }
 
-/** qemu-img's message when a source of `format` cannot show the snapshot asked for (`err`: the engine's failure). */
-export function snapshotLoadError(format: string, err?: unknown): unknown {
-  if (format === 'raw') return usage(`Failed to load snapshot: Block format 'raw' used by device '' does not support temporarily loading internal snapshots`);
-  if (isMissingSnapshot(err)) return usage("Failed to load snapshot: Can't find snapshot", { cause: err });
-  return err;
+/**
+ * Opens the image at `path` with `open`, as it was at `snapshot` if one is given, in qemu-img's
+ * order and with its messages: the image opens first (its failures as `openError` words them), then
+ * the snapshot is loaded: a raw image has none to load, a missing one "Can't find snapshot".
+ */
+export async function openAtSnapshot<T extends { close(): Promise<void> }>(
+  path: string,
+  format: string | undefined,
+  snapshot: SnapshotRef | undefined,
+  open: (at: SnapshotRef | undefined) => Promise<T>,
+  openError: (err: unknown) => unknown,
+): Promise<T> {
+  const attempt = async (at: SnapshotRef | undefined) => {
+    try {
+      return await open(at);
+    } catch (err) {
+      if (at !== undefined && isMissingSnapshot(err)) throw usage("Failed to load snapshot: Can't find snapshot", { cause: err });
+      throw await openError(err);
+    }
+  };
+  if (snapshot === undefined || (format ?? (await probeFormat(path).catch(() => undefined))) !== 'raw') return attempt(snapshot);
+  await (await attempt(undefined)).close();
+  throw usage("Failed to load snapshot: Block format 'raw' used by device '' does not support temporarily loading internal snapshots");
 }
