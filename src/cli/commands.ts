@@ -63,9 +63,9 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'measure',
-    synopsis: '[--output=human|json] [-f FMT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)',
+    synopsis: '[--output=human|json] [-f FMT] [-l SNAPSHOT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)',
     summary:
-      'the file size a new image needs, as `qemu-img measure` prints it: required and fully allocated sizes (and bitmaps size for a qcow2 v3 source), from the target options and the source\'s allocated clusters through its backing chain',
+      'the file size a new image needs, as `qemu-img measure` prints it: required and fully allocated sizes (and bitmaps size for a qcow2 v3 source), from the target options and the source\'s allocated clusters through its backing chain (`-l`: as they were at an internal snapshot)',
     details: [
       '-O is raw by default, as in qemu-img. -o takes the options of `qcow2 create` (a raw target: size,',
       'preallocation, nocow, extent_size_hint). encrypt.format=luks is not supported.',
