@@ -120,7 +120,8 @@ function coroutines(text: string): number {
 function rateLimit(text: string): number {
   const r = cvtnumFull('rate limit', text);
   if ('error' in r) throw usage(r.error);
-  return Number(r.value);
+  // Past 2^53 bytes a second is no limit at all.
+  return Number(r.value > BigInt(Number.MAX_SAFE_INTEGER) ? 0n : r.value);
 }
 
 async function convertWith(ctx: CliContext, values: ConvertValues, positionals: string[], secrets: Secrets, args: string[]): Promise<number> {

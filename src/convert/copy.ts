@@ -121,6 +121,8 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
   if (!Number.isSafeInteger(sparse) || sparse < 0 || sparse % SECTOR !== 0 || sparse > MAX_SPARSE_SIZE) {
     throw usage(`copy: sparseSize must be a multiple of ${SECTOR} up to ${MAX_SPARSE_SIZE}, not ${sparse}`);
   }
+  const rate = opts.rateLimit;
+  if (rate !== undefined && (!Number.isSafeInteger(rate) || rate < 0)) throw usage(`copy: rateLimit must be a whole number of bytes a second, not ${rate}`);
   const plan: Plan = {
     compress,
     minSectors: sparse / SECTOR,
@@ -129,8 +131,7 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
     copyRange: opts.copyRange === true,
     limiter: opts.rateLimit === undefined || opts.rateLimit === 0 ? undefined : new RateLimiter(opts.rateLimit),
   };
-  const rate = opts.rateLimit;
-  if (rate !== undefined && (!Number.isSafeInteger(rate) || rate < 0)) throw usage(`copy: rateLimit must be a whole number of bytes a second, not ${rate}`);
+
   const size = source.virtualSize;
   const inFlight: Promise<void>[] = [];
   // One buffer per chunk in the air, reused once its chunk is written.

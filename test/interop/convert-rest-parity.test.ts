@@ -103,6 +103,8 @@ const CASES: Case[] = [
   q(['-C', '-n', 'z.qcow2', 'OUT'], { target: 'full.qcow2' }),
   // -r 0: no limit.
   q(['-r', '0', 'snap.qcow2', 'OUT']),
+  q(['-r', '4E', 'snap.qcow2', 'OUT']),
+  r(['-r', '1G', 'z.qcow2', 'OUT']),
   // --salvage: the unreadable sectors are zeros, one warning each (-q: none).
   r(['--salvage', 'bad.qcow2', 'OUT'], { unorderedMessages: true }),
   q(['--salvage', 'bad.qcow2', 'OUT'], { unorderedMessages: true }),
@@ -122,7 +124,7 @@ const REFUSED: Case[] = [
   { args: ['-n', '--target-image-opts', '-O', 'qcow2', 'snap.qcow2', 'driver=qcow2,file.filename=OUT'], target: 'full.qcow2', out: 'qcow2' },
   r(['-T', 'bogus', 'snap.qcow2', 'OUT']),
   r(['-T', '', 'snap.qcow2', 'OUT']),
-  ...['x', '1.5b'].map((rate) => r(['-r', rate, 'snap.qcow2', 'OUT'])),
+  ...['x', '1.5b', '8E'].map((rate) => r(['-r', rate, 'snap.qcow2', 'OUT'])),
   r(['-r-1', 'snap.qcow2', 'OUT']),
   ...['nosuch', 'snapshot.id=1,snapshot.name=s2', 'snapshot.id=3', 'snapshot.name=s1,snapshot.name=s9', 'snapshot.foo=1', 'snapshot.name=s1,foo=1'].map((l) => r(['-l', l, 'snap.qcow2', 'OUT'])),
   r(['-l', 's1', 'src.raw', 'OUT']),
