@@ -147,3 +147,17 @@ export function cvtnumFull(name: string, text: string, max: bigint = INT64_MAX, 
   if (!r.ok || r.value > max || r.value < min) return { error: `Invalid ${name} specified. Must be between ${min} and ${max}.` };
   return { value: r.value };
 }
+
+/**
+ * C's strtol(text, &end, 0) over the whole text, as QEMU's qemu_strtol with no end pointer: leading
+ * white space, a sign, then decimal, 0x hex or 0 octal digits, and nothing left over; the value, or
+ * undefined where qemu_strtol fails (nothing converted, or something left over). Out of long's
+ * range is not told apart: callers check their own range.
+ */
+export function qemuStrtol(text: string): bigint | undefined {
+  const match = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
+  if (!match) return undefined;
+  const digits = match[2] as string;
+  const value = /^0[xX]/.test(digits) ? BigInt(digits) : digits.length > 1 && digits[0] === '0' ? BigInt(`0o${digits.slice(1)}`) : BigInt(digits);
+  return match[1] === '-' ? -value : value;
+}

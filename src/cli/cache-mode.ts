@@ -22,3 +22,12 @@ export function cacheMode(command: string, value: string): CacheMode {
       throw usage(`${command}: Invalid cache mode`);
   }
 }
+
+/**
+ * `-T SRC_CACHE`, the cache mode of images that are only read (qemu-img check, compare, convert,
+ * rebase): every name bdrv_parse_cache_mode() knows is taken, the O_DIRECT ones too, since reading
+ * through the page cache gives the same bytes; anything else is refused with qemu-img's message.
+ */
+export function sourceCacheMode(value: string): void {
+  if (!['none', 'off', 'directsync', 'writeback', 'writethrough', 'unsafe'].includes(value)) throw usage(`Invalid source cache option: ${value}`);
+}

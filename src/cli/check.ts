@@ -1,6 +1,7 @@
 /**
- * `qcow2 check [-r leaks|all] [--output=human|json] [-f qcow2] [-q] IMAGE`: what `qemu-img check`
- * reports and repairs. Exit status as qemu-img's: 0 clean, 2 corruptions, 3 leaks only, 1 when the
+ * `qcow2 check [-r leaks|all] [--output=human|json] [-f qcow2] [-q] [-T SRC_CACHE] IMAGE`: what
+ * `qemu-img check` reports and repairs. `-T` takes qemu-img's cache mode names (src/cli/cache-mode.ts:
+ * sourceCacheMode); the image is read, and repaired, through the page cache whatever the mode. Exit status as qemu-img's: 0 clean, 2 corruptions, 3 leaks only, 1 when the
  * check could not run or had internal errors (or the image could not be opened), 63 when the
  * format has no checks (raw).
  *
@@ -28,6 +29,7 @@ import { probeFormat } from '../engine/probe.js';
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { onePositional, outputFormat, parse } from './args.js';
+import { sourceCacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
 
@@ -42,6 +44,7 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
       'force-share': { type: 'boolean', short: 'U' },
       repair: { type: 'string', short: 'r' },
       quiet: { type: 'boolean', short: 'q' },
+      cache: { type: 'string', short: 'T' },
       ...IMAGE_OPTS_OPTIONS,
     },
     'check',
@@ -52,6 +55,7 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
   secrets.dispose();
   const filename = image.path;
   const repair = repairMode(values.repair);
+  if (values.cache !== undefined) sourceCacheMode(values.cache);
   const quiet = values.quiet === true;
   const say = (text: string) => {
     if (!quiet) ctx.stdout(text);

@@ -46,13 +46,13 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'convert',
     synopsis:
-      '[-f FMT] [--object OBJ] [--image-opts] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE -F BACKING_FMT] [-n [--target-is-zero]] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]] [-c] [-p] [-q] [-t CACHE] IN OUT',
+      '[-f FMT] [--object OBJ] [--image-opts] [-l SNAPSHOT] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE -F BACKING_FMT] [-n [--target-is-zero] [--target-image-opts]] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]] [-c] [-C] [-m N] [-W] [-r RATE] [--salvage] [-p] [-q] [-t CACHE] [-T SRC_CACHE] IN OUT',
     summary:
-      "copies guest contents as `qemu-img convert`; `-B` names a backing file and copies only what IN's top layer holds; `-n` writes into an existing OUT (`--target-is-zero`: it reads as zeros); `-S` the shortest run of zeros left out (default 4k; `0` allocates everything); `--bitmaps` copies persistent bitmaps (`--skip-broken-bitmaps` skips inconsistent ones); `-c` compresses (on worker threads); `-p` progress on a terminal; `-t` output cache mode, `unsafe` (no flush) by default as qemu-img convert",
+      "copies guest contents as `qemu-img convert`; `-B` names a backing file and copies only what IN's top layer holds; `-n` writes into an existing OUT (`--target-is-zero`: it reads as zeros); `-S` the shortest run of zeros left out (default 4k; `0` allocates everything); `--bitmaps` copies persistent bitmaps (`--skip-broken-bitmaps` skips inconsistent ones); `-c` compresses (on worker threads); `-p` progress on a terminal; `-t` output cache mode, `unsafe` (no flush) by default as qemu-img convert; `-l` copies an internal snapshot; `-C` copies data without looking for zeros in it; `-m` chunks in flight (1 to 16); `-W` writes out of order; `-r` limits writes to RATE bytes a second; `--salvage` copies unreadable sectors as zeros, with a warning each",
   },
   {
     name: 'check',
-    synopsis: '[-r leaks|all] [--output=human|json] [-f FMT] [--object OBJ] [--image-opts] [-q] IMAGE',
+    synopsis: '[-r leaks|all] [--output=human|json] [-f FMT] [--object OBJ] [--image-opts] [-q] [-T SRC_CACHE] IMAGE',
     summary:
       'what `qemu-img check` reports (same JSON, human text and exit status: 0 clean, 2 corrupt, 3 leaks, 1 failed, 63 no checks for the format); `-r leaks` frees leaked clusters, `-r all` also fixes refcounts, COPIED flags and rebuilds a broken refcount structure',
   },
@@ -63,9 +63,9 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'measure',
-    synopsis: '[--output=human|json] [-f FMT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)',
+    synopsis: '[--output=human|json] [-f FMT] [-l SNAPSHOT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)',
     summary:
-      'the file size a new image needs, as `qemu-img measure` prints it: required and fully allocated sizes (and bitmaps size for a qcow2 v3 source), from the target options and the source\'s allocated clusters through its backing chain',
+      'the file size a new image needs, as `qemu-img measure` prints it: required and fully allocated sizes (and bitmaps size for a qcow2 v3 source), from the target options and the source\'s allocated clusters through its backing chain (`-l`: as they were at an internal snapshot)',
     details: [
       '-O is raw by default, as in qemu-img. -o takes the options of `qcow2 create` (a raw target: size,',
       'preallocation, nocow, extent_size_hint). encrypt.format=luks is not supported.',
@@ -118,7 +118,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'compare',
-    synopsis: '[-f FMT] [-F FMT] [-s] [-q] [--object OBJ] [--image-opts] A B',
+    synopsis: '[-f FMT] [-F FMT] [-s] [-q] [-T SRC_CACHE] [--object OBJ] [--image-opts] A B',
     summary: 'exit 0 identical, 1 different, 2 cannot open, as `qemu-img compare`',
   },
   {

@@ -1,7 +1,7 @@
 /**
- * `qcow2 convert [-f FMT] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE [-F BACKING_FMT]] [-n]
- * [--target-is-zero] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]] [-c] [-p] [-q] [-t CACHE]
- * IN OUT`: copies the guest contents of IN (through its backing chain) into OUT, as `qemu-img
+ * `qcow2 convert [-f FMT] [-l SNAPSHOT] [-O raw|qcow2] [-o OPTIONS] [-B BACKING_FILE [-F BACKING_FMT]]
+ * [-n [--target-is-zero] [--target-image-opts]] [-S SPARSE_SIZE] [--bitmaps [--skip-broken-bitmaps]]
+ * [-c] [-C] [-m N] [-W] [-r RATE] [--salvage] [-p] [-q] [-t CACHE] [-T SRC_CACHE] IN OUT`: copies the guest contents of IN (through its backing chain) into OUT, as `qemu-img
  * convert` (QEMU 7.2's img_convert) does, with its checks in its order and its messages.
  *
  * - OUT is created (a raw file, or a qcow2 image with the -o options), or with `-n` opened as it is
@@ -21,6 +21,15 @@
  *   cache mode, `unsafe` by default as in qemu-img convert: the output is never flushed, and is as
  *   durable as the page cache makes it (`-t writeback` flushes once at the end, `-t writethrough`
  *   after every chunk).
+ * - `-l SNAPSHOT` copies IN as it was at an internal snapshot (an ID or a name, or
+ *   `snapshot.id=ID,snapshot.name=NAME`; src/cli/snapshot-ref.ts), at IN's current size, as qemu-img.
+ * - `-T SRC_CACHE` takes qemu-img's names (IN is read through the page cache whatever the mode);
+ *   `-m N` is the number of chunks in flight (1 to 16); `-W` lets a chunk's writes start before the
+ *   previous chunk's are done (the layout is then timing's); `-C` (copy offloading) copies data as
+ *   it is, without looking for zeros in it, as qemu-img's copy_range lays it out (not with -c, -S or
+ *   --salvage); `-r RATE` throttles the writes to RATE bytes a second as QEMU does (0: no limit).
+ * - `--salvage`: a sector that cannot be read is copied as zeros, with qemu-img's warning.
+ * - `--target-image-opts` (with -n): OUT is an option list, as `--image-opts` takes one.
  * `--object secret,…` with `--image-opts` opens an encrypted IN; `-o encrypt.*` makes an encrypted OUT.
  * The copy itself is src/convert/copy.ts, which the library's convertImage runs too.
  */
@@ -29,12 +38,13 @@ import { checkedSourceBitmaps, copyBitmaps, type SourceBitmapInfo, supportsBitma
 import { SECTOR } from '../convert/sparse.js';
 import { type CreateOptionSet, parseCreateOptions, typedCreateOptions } from '../create/options.js';
 import { openImage, type ImageFormat } from '../device/open.js';
-import { type BlockDevice, isQcow2 } from '../engine/types.js';
-import { unsupported, usage } from '../errors.js';
-import { cvtnumFull } from '../units.js';
+import { type BlockDevice, isQcow2, type SnapshotRef } from '../engine/types.js';
+import { errnoOf, errnoText, unsupported, usage } from '../errors.js';
+import { cvtnumFull, qemuStrtol } from '../units.js';
 import { commandLineError, parse, type Parsed } from './args.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
-import { cacheMode } from './cache-mode.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, imageArg, Secrets } from './image-opts.js';
+import { cacheMode, sourceCacheMode } from './cache-mode.js';
+import { openAtSnapshot, snapshotRef } from './snapshot-ref.js';
 import type { CliContext } from './context.js';
 import { chainOpenError, explainOpenError } from './open-error.js';
 import { Progress } from './progress.js';
@@ -56,6 +66,9 @@ function sparseSize(text: string): number {
   return Number(r.value);
 }
 
+/** qemu-img convert's MAX_COROUTINES: the most -m takes. */
+const MAX_COROUTINES = 16;
+
 const CONVERT_OPTIONS = {
   format: { type: 'string', short: 'f' },
   'output-format': { type: 'string', short: 'O' },
@@ -72,6 +85,14 @@ const CONVERT_OPTIONS = {
   cache: { type: 'string', short: 't' },
   quiet: { type: 'boolean', short: 'q' },
   'force-share': { type: 'boolean', short: 'U' },
+  'source-cache': { type: 'string', short: 'T' },
+  'load-snapshot': { type: 'string', short: 'l' },
+  'rate-limit': { type: 'string', short: 'r' },
+  coroutines: { type: 'string', short: 'm' },
+  'out-of-order': { type: 'boolean', short: 'W' },
+  'copy-range': { type: 'boolean', short: 'C' },
+  salvage: { type: 'boolean' },
+  'target-image-opts': { type: 'boolean' },
   ...IMAGE_OPTS_OPTIONS,
 } as const;
 type ConvertValues = Parsed<typeof CONVERT_OPTIONS>['values'];
@@ -80,25 +101,61 @@ export async function convert(args: string[], ctx: CliContext): Promise<number> 
   const { values, positionals } = parse(args, CONVERT_OPTIONS, 'convert');
   const secrets = new Secrets(values.object);
   try {
-    return await convertWith(ctx, values, positionals, secrets);
+    return await convertWith(ctx, values, positionals, secrets, args);
   } finally {
     secrets.dispose();
   }
 }
 
-async function convertWith(ctx: CliContext, values: ConvertValues, positionals: string[], secrets: Secrets): Promise<number> {
-  // qemu-img's checks, in its order: the options first, then the images.
-  const sparse = values.sparse === undefined ? DEFAULT_SPARSE_SIZE : sparseSize(values.sparse);
+/** -m: qemu_strtol's number, 1 to 16 (qemu-img's MAX_COROUTINES). */
+function coroutines(text: string): number {
+  const n = qemuStrtol(text);
+  if (n === undefined || n < 1n || n > BigInt(MAX_COROUTINES)) {
+    throw usage(`Invalid number of coroutines. Allowed number of coroutines is between 1 and ${MAX_COROUTINES}`);
+  }
+  return Number(n);
+}
+
+/** -r: bytes a second (0: no limit), with cvtnum's messages. */
+function rateLimit(text: string): number {
+  const r = cvtnumFull('rate limit', text);
+  if ('error' in r) throw usage(r.error);
+  // Past 2^53 bytes a second is no limit at all.
+  return Number(r.value > BigInt(Number.MAX_SAFE_INTEGER) ? 0n : r.value);
+}
+
+async function convertWith(ctx: CliContext, values: ConvertValues, positionals: string[], secrets: Secrets, args: string[]): Promise<number> {
+  // qemu-img's checks, in its order: the options as getopt meets them, then their combinations,
+  // then the images.
+  const argOrder = (short: string, long: string) => args.findIndex((a) => a.startsWith(short) || a.startsWith(long));
+  let sparse = DEFAULT_SPARSE_SIZE;
+  let snapshot: SnapshotRef | undefined;
+  let coroutineCount: number | undefined;
+  let rate: number | undefined;
+  const checks: [number, () => void][] = [
+    [argOrder('-S', '--sparse'), () => values.sparse !== undefined && (sparse = sparseSize(values.sparse))],
+    [argOrder('-l', '--load-snapshot'), () => values['load-snapshot'] !== undefined && (snapshot = snapshotRef(values['load-snapshot'], 'convert', ctx))],
+    [argOrder('-m', '--coroutines'), () => values.coroutines !== undefined && (coroutineCount = coroutines(values.coroutines))],
+    [argOrder('-r', '--rate-limit'), () => values['rate-limit'] !== undefined && (rate = rateLimit(values['rate-limit']))],
+  ];
+  for (const [, check] of checks.sort((a, b) => a[0] - b[0])) check();
   const skipCreate = values['no-create'] === true;
   const bitmaps = values.bitmaps === true;
   const skipBroken = values['skip-broken-bitmaps'] === true;
   const options = values.options ?? [];
   if (skipBroken && !bitmaps) throw usage('Use of --skip-broken-bitmaps requires --bitmaps');
+  const copyRange = values['copy-range'] === true;
+  if (copyRange && values.compress) throw usage('Cannot enable copy offloading when -c is used');
+  if (copyRange && values.sparse !== undefined) throw usage('Cannot enable copy offloading when -S is used');
+  if (copyRange && values.salvage) throw usage('Cannot use copy offloading in salvaging mode');
+  const targetImageOpts = values['target-image-opts'] === true;
+  if (targetImageOpts && !skipCreate) throw usage('--target-image-opts requires use of -n flag');
   if (skipCreate && options.length > 0) throw usage('-o has no effect when skipping image creation');
   const targetIsZero = values['target-is-zero'] === true;
   if (targetIsZero && !skipCreate) throw usage('--target-is-zero requires use of -n flag');
   if (positionals.length !== 2) throw commandLineError('convert', `expected an input and an output image, got ${positionals.length} names`);
   const [inputOperand, output] = positionals as [string, string];
+  if (values['source-cache'] !== undefined) sourceCacheMode(values['source-cache']);
   const outFormat = format(values['output-format'], 'output') ?? 'raw';
   // qemu-img convert writes its output with cache=unsafe unless told otherwise: no flushes at all.
   const cache = values.cache === undefined ? 'unsafe' : cacheMode('convert', values.cache);
@@ -106,7 +163,7 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
   const image = imageArg(inputOperand, values['image-opts'] === true, secrets);
   let source: BlockDevice;
   try {
-    source = await openSource(image.path, image.format ?? format(values.format, 'input'), image.keySecret);
+    source = await openSource(image.path, image.format ?? format(values.format, 'input'), image.keySecret, snapshot);
   } finally {
     forgetSecrets(image);
   }
@@ -128,13 +185,21 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
     if (values.compress && outFormat !== 'qcow2') throw unsupported('Compression not supported for this file format');
     const sourceBitmaps = bitmaps ? await checkedSourceBitmaps(source, skipBroken) : [];
 
-    const target = create === undefined ? await openExisting(output, outFormat, cache === 'unsafe') : await createTarget(output, outFormat, source.virtualSize, create, cache === 'unsafe', secrets, values.compress === true);
+    const target =
+      create === undefined
+        ? await openExisting(output, targetImageOpts ? targetArg(output, values['output-format'], secrets) : { path: output, format: outFormat, keySecret: undefined }, cache === 'unsafe')
+        : await createTarget(output, outFormat, source.virtualSize, create, cache === 'unsafe', secrets, values.compress === true);
     try {
       if (bitmaps && !(await supportsBitmaps(target))) throw unsupported(`Format driver '${target.format}' does not support bitmaps`);
       if (skipCreate && target.virtualSize < source.virtualSize) throw usage('output file is smaller than input file');
       const progress = new Progress(ctx, values.progress === true && !values.quiet);
       await copyContents(source, target, {
         compress: values.compress === true,
+        copyRange,
+        outOfOrder: values['out-of-order'] === true,
+        ...(coroutineCount === undefined ? {} : { chunksInFlight: coroutineCount }),
+        ...(rate === undefined ? {} : { rateLimit: rate }),
+        ...(values.salvage ? { onReadError: (offset: number, err: unknown) => values.quiet || ctx.stderr(`qcow2 convert: warning: error while reading offset ${offset}: ${errnoText(errnoOf(err))}\n`) } : {}),
         flushEachChunk: cache === 'writethrough',
         sparseSize: sparse,
         targetIsZero: !skipCreate || targetIsZero,
@@ -153,12 +218,21 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
   return 0;
 }
 
-async function openSource(path: string, fmt: ImageFormat | undefined, keySecret: Uint8Array | undefined): Promise<BlockDevice> {
-  try {
-    return await openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...(keySecret ? { keySecret } : {}) });
-  } catch (err) {
-    throw await chainOpenError(`Could not open '${path}': `, path, fmt, err);
-  }
+/** IN, read-only, as it was at `snapshot` (-l) if given; qemu-img's messages when that fails. */
+async function openSource(path: string, fmt: ImageFormat | undefined, keySecret: Uint8Array | undefined, snapshot: SnapshotRef | undefined): Promise<BlockDevice> {
+  return openAtSnapshot(
+    path,
+    fmt,
+    snapshot,
+    (at) => openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...(keySecret ? { keySecret } : {}), ...(at === undefined ? {} : { snapshot: at }) }),
+    (err) => chainOpenError(`Could not open '${path}': `, path, fmt, err),
+  );
+}
+
+/** --target-image-opts: OUT is an option list (-O and it are exclusive, as in qemu-img's img_open). */
+function targetArg(operand: string, outFormat: string | undefined, secrets: Secrets): ImageArg {
+  if (outFormat !== undefined) throw usage('--image-opts and --format are mutually exclusive');
+  return imageArg(operand, true, secrets);
 }
 
 /**
@@ -195,12 +269,15 @@ async function createTarget(path: string, fmt: ImageFormat, size: number, set: C
   }
 }
 
-/** -n: the output as it is, in -O's format (raw by default, as qemu-img). */
-async function openExisting(path: string, fmt: ImageFormat, noFlush: boolean): Promise<BlockDevice> {
+/** -n: the output as it is, in -O's format (raw by default, as qemu-img), or as --target-image-opts gives it. */
+async function openExisting(name: string, out: ImageArg, noFlush: boolean): Promise<BlockDevice> {
+  const { path, format: fmt } = out;
   try {
-    return await openImage(path, { format: fmt, noFlush });
+    return await openImage(path, { ...(fmt === undefined ? {} : { format: fmt }), noFlush, ...(out.keySecret ? { keySecret: out.keySecret } : {}) });
   } catch (err) {
-    throw explainOpenError(path, await chainOpenError(`Could not open '${path}': `, path, fmt, err));
+    throw explainOpenError(path, await chainOpenError(`Could not open '${name}': `, path, fmt, err));
+  } finally {
+    forgetSecrets(out);
   }
 }
 

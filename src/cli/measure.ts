@@ -1,10 +1,11 @@
 /**
- * `qcow2 measure [--output=human|json] [-f FMT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)`:
+ * `qcow2 measure [--output=human|json] [-f FMT] [-l SNAPSHOT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)`:
  * what `qemu-img measure` (QEMU 7.2) prints, with its checks in its order (img_measure, then
  * qcow2_measure or raw_measure). Its error messages are ours, as usage errors.
  */
 import { measureQcow2, measureRaw, qcow2MeasureTarget, type MeasureInfo } from '../create/measure.js';
 import { BLOCK_DRIVERS, isValidOptionList, parseCreateOptions, RAW_CREATE_OPTION_NAMES, type CreateOptionSet } from '../create/options.js';
+import type { SnapshotRef } from '../engine/types.js';
 import { isQcow2Error, unsupported, usage } from '../errors.js';
 import { measureSource } from '../map/measure-source.js';
 import { openForMap, type OpenedMap } from '../map/open.js';
@@ -12,6 +13,7 @@ import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import type { CliContext } from './context.js';
 import { explainOpenError } from './open-error.js';
+import { openAtSnapshot, snapshotRef } from './snapshot-ref.js';
 
 export async function measure(args: string[], ctx: CliContext): Promise<number> {
   // getopt takes the next word as --size's argument even when it starts with a dash (--size -1).
@@ -24,9 +26,11 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
       'target-format': { type: 'string', short: 'O' },
       options: { type: 'string', short: 'o', multiple: true },
       size: { type: 'string' },
+      snapshot: { type: 'string', short: 'l' },
     },
     'measure',
   );
+  const snapshot = values.snapshot === undefined ? undefined : snapshotRef(values.snapshot, 'measure', ctx);
   const lists = values.options ?? [];
   for (const list of lists) if (!isValidOptionList(list)) throw usage(`Invalid option list: ${list}`);
   const output = values.output ?? 'human';
@@ -39,7 +43,7 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
   }
   if (positionals.length > 1) throw usage('At most one filename argument is allowed.');
   const filename = positionals[0];
-  if (filename === undefined && values.format !== undefined) throw usage('--image-opts, -f, and -l require a filename argument.');
+  if (filename === undefined && (values.format !== undefined || snapshot !== undefined)) throw usage('--image-opts, -f, and -l require a filename argument.');
   if (filename !== undefined && size !== undefined) throw usage('--size N cannot be used together with a filename.');
   if (filename === undefined && size === undefined) throw usage('Either --size N or one filename must be specified.');
 
@@ -49,7 +53,7 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
     if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
       throw unsupported(`measure: only qcow2 and raw source images can be read (-f ${format})`);
     }
-    opened = await openSource(filename, format);
+    opened = await openSource(filename, format, snapshot);
   }
   try {
     const target = values['target-format'] ?? 'raw';
@@ -81,13 +85,12 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
   }
 }
 
-/** Opens the source as img_open does, with its message for a missing file. */
-async function openSource(filename: string, format: 'qcow2' | 'raw' | undefined): Promise<OpenedMap> {
-  try {
-    return await openForMap(filename, format);
-  } catch (err) {
-    throw explainOpenError(filename, err);
-  }
+/**
+ * Opens the source as img_open does, with its message for a missing file; with -l, as it was at
+ * that snapshot (qemu-img's messages when it cannot be loaded).
+ */
+async function openSource(filename: string, format: 'qcow2' | 'raw' | undefined, snapshot: SnapshotRef | undefined): Promise<OpenedMap> {
+  return openAtSnapshot(filename, format, snapshot, (at) => openForMap(filename, format, undefined, at), (err) => explainOpenError(filename, err));
 }
 
 /** QEMU prints the numbers as unsigned in the text, as signed 64-bit integers in JSON (QNum). */

@@ -63,6 +63,27 @@ export interface CopyOptions {
    */
   targetBacking?: { size?: number };
   /**
+   * Data is written as it was read, not looked through for zeros (qemu-img convert -C, copy
+   * offloading: QEMU copies the source's data ranges without reading them into a buffer). Ranges
+   * the source calls zero are still zeros.
+   */
+  copyRange?: boolean;
+  /**
+   * A chunk's writes may start before the previous chunk's are done (qemu-img convert -W): the
+   * output's layout then depends on timing, its contents do not.
+   */
+  outOfOrder?: boolean;
+  /**
+   * At most this many bytes written a second, as qemu-img convert -r (QEMU's throttling of the
+   * output's writes, zeros included: a leaky bucket of a tenth of a second's bytes).
+   */
+  rateLimit?: number;
+  /**
+   * Read errors do not stop the copy (qemu-img convert --salvage): a chunk that cannot be read is
+   * read again sector by sector, and each sector that fails is copied as zeros and reported here.
+   */
+  onReadError?: (offset: number, err: unknown) => void;
+  /**
    * Called as chunks are written: `done` is the guest offset the copy has reached (skipped zero
    * areas count as copied), never decreasing, and reaches `total` (the source's virtual size) once
    * everything is written. Not called after a failure.
@@ -79,6 +100,10 @@ interface Plan {
   skipZeros: boolean;
   /** Compressed writes are of whole clusters of this size. */
   clusterSize: number;
+  /** Data is written as read (-C). */
+  copyRange: boolean;
+  /** -r: every piece's writes wait for it. */
+  limiter: RateLimiter | undefined;
 }
 
 /**
@@ -96,12 +121,17 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
   if (!Number.isSafeInteger(sparse) || sparse < 0 || sparse % SECTOR !== 0 || sparse > MAX_SPARSE_SIZE) {
     throw usage(`copy: sparseSize must be a multiple of ${SECTOR} up to ${MAX_SPARSE_SIZE}, not ${sparse}`);
   }
+  const rate = opts.rateLimit;
+  if (rate !== undefined && (!Number.isSafeInteger(rate) || rate < 0)) throw usage(`copy: rateLimit must be a whole number of bytes a second, not ${rate}`);
   const plan: Plan = {
     compress,
     minSectors: sparse / SECTOR,
     skipZeros: opts.targetIsZero !== false && opts.targetBacking === undefined,
     clusterSize: compress ? (target as Qcow2Device).clusterSize : 0,
+    copyRange: opts.copyRange === true,
+    limiter: opts.rateLimit === undefined || opts.rateLimit === 0 ? undefined : new RateLimiter(opts.rateLimit),
   };
+
   const size = source.virtualSize;
   const inFlight: Promise<void>[] = [];
   // One buffer per chunk in the air, reused once its chunk is written.
@@ -132,18 +162,25 @@ export async function copyContents(source: BlockDevice, target: BlockDevice, opt
       if (inFlight.length >= depth) await inFlight.shift();
       let full: Uint8Array | undefined;
       let data: Promise<Uint8Array | undefined> = Promise.resolve(undefined);
+      // --salvage: the sectors that could not be read, reported in the order the writes go out.
+      const unreadable: [number, unknown][] = [];
       if (piece.status === 'data') {
         full = buffers.pop() ?? new Uint8Array(BUFFER);
         const buffer = full.subarray(0, piece.n);
         // Awaited below only while every earlier chunk's writes were issued; the tracking handles
         // its failure otherwise.
-        data = track(source.readInto(piece.pos, buffer).then(() => buffer));
+        const salvage = opts.onReadError && ((offset: number, err: unknown) => unreadable.push([offset, err]));
+        data = track(readPiece(source, piece.pos, buffer, salvage).then(() => buffer));
       }
       // Writes are issued once the previous chunk's are done — compressing, once they are issued, for
       // the compression workers to have several chunks at once. Uncompressed, a chunk's writes
       // racing the previous chunk's would let the target allocate its clusters out of order;
       // waited for, the output's layout is qemu-img's.
-      const writes = issued.then(async () => issueWrites(target, piece, await data, plan));
+      const writes = (opts.outOfOrder ? Promise.resolve() : issued).then(async () => {
+        const bytes = await data;
+        for (const [offset, err] of unreadable) opts.onReadError?.(offset, err);
+        return issueWrites(target, piece, bytes, plan);
+      });
       issued = plan.compress ? writes : track(writes.then((w) => w.done));
       const done = track(
         writes.then(async (w) => {
@@ -196,15 +233,77 @@ async function* piecesOf(source: BlockDevice, cursor: StatusCursor, plan: Plan):
   }
 }
 
+/**
+ * Reads a chunk; with `onReadError` (--salvage), a chunk that fails is read again sector by sector,
+ * and what still fails reads as zeros, as qemu-img convert --salvage does.
+ */
+async function readPiece(source: BlockDevice, pos: number, buffer: Uint8Array, onReadError: CopyOptions['onReadError']): Promise<void> {
+  try {
+    await source.readInto(pos, buffer);
+  } catch (err) {
+    if (onReadError === undefined) throw err;
+    for (let at = 0; at < buffer.byteLength; at += SECTOR) {
+      const sector = buffer.subarray(at, Math.min(buffer.byteLength, at + SECTOR));
+      try {
+        await source.readInto(pos + at, sector);
+      } catch (sectorErr) {
+        sector.fill(0);
+        onReadError(pos + at, sectorErr);
+      }
+    }
+  }
+}
+
+/**
+ * qemu-img convert -r: QEMU's throttling of the output's writes (util/throttle.c with only a bytes
+ * limit): a leaky bucket that drains `rate` bytes a second; a request waits until the bucket holds
+ * no more than a tenth of a second's bytes, then adds its own. Requests pass in the order they ask.
+ */
+export class RateLimiter {
+  private level = 0;
+  private last = performance.now();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly rate: number) {}
+
+  take(bytes: number): Promise<void> {
+    const turn = this.queue.then(async () => {
+      this.drain();
+      const extra = this.level - this.rate / 10;
+      if (extra > 0) {
+        await new Promise((resolve) => setTimeout(resolve, Math.ceil((extra / this.rate) * 1000)));
+        this.drain();
+      }
+      this.level += bytes;
+    });
+    this.queue = turn;
+    return turn;
+  }
+
+  private drain(): void {
+    const now = performance.now();
+    this.level = Math.max(0, this.level - ((now - this.last) / 1000) * this.rate);
+    this.last = now;
+  }
+}
+
 /** A range of zeros, written as data: a fully allocated target (-S 0). */
 const ZERO_UNIT = new Uint8Array(PLAIN_UNIT);
 
 /** Starts the writes of one piece; `done` settles when they have. */
 function issueWrites(target: BlockDevice, piece: Piece, data: Uint8Array | undefined, plan: Plan): { done: Promise<unknown> } {
-  const writes: Promise<void>[] = [];
+  // The writes, started together once the rate limit (-r) lets the piece's bytes through.
+  const starts: (() => Promise<void>)[] = [];
+  let bytesWritten = 0;
+  const writes = {
+    push(start: () => Promise<void>, n: number) {
+      starts.push(start);
+      bytesWritten += n;
+    },
+  };
   const writeData = (pos: number, bytes: Uint8Array) => {
     if (plan.compress) {
-      writes.push((target as Qcow2Device).writeCompressed(pos, bytes));
+      writes.push(() => (target as Qcow2Device).writeCompressed(pos, bytes), bytes.byteLength);
       return;
     }
     // Uncompressed data goes out in 64 KiB writes, as qemu-img writes it: on this machine's ext4,
@@ -212,12 +311,13 @@ function issueWrites(target: BlockDevice, piece: Piece, data: Uint8Array | undef
     // page-cache copy (2.7 s against 1.2 s for a 1 GiB convert); 64 KiB ones never did.
     for (let at = 0; at < bytes.byteLength; ) {
       const end = Math.min(bytes.byteLength, (Math.floor((pos + at) / PLAIN_UNIT) + 1) * PLAIN_UNIT - pos);
-      writes.push(target.write(pos + at, bytes.subarray(at, end)));
+      const [where, part] = [pos + at, bytes.subarray(at, end)];
+      writes.push(() => target.write(where, part), part.byteLength);
       at = end;
     }
   };
   const writeZeros = (pos: number, n: number) => {
-    if (!plan.skipZeros) writes.push(target.writeZeroes(pos, n, { unmap: true }));
+    if (!plan.skipZeros) writes.push(() => target.writeZeroes(pos, n, { unmap: true }), n);
   };
   const { pos, n, status } = piece;
   if (status === 'zero') {
@@ -225,7 +325,7 @@ function issueWrites(target: BlockDevice, piece: Piece, data: Uint8Array | undef
     else if (plan.compress) writeData(pos, new Uint8Array(n));
     else for (let at = 0; at < n; at += PLAIN_UNIT) writeData(pos + at, ZERO_UNIT.subarray(0, Math.min(PLAIN_UNIT, n - at)));
   } else if (status === 'data' && data !== undefined) {
-    if (plan.minSectors === 0) writeData(pos, data);
+    if (plan.minSectors === 0 || plan.copyRange) writeData(pos, data);
     else if (plan.compress) {
       // A compressed cluster is written as a whole, or not at all when it is all zeros (in runs
       // of clusters alike, for the compression workers to share).
@@ -254,10 +354,13 @@ function issueWrites(target: BlockDevice, piece: Piece, data: Uint8Array | undef
     }
   }
   // Settles once every write has (a failed one does not leave the others running unseen).
-  const done = Promise.allSettled(writes).then((results) => {
-    for (const r of results) if (r.status === 'rejected') throw r.reason;
-  });
-  return { done };
+  const settle = (started: Promise<void>[]) =>
+    Promise.allSettled(started).then((results) => {
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+    });
+  const startAll = () => starts.map((start) => start());
+  if (plan.limiter === undefined || bytesWritten === 0) return { done: settle(startAll()) };
+  return { done: plan.limiter.take(bytesWritten).then(() => settle(startAll())) };
 }
 
 /** The block QEMU writes first into a new file: 4 KiB (512 bytes into a smaller file). */

@@ -4,7 +4,7 @@
  * the optimized engine (what every user-facing path runs on; the reference engine in
  * src/reference is the specification it is checked against); raw images with the raw adapter.
  */
-import type { BlockDevice, Qcow2Device } from '../engine/types.js';
+import type { BlockDevice, Qcow2Device, SnapshotRef } from '../engine/types.js';
 import { RawDevice } from '../engine/raw.js';
 import { usage } from '../errors.js';
 import type { BlockFile } from '../io/block-file.js';
@@ -24,8 +24,8 @@ export interface OpenImageOptions extends FileDriving {
   readOnly?: boolean;
   /** Do not follow backing / data file names stored in the image (an image from an untrusted source). */
   untrusted?: boolean;
-  /** Open the image as it was at this internal snapshot (ID or name); qcow2 and read-only only. */
-  snapshot?: string;
+  /** Open the image as it was at this internal snapshot; qcow2 and read-only only. */
+  snapshot?: SnapshotRef;
   /** Open this backing file instead of the one the image names (qemu's `-b`), or none at all (null). */
   backing?: { path: string; format: 'raw' | 'qcow2' } | null;
   /** Metadata cache budgets of the optimized engine, in bytes (qemu's l2-cache-size, refcount-cache-size). */

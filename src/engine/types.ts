@@ -205,10 +205,10 @@ export interface OpenOptions {
    */
   compressionThreads?: number;
   /**
-   * Open the image as it was at this internal snapshot (ID or name, IDs first as in QEMU) instead
-   * of its active state; needs readOnly. Applies to the top image only, not its backing chain.
+   * Open the image as it was at this internal snapshot instead of its active state; needs
+   * readOnly. Applies to the top image only, not its backing chain.
    */
-  snapshot?: string;
+  snapshot?: SnapshotRef;
   /** Open this backing instead of the one the image names (qemu's `-b` at open time). */
   backingOverride?: { path: string; format: 'raw' | 'qcow2' } | null;
   /**
@@ -227,3 +227,10 @@ export interface OpenOptions {
 export function isQcow2(device: BlockDevice): device is Qcow2Device {
   return device.format === 'qcow2';
 }
+
+/**
+ * An internal snapshot to open: an ID or a name (IDs first, as QEMU's
+ * bdrv_snapshot_load_tmp_by_id_or_name), or the one whose ID and name are those given (QEMU's
+ * `snapshot.id=ID,snapshot.name=NAME`, either left out).
+ */
+export type SnapshotRef = string | { id?: string; name?: string };

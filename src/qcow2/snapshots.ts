@@ -5,8 +5,8 @@
  * engines run these under the dirty bit (header.ts: underDirtyBit), since refcounts and COPIED
  * flags cannot change together atomically.
  */
-import type { SnapshotInfo } from '../engine/types.js';
-import { corrupt, Qcow2Error, unsupported, usage } from '../errors.js';
+import type { SnapshotInfo, SnapshotRef } from '../engine/types.js';
+import { corrupt, isQcow2Error, Qcow2Error, unsupported, usage } from '../errors.js';
 import { hostRangeFits, hostRangeProblem } from '../format/host-offset.js';
 import { maxRefcount } from '../format/refcount.js';
 import { encodeSnapshotExtra, encodeSnapshotTable, type SnapshotEntry, snapshotEntrySize } from '../format/snapshot.js';
@@ -63,8 +63,8 @@ export async function writeSnapshotTable(st: Qcow2State, entries: SnapshotEntry[
  * the same way. The device keeps the active virtual size, as QEMU's temporary snapshot load does
  * (past the snapshot's table, reads go to the backing file or read zeros).
  */
-export function snapshotView(meta: ImageMetadata, idOrName: string): ImageMetadata {
-  const { sn } = findChecked(meta.snapshots, idOrName, meta.layout.geometry.clusterSize, meta.layout.snapshotsOffset);
+export function snapshotView(meta: ImageMetadata, ref: SnapshotRef): ImageMetadata {
+  const { sn } = findChecked(meta.snapshots, ref, meta.layout.geometry.clusterSize, meta.layout.snapshotsOffset);
   const header = { ...meta.header, l1Size: sn.l1Size, l1TableOffset: sn.l1TableOffset, size: sn.extra.diskSize ?? meta.header.size };
   let layout;
   try {
@@ -114,9 +114,9 @@ function entryOffsets(entries: readonly SnapshotEntry[], tableOffset: number): M
   return out;
 }
 
-/** The snapshot `idOrName` of `entries` (the table at `tableOffset`), with its L1 table checked. */
-function findChecked(entries: readonly SnapshotEntry[], idOrName: string, clusterSize: number, tableOffset: number): { sn: SnapshotEntry; l1Offset: number } {
-  const sn = find(entries, idOrName);
+/** The snapshot `ref` of `entries` (the table at `tableOffset`), with its L1 table checked. */
+function findChecked(entries: readonly SnapshotEntry[], ref: SnapshotRef, clusterSize: number, tableOffset: number): { sn: SnapshotEntry; l1Offset: number } {
+  const sn = find(entries, ref);
   return { sn, l1Offset: checkSnapshotL1(sn, clusterSize, entryOffsets(entries, tableOffset).get(sn) ?? tableOffset) };
 }
 
@@ -133,10 +133,23 @@ export async function checkedSnapshot(st: Qcow2State, idOrName: string): Promise
   return findChecked(await st.store.readSnapshots(), idOrName, st.geometry.clusterSize, Number(st.header.snapshotsOffset)).sn;
 }
 
-function find(entries: readonly SnapshotEntry[], idOrName: string): SnapshotEntry {
-  const found = entries.find((e) => e.id === idOrName) ?? entries.find((e) => e.name === idOrName);
-  if (!found) throw usage(`snapshot '${idOrName}' does not exist`);
-  return found;
+/**
+ * The snapshot `ref` names: an ID, else a name; or the one with the ID and name given (QEMU's
+ * find_snapshot_by_id_and_name). Not found: a usage error with errno ENOENT (isMissingSnapshot).
+ */
+function find(entries: readonly SnapshotEntry[], ref: SnapshotRef): SnapshotEntry {
+  const found =
+    typeof ref === 'string'
+      ? (entries.find((e) => e.id === ref) ?? entries.find((e) => e.name === ref))
+      : entries.find((e) => (ref.id === undefined || e.id === ref.id) && (ref.name === undefined || e.name === ref.name));
+  if (found) return found;
+  const what = typeof ref === 'string' ? `'${ref}'` : [ref.id === undefined ? '' : `with ID '${ref.id}'`, ref.name === undefined ? '' : `named '${ref.name}'`].filter((x) => x).join(' ');
+  throw usage(`snapshot ${what} does not exist`, { errno: 'ENOENT' });
+}
+
+/** Whether `err` says that the snapshot asked for is not in the image (QEMU: ENOENT, "Can't find snapshot"). */
+export function isMissingSnapshot(err: unknown): boolean {
+  return isQcow2Error(err) && err.code === 'usage' && err.errno === 'ENOENT';
 }
 
 /** The active L1 table's L2 offsets. */

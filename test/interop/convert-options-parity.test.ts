@@ -19,12 +19,11 @@
  * -S); a raw source; bitmaps enabled, disabled, of 512-byte granularity, and left in_use.
  */
 import { execa } from 'execa';
-import { copyFile, mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { qcow2 } from '../support/cli.js';
+import { type ConvertCase, outputInfo, outputMap, runBoth as runBothConvert, withoutHostZeroes } from '../support/convert-parity.js';
 import { bitmapsOf, dirtyMap } from '../support/qemu-views.js';
 import { requireTool } from '../support/tools.js';
 
@@ -121,13 +120,7 @@ async function buildFixtures(): Promise<void> {
   await img('create', '-q', '-f', 'qcow2', 'large.qcow2', '6M');
 }
 
-interface Case {
-  /** IN, OUT: the source and the output. */
-  args: string[];
-  /** -n: OUT starts as a copy of this fixture. */
-  target?: string;
-  /** OUT's format, for the views (raw: compared with host offsets). */
-  out: 'qcow2' | 'raw';
+interface Case extends ConvertCase {
   /** Bitmaps whose dirty ranges are compared. */
   bitmaps?: string[];
   /**
@@ -238,70 +231,9 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/**
- * stderr in a form both tools share: qemu-img's `qemu-img: ` and our `qcow2 convert: CODE: ` become
- * `error: `, both tools' warnings `warning: `; qemu-img's size message on two lines is one.
- */
-function messages(stderr: string, tool: 'qemu-img' | 'qcow2'): string {
-  const lines = stderr.split('\n').filter((l) => l !== '');
-  const out = lines.map((l) =>
-    tool === 'qemu-img'
-      ? l.replace(/^qemu-img: warning: /, 'warning: ').replace(/^qemu-img: /, 'error: ').replace(/'qemu-img bitmap/, "'qcow2 bitmap")
-      : l.replace(/^qcow2 convert: warning: /, 'warning: ').replace(/^qcow2 convert: [a-z]+: /, 'error: '),
-  );
-  return out.join('\n').replace(/ for\nerror: kilobytes/, ' for kilobytes');
-}
-
-async function runBoth(k: Case): Promise<{ theirs: string; ours: string; qr: { exitCode?: number | undefined; stderr: string } }> {
-  const i = n++;
-  const ext = k.out === 'raw' ? 'raw' : 'qcow2';
-  const theirs = `t${i}.${ext}`;
-  const ours = `o${i}.${ext}`;
-  if (k.target) {
-    await copyFile(join(dir, k.target), join(dir, theirs));
-    await copyFile(join(dir, k.target), join(dir, ours));
-  }
-  const withOut = (out: string) => k.args.map((a) => (a === 'OUT' ? out : a));
-  const qr = await execa('qemu-img', ['convert', ...withOut(theirs)], { cwd: dir, reject: false });
-  const rr = await qcow2(['convert', ...withOut(ours)], { cwd: dir });
-  const rename = (s: string) => s.split(theirs).join(ours);
-  expect(rr.exitCode, `${rr.stderr}\nqemu-img: ${qr.stderr}`).toBe(qr.exitCode);
-  expect(rr.stdout).toBe(rename(qr.stdout));
-  expect(messages(rr.stderr, 'qcow2')).toBe(messages(rename(qr.stderr), 'qemu-img'));
-  expect(existsSync(join(dir, ours))).toBe(existsSync(join(dir, theirs)));
-  return { theirs, ours, qr };
-}
-
-async function info(image: string, fmt: string): Promise<Record<string, unknown>> {
-  const out = JSON.parse((await img('info', '-f', fmt, '--output=json', image)).stdout) as Record<string, unknown>;
-  delete out['filename'];
-  delete out['actual-size'];
-  return out;
-}
-
-async function map(image: string, fmt: string): Promise<string> {
-  return (await img('map', '-f', fmt, '--output=json', image)).stdout;
-}
-
-/**
- * A map in which data is never `zero`: qemu-img map says `zero` of the part of a data cluster that
- * is a hole, or an unwritten extent without dirty pages, in the host file — the file system's view
- * at that moment (whether the page cache was written back yet), not the image's; the entries this
- * splits are merged again.
- */
-function withoutHostZeroes(json: string, offsets: boolean): unknown {
-  const merged: Record<string, unknown>[] = [];
-  for (const e of JSON.parse(json) as Record<string, unknown>[]) {
-    const entry: Record<string, unknown> = { ...e, ...(e['data'] ? { zero: false } : {}) };
-    if (!offsets) delete entry['offset'];
-    const last = merged[merged.length - 1];
-    const same = last && ['depth', 'present', 'zero', 'data'].every((k) => last[k] === entry[k]);
-    const contiguous = last && (last['offset'] === undefined) === (entry['offset'] === undefined) && (entry['offset'] === undefined || (last['offset'] as number) + (last['length'] as number) === entry['offset']);
-    if (last && same && contiguous && (last['start'] as number) + (last['length'] as number) === entry['start']) last['length'] = (last['length'] as number) + (entry['length'] as number);
-    else merged.push(entry);
-  }
-  return merged;
-}
+const runBoth = (k: Case) => runBothConvert(dir, k, n++);
+const info = (image: string, fmt: string) => outputInfo(dir, image, fmt);
+const map = (image: string, fmt: string) => outputMap(dir, image, fmt);
 
 describe.concurrent('qcow2 convert with -B, -n, -S, --target-is-zero, --bitmaps does what qemu-img convert does', () => {
   for (const k of CASES) {

@@ -58,6 +58,13 @@ async function buildSources(): Promise<void> {
   await io('qcow2', 'overlay.qcow2', 'write -P 0x53 512k 1M', 'write -z 16M 64k', 'write -P 0x54 40M 64k');
   await img('create', '-q', '-f', 'qcow2', '-b', 'partial.raw', '-F', 'raw', 'over-raw.qcow2');
   await io('qcow2', 'over-raw.qcow2', 'write -P 0x61 2M 64k');
+  // internal snapshots of different allocations (-l): s1 1 MiB, s2 3 MiB and a zero cluster, the active state more
+  await img('create', '-q', '-f', 'qcow2', 'snap.qcow2', '16M');
+  await io('qcow2', 'snap.qcow2', 'write -P 0x71 0 1M');
+  await img('snapshot', '-c', 's1', 'snap.qcow2');
+  await io('qcow2', 'snap.qcow2', 'write -P 0x72 1M 2M', 'write -z 8M 64k');
+  await img('snapshot', '-c', 's2', 'snap.qcow2');
+  await io('qcow2', 'snap.qcow2', 'write -P 0x73 10M 4M');
   // persistent bitmaps
   await img('create', '-q', '-f', 'qcow2', 'bitmaps.qcow2', '1G');
   await img('bitmap', '--add', 'bitmaps.qcow2', 'b0');
@@ -142,6 +149,13 @@ describe.concurrent('qcow2 measure IMAGE matches qemu-img measure', () => {
       await same(['-f', format, '-O', 'qcow2', source]);
     });
   }
+  for (const l of ['s1', '1', 's2', 'snapshot.id=2', 'snapshot.name=s1', 'snapshot.id=2,snapshot.name=s2']) {
+    it(`-l ${l}`, async () => {
+      await same(['-l', l, '-O', 'qcow2', 'snap.qcow2']);
+      await same(['-l', l, '--output=json', '-O', 'qcow2', '-o', 'cluster_size=4k', 'snap.qcow2']);
+      await same(['-l', l, 'snap.qcow2']);
+    });
+  }
   it('reads a qcow2 image as raw with -f raw', async () => {
     await same(['-f', 'raw', '-O', 'qcow2', 'partial.qcow2']);
   });
@@ -153,6 +167,11 @@ describe.concurrent('qcow2 measure refuses what qemu-img refuses', () => {
     ['both --size and a file', ['--size', '1G', 'empty.qcow2']],
     ['two files', ['empty.qcow2', 'full.qcow2']],
     ['-f without a file', ['-f', 'qcow2', '--size', '1G']],
+    ['-l without a file', ['-l', 's1', '--size', '1G']],
+    ['-l of a missing snapshot', ['-l', 'nosuch', '-O', 'qcow2', 'snap.qcow2']],
+    ['-l of an ID and a name of different snapshots', ['-l', 'snapshot.id=1,snapshot.name=s2', 'snap.qcow2']],
+    ['-l of a raw image', ['-l', 's1', 'partial.raw']],
+    ['-l of a qcow2 image read as raw', ['-l', 's1', '-f', 'raw', 'snap.qcow2']],
     ['unknown -O format', ['--size', '1G', '-O', 'foo']],
     ['bad --output', ['--output=xml', '--size', '1G']],
     ['bad --size', ['--size', 'abc']],

@@ -21,7 +21,7 @@
  */
 import { type Qcow2Error, unsupported, usage } from '../../errors.js';
 import { MAX_REQUEST_BYTES } from '../../limits.js';
-import { cvtnum } from '../../units.js';
+import { cvtnum, qemuStrtol } from '../../units.js';
 
 interface OpBase {
   /** The command as given, for messages. */
@@ -404,10 +404,6 @@ export function parseSizeValue(text: string): number | 'invalid' | 'too-large' {
 /** qemu-io's parse_pattern(): strtol(text, &end, 0) in 0..255 with nothing left over. */
 export function parsePatternValue(text: string): number | undefined {
   if (text === '') return 0; // strtol converts nothing and leaves nothing over
-  const match = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(text);
-  if (!match) return undefined;
-  const digits = match[2] as string;
-  let value = /^0[xX]/.test(digits) ? BigInt(digits) : digits.length > 1 && digits[0] === '0' ? BigInt(`0o${digits.slice(1)}`) : BigInt(digits);
-  if (match[1] === '-') value = -value;
-  return value >= 0n && value <= 255n ? Number(value) : undefined;
+  const value = qemuStrtol(text);
+  return value !== undefined && value >= 0n && value <= 255n ? Number(value) : undefined;
 }
