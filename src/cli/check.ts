@@ -29,7 +29,7 @@ import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import type { CliContext } from './context.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 
 export const EXIT_NO_CHECKS = 63;
 
@@ -67,7 +67,7 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
   try {
     // What qemu-img check cannot open is not checked (the table above).
     try {
-      await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }), image.keySecret);
+      await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }), keyOptions(image));
     } finally {
       forgetSecrets(image);
     }

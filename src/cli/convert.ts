@@ -28,12 +28,12 @@ import { DEFAULT_SPARSE_SIZE, MAX_SPARSE_SIZE, copyContents, createOutput } from
 import { checkedSourceBitmaps, copyBitmaps, type SourceBitmapInfo, supportsBitmaps } from '../convert/bitmaps.js';
 import { SECTOR } from '../convert/sparse.js';
 import { type CreateOptionSet, parseCreateOptions, typedCreateOptions } from '../create/options.js';
-import { openImage, type ImageFormat } from '../device/open.js';
+import { openImage, type ImageFormat, type ImageKeys } from '../device/open.js';
 import { type BlockDevice, isQcow2 } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { cvtnumFull } from '../units.js';
 import { commandLineError, parse, type Parsed } from './args.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { chainOpenError, explainOpenError } from './open-error.js';
@@ -106,7 +106,7 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
   const image = imageArg(inputOperand, values['image-opts'] === true, secrets);
   let source: BlockDevice;
   try {
-    source = await openSource(image.path, image.format ?? format(values.format, 'input'), image.keySecret);
+    source = await openSource(image.path, image.format ?? format(values.format, 'input'), keyOptions(image));
   } finally {
     forgetSecrets(image);
   }
@@ -153,9 +153,9 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
   return 0;
 }
 
-async function openSource(path: string, fmt: ImageFormat | undefined, keySecret: Uint8Array | undefined): Promise<BlockDevice> {
+async function openSource(path: string, fmt: ImageFormat | undefined, keys: ImageKeys): Promise<BlockDevice> {
   try {
-    return await openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...(keySecret ? { keySecret } : {}) });
+    return await openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...keys });
   } catch (err) {
     throw await chainOpenError(`Could not open '${path}': `, path, fmt, err);
   }

@@ -2,7 +2,8 @@
  * Opening the backing file an image names (or the one the caller names instead), for both
  * engines: the name is resolved against the image's folder under the untrusted-image policy
  * (linked-path.ts), the format is the stored one or probed, raw and qcow2 only, the chain's depth
- * is bounded, and every layer below is opened read-only and unwrapped (wrapFile is for the top).
+ * is bounded, and every layer below is opened read-only and unwrapped (wrapFile is for the top),
+ * with its own passphrase (backingKeys: QEMU's backing.encrypt.key-secret).
  */
 import { unsupported } from '../errors.js';
 import { driving } from '../io/node-file.js';
@@ -41,5 +42,9 @@ async function openLayer<O extends OpenOptions>(path: string, format: 'raw' | 'q
   delete below.wrapFile;
   delete below.snapshot;
   delete below.keySecret;
+  delete below.backingKeys;
+  const [key, ...deeper] = opts.backingKeys ?? [];
+  if (key !== undefined) below.keySecret = key;
+  if (deeper.length > 0) below.backingKeys = deeper;
   return openQcow2(path, below, depth + 1);
 }
