@@ -157,6 +157,16 @@ export function imageArg(operand: string, imageOpts: boolean, secrets: Secrets, 
   return { path, format: driver, keySecret: id === undefined ? undefined : secrets.copy(id), backingKeys: Array.from(backingKeys) };
 }
 
+/** One image operand and the `--object` list, resolved at once: the secrets are kept in the operand only. */
+export function resolveImageArg(operand: string, objects: readonly string[] | undefined, imageOpts: boolean): ImageArg {
+  const secrets = new Secrets(objects);
+  try {
+    return imageArg(operand, imageOpts, secrets);
+  } finally {
+    secrets.dispose();
+  }
+}
+
 /** Zero-fills the image operands' secrets (after the images are open). */
 export function forgetSecrets(...args: (ImageArg | undefined)[]): void {
   for (const a of args) {
