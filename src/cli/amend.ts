@@ -66,7 +66,7 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
   if (fmt !== 'qcow2') throw usage("Format driver 'raw' does not support option amendment");
   let device;
   try {
-    device = await openOrExplain(filename, () => openQcow2(filename, { ...(cache === 'unsafe' ? { noFlush: true } : {}), ...keyOptions(image) }));
+    device = await openOrExplain(filename, () => openQcow2(filename, { ...(cache === 'unsafe' ? { noFlush: true } : {}), ...keyOptions(image) }), image.text);
   } finally {
     forgetSecrets(image);
   }

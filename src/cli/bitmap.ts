@@ -16,6 +16,7 @@ import { cvtnumFull } from '../units.js';
 import { commandLineError } from './args.js';
 import type { CliContext } from './context.js';
 import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
+import { keyOpenError } from './open-error.js';
 import { probeOrExplain } from './probe.js';
 
 type Op = 'add' | 'remove' | 'clear' | 'enable' | 'disable' | 'merge';
@@ -74,6 +75,8 @@ export async function bitmap(args: string[], _ctx: CliContext): Promise<number> 
   let device: BlockDevice;
   try {
     device = await openImage(filename, { format: image.format ?? formatOption(values.format).format ?? (await probeOrExplain(filename)), ...keyOptions(image) });
+  } catch (err) {
+    throw keyOpenError(image.text, err) ?? err;
   } finally {
     forgetSecrets(image);
   }

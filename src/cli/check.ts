@@ -24,6 +24,7 @@
 import { usage } from '../errors.js';
 import { checkAndRepair, checkHuman, checkJson, repairedHuman, type CheckReport, type RepairMode } from '../check/index.js';
 import { probeLinkedFiles } from '../device/open.js';
+import { keyOpenError } from './open-error.js';
 import { probeFormat } from '../engine/probe.js';
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
@@ -68,6 +69,8 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
     // What qemu-img check cannot open is not checked (the table above).
     try {
       await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }), keyOptions(image));
+    } catch (err) {
+      throw keyOpenError(image.text, err) ?? err;
     } finally {
       forgetSecrets(image);
     }

@@ -16,7 +16,7 @@ import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
-import { notQcow2Error, openOrExplain } from './open-error.js';
+import { keyOpenError, notQcow2Error, openOrExplain } from './open-error.js';
 import { Progress } from './progress.js';
 
 function imageFormat(value: string | undefined): ImageFormat | undefined {
@@ -63,7 +63,7 @@ export async function commit(args: string[], ctx: CliContext): Promise<number> {
     });
   } catch (err) {
     // Only the top is opened with a format the user chose: a bad magic is the top's.
-    throw notQcow2Error(filename, err) ?? err;
+    throw notQcow2Error(filename, err) ?? keyOpenError(image.text, err) ?? err;
   } finally {
     forgetSecrets(image);
   }

@@ -106,7 +106,7 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
   const image = imageArg(inputOperand, values['image-opts'] === true, secrets);
   let source: BlockDevice;
   try {
-    source = await openSource(image.path, image.format ?? format(values.format, 'input'), keyOptions(image));
+    source = await openSource(image.path, image.format ?? format(values.format, 'input'), keyOptions(image), image.text);
   } finally {
     forgetSecrets(image);
   }
@@ -153,11 +153,11 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
   return 0;
 }
 
-async function openSource(path: string, fmt: ImageFormat | undefined, keys: ImageKeys): Promise<BlockDevice> {
+async function openSource(path: string, fmt: ImageFormat | undefined, keys: ImageKeys, operand: string): Promise<BlockDevice> {
   try {
     return await openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...keys });
   } catch (err) {
-    throw await chainOpenError(`Could not open '${path}': `, path, fmt, err);
+    throw await chainOpenError(`Could not open '${operand}': `, path, fmt, err);
   }
 }
 

@@ -108,7 +108,7 @@ export async function dd(args: string[], ctx: CliContext): Promise<number> {
   if (input === '') throw usage("Could not open '': The 'file' block driver requires a file name");
   let source;
   try {
-    source = await openOrExplain(input, () => openImage(input, { ...(format ? { format } : {}), readOnly: true, ...keyOptions(image) }));
+    source = await openOrExplain(input, () => openImage(input, { ...(format ? { format } : {}), readOnly: true, ...keyOptions(image) }), image.text);
   } finally {
     forgetSecrets(image);
   }

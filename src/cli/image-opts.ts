@@ -106,6 +106,8 @@ export class Secrets {
 
 /** An image operand, resolved. */
 export interface ImageArg {
+  /** The operand as given (qemu-img's messages name the image so). */
+  text: string;
   /** The file name (the operand, or file.filename of --image-opts). */
   path: string;
   /** driver= of --image-opts. */
@@ -132,7 +134,7 @@ function keySecretDepth(key: string): number {
  * `encrypt.key-secret` given some other way (create's and convert's -o).
  */
 export function imageArg(operand: string, imageOpts: boolean, secrets: Secrets, keySecretId?: string): ImageArg {
-  if (!imageOpts) return { path: operand, format: undefined, keySecret: keySecretId === undefined ? undefined : secrets.copy(keySecretId), backingKeys: [] };
+  if (!imageOpts) return { text: operand, path: operand, format: undefined, keySecret: keySecretId === undefined ? undefined : secrets.copy(keySecretId), backingKeys: [] };
   const o = splitOptionList(operand);
   for (const k of o.keys()) {
     if (!['driver', 'file.filename', 'file.driver', 'filename', 'encrypt.format'].includes(k) && keySecretDepth(k) < 0) {
@@ -154,7 +156,7 @@ export function imageArg(operand: string, imageOpts: boolean, secrets: Secrets, 
     const depth = keySecretDepth(k);
     if (depth > 0) backingKeys[depth - 1] = secrets.copy(v);
   }
-  return { path, format: driver, keySecret: id === undefined ? undefined : secrets.copy(id), backingKeys: Array.from(backingKeys) };
+  return { text: operand, path, format: driver, keySecret: id === undefined ? undefined : secrets.copy(id), backingKeys: Array.from(backingKeys) };
 }
 
 /** One image operand and the `--object` list, resolved at once: the secrets are kept in the operand only. */

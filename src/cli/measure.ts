@@ -60,7 +60,7 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
       }
       source = image.path;
       try {
-        opened = await openSource(image.path, format, keyOptions(image));
+        opened = await openSource(image.path, format, keyOptions(image), image.text);
       } finally {
         forgetSecrets(image);
       }
@@ -96,11 +96,11 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
 }
 
 /** Opens the source as img_open does, with its message for a missing file. */
-async function openSource(filename: string, format: 'qcow2' | 'raw' | undefined, keys: ImageKeys): Promise<OpenedMap> {
+async function openSource(filename: string, format: 'qcow2' | 'raw' | undefined, keys: ImageKeys, operand: string): Promise<OpenedMap> {
   try {
     return await openForMap(filename, format, keys);
   } catch (err) {
-    throw explainOpenError(filename, err);
+    throw explainOpenError(filename, err, operand);
   }
 }
 

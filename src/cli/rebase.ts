@@ -70,7 +70,7 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
     checkedCacheMode(values['source-cache'] ?? 'writeback', 'Invalid source cache option', true);
     let image: BlockDevice;
     try {
-      image = await openTarget(filename, operand.format ?? values.format, unsafe, cache, ctx, keyOptions(operand));
+      image = await openTarget(filename, operand.format ?? values.format, unsafe, cache, ctx, keyOptions(operand), operand.text);
     } finally {
       forgetSecrets(operand);
     }
@@ -124,7 +124,7 @@ function checkedCacheMode(value: string, message: string, readOnly = false): Cac
 }
 
 /** The image, writable, over its backing chain (none in unsafe mode), with img_open's messages. */
-async function openTarget(filename: string, format: string | undefined, unsafe: boolean, cache: CacheMode, ctx: CliContext, keys: ImageKeys): Promise<BlockDevice> {
+async function openTarget(filename: string, format: string | undefined, unsafe: boolean, cache: CacheMode, ctx: CliContext, keys: ImageKeys, operand: string): Promise<BlockDevice> {
   if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
     if (!BLOCK_DRIVERS.includes(format)) throw usage(`Could not open '${filename}': Unknown driver '${format}'`);
     throw unsupported(`rebase: only qcow2 and raw images can be rebased (-f ${format})`);
@@ -134,7 +134,7 @@ async function openTarget(filename: string, format: string | undefined, unsafe: 
     if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
     return await openImage(filename, { format: fmt, ...(unsafe ? { backing: null } : {}), ...(cache === 'unsafe' ? { noFlush: true } : {}), ...keys });
   } catch (err) {
-    throw await chainOpenError(`Could not open '${filename}': `, filename, format, err);
+    throw await chainOpenError(`Could not open '${operand}': `, filename, format, err);
   }
 }
 

@@ -20,6 +20,7 @@ import { resizeRawFile } from '../io/raw-resize.js';
 import { checkNewSize } from '../qcow2/resize.js';
 import { qemuStrtosz } from '../units.js';
 import { commandLineError, parse } from './args.js';
+import { keyOpenError } from './open-error.js';
 import { probedRawWarning, probeOrExplain } from './probe.js';
 import type { CliContext } from './context.js';
 import type { BlockDevice } from '../engine/types.js';
@@ -70,6 +71,8 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
   let device: BlockDevice | undefined;
   try {
     device = fmt === 'qcow2' ? await openImage(filename, { format: fmt, ...keyOptions(image) }) : undefined;
+  } catch (err) {
+    throw keyOpenError(image.text, err) ?? err;
   } finally {
     forgetSecrets(image);
   }

@@ -75,11 +75,12 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
  */
 export async function probeLinkedFiles(path: string, file: BlockFile, meta: ImageMetadata, keys: ImageKeys = {}): Promise<void> {
   const { keySecret, backingKeys } = keys;
-  const linked = await openLinkedFiles(path, file, meta, { readOnly: true, ...(backingKeys ? { backingKeys } : {}) }, 0, openOptimized);
-  await linked.close();
-  if (meta.header.cryptMethod === CRYPT_LUKS) {
-    // qemu-img check opens the image: a LUKS image needs its passphrase, and the right one.
+  if (meta.header.cryptMethod === CRYPT_LUKS && meta.cryptoHeader !== undefined) {
+    // qemu-img check opens the image: a LUKS image needs its passphrase, and the right one (first,
+    // as QEMU unlocks it before it opens the backing chain).
     (await unlockImage(file, meta, keySecret)).destroy();
   }
+  const linked = await openLinkedFiles(path, file, meta, { readOnly: true, ...(backingKeys ? { backingKeys } : {}) }, 0, openOptimized);
+  await linked.close();
 }
 

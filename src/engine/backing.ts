@@ -5,7 +5,7 @@
  * is bounded, and every layer below is opened read-only and unwrapped (wrapFile is for the top),
  * with its own passphrase (backingKeys: QEMU's backing.encrypt.key-secret).
  */
-import { unsupported } from '../errors.js';
+import { isQcow2Error, Qcow2Error, unsupported } from '../errors.js';
 import { driving } from '../io/node-file.js';
 import { checkBackingDepth, linkedPath } from './linked-path.js';
 import { probeFormat } from './probe.js';
@@ -46,5 +46,11 @@ async function openLayer<O extends OpenOptions>(path: string, format: 'raw' | 'q
   const [key, ...deeper] = opts.backingKeys ?? [];
   if (key !== undefined) below.keySecret = key;
   if (deeper.length > 0) below.backingKeys = deeper;
-  return openQcow2(path, below, depth + 1);
+  try {
+    return await openQcow2(path, below, depth + 1);
+  } catch (err) {
+    // A layer's passphrase missing or wrong: QEMU's message says which layer, one prefix per level.
+    if (isQcow2Error(err) && err.field === 'encrypt.key-secret') throw new Qcow2Error(err.code, `Could not open backing file: ${err.message}`, { field: err.field, cause: err });
+    throw err;
+  }
 }

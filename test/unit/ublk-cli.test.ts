@@ -27,7 +27,7 @@ describe('qcow2 ublk add: options', () => {
   it('defaults', () => {
     expect(parseUblkAdd(['x.qcow2'])).toEqual({
       image: 'x.qcow2',
-      operand: { path: 'x.qcow2', format: undefined, keySecret: undefined, backingKeys: [] },
+      operand: { text: 'x.qcow2', path: 'x.qcow2', format: undefined, keySecret: undefined, backingKeys: [] },
       format: undefined,
       readOnly: false,
       queues: 1,
