@@ -51,6 +51,8 @@ export interface AmendRequest {
   refcountBits?: number;
   /** Some encrypt.* option of qcow2_amend_opts was given. */
   encryption?: boolean;
+  /** encrypt.state as given (QEMU's key slot state: active or inactive). */
+  encryptState?: string;
 }
 
 const ENCRYPT_AMEND_NAMES: ReadonlySet<string> = new Set(ENCRYPT_AMEND_HELP.map((o) => o.name));
@@ -61,8 +63,10 @@ export function parseAmendOptions(lists: readonly string[]): AmendRequest {
   // The encrypt.* options are taken out first: they only say that encryption is to be amended.
   const kept: string[] = [];
   for (const item of splitOptionList(lists.join(','))) {
-    if (ENCRYPT_AMEND_NAMES.has(item.name)) request.encryption = true;
-    else kept.push(`${item.name}=${item.value.replaceAll(',', ',,')}`);
+    if (ENCRYPT_AMEND_NAMES.has(item.name)) {
+      request.encryption = true;
+      if (item.name === 'encrypt.state') request.encryptState = item.value;
+    } else kept.push(`${item.name}=${item.value.replaceAll(',', ',,')}`);
   }
   let set: CreateOptionSet;
   try {
@@ -105,6 +109,9 @@ export interface AmendedImage {
 export function checkAmendRequest(request: AmendRequest, image: AmendedImage): 2 | 3 {
   if (request.encryption) {
     if (!image.encrypted) throw usage("Can't amend encryption options - encryption not present");
+    // QEMU's visit of QCryptoBlockAmendOptionsLUKS: state is required, and one of two names.
+    if (request.encryptState === undefined) throw usage("Parameter 'state' is missing");
+    if (request.encryptState !== 'active' && request.encryptState !== 'inactive') throw usage(`Parameter 'state' does not accept value '${request.encryptState}'`);
     throw unsupported('amend: changing the encryption options of an encrypted image is not supported');
   }
   let version = image.version;

@@ -2,7 +2,9 @@
  * `qcow2 amend [-f FMT] [-o OPTIONS] [-p] [-q] [-t CACHE] [--force] IMAGE`: what `qemu-img amend`
  * (QEMU 7.2 img_amend, then qcow2_amend_options) does to a qcow2 image, its checks in its order and
  * its messages as usage errors; nothing on stdout but `-o help`'s list (and progress with -p on a
- * terminal). The work is src/amend/amend.ts.
+ * terminal). The work is src/amend/amend.ts. `--object`/`--image-opts` (src/cli/image-opts.ts) open
+ * an encrypted image, whose other options are then amended as any image's (its encrypt.* options,
+ * QEMU's key slot changes, are refused).
  */
 import { openQcow2 } from '../device/open.js';
 import { amendImage } from '../amend/amend.js';
@@ -14,6 +16,7 @@ import type { Qcow2State } from '../qcow2/state.js';
 import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { openOrExplain } from './open-error.js';
 import { probedRawWarning, probeOrExplain } from './probe.js';
 import { Progress } from './progress.js';
@@ -28,6 +31,7 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
       quiet: { type: 'boolean', short: 'q' },
       cache: { type: 'string', short: 't' },
       force: { type: 'boolean' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'amend',
   );
@@ -41,7 +45,10 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting one image file name');
-  const filename = positionals[0];
+  const secrets = new Secrets(values.object);
+  const image = imageArg(positionals[0], values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = image.path;
   const cache = values.cache ?? 'writeback';
   try {
     cacheMode('amend', cache);
@@ -49,14 +56,20 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
     if ((err as { code?: string }).code === 'usage') throw usage(`Invalid cache option: ${cache}`);
     throw err;
   }
+  if (image.format === 'raw') throw usage("Format driver 'raw' does not support option amendment");
   if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
     if (!BLOCK_DRIVERS.includes(format)) throw usage(`Could not open '${filename}': Unknown driver '${format}'`);
     throw unsupported(`amend: only qcow2 images can be amended (-f ${format})`);
   }
-  const fmt = format ?? (await probeOrExplain(filename));
+  const fmt = image.format ?? format ?? (await probeOrExplain(filename));
   if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
   if (fmt !== 'qcow2') throw usage("Format driver 'raw' does not support option amendment");
-  const device = await openOrExplain(filename, () => openQcow2(filename, cache === 'unsafe' ? { noFlush: true } : {}));
+  let device;
+  try {
+    device = await openOrExplain(filename, () => openQcow2(filename, { ...(cache === 'unsafe' ? { noFlush: true } : {}), ...keyOptions(image) }), image.text);
+  } finally {
+    forgetSecrets(image);
+  }
   try {
     if (help) {
       ctx.stdout(amendOptionHelp());

@@ -1,17 +1,21 @@
 /**
  * `qcow2 bench [-c COUNT] [-d DEPTH] [-f FMT] [--flush-interval=N] [-i AIO] [-n] [--no-drain]
- * [-o OFFSET] [--pattern=N] [-q] [-s SIZE] [-S STEP] [-t CACHE] [-w] [-U] FILENAME`:
+ * [-o OFFSET] [--pattern=N] [-q] [-s SIZE] [-S STEP] [-t CACHE] [-w] [-U] [--object OBJ]
+ * [--image-opts] FILENAME`:
  * `qemu-img bench` on our engines, with its options, defaults, request order and output lines
  * (the request loop is src/bench/runner.ts).
  *
  * Where we differ, on purpose:
- * - `-t none|off|directsync` (O_DIRECT), `-i native|io_uring`, `-n` and `--image-opts` are refused
+ * - `-t none|off|directsync` (O_DIRECT), `-i native|io_uring` and `-n` are refused
  *   with a typed 'unsupported' error: our engines do their I/O through the page cache with Node's
  *   fs, so accepting them would measure something else under their name.
  * - `-t writeback` (QEMU's default) is how we always run; `-t writethrough` flushes after every
  *   write; `-t unsafe` drops flushes. Our default I/O is synchronous pread/pwrite (see
  *   src/io/node-file.ts); `-i threads` (QEMU's default) does it on libuv's thread pool instead.
  *   `-U` is accepted: we take no image locks.
+ * - `--object secret,...` is taken (qemu-img 7.2 bench takes `--image-opts` but not `--object`, so
+ *   it cannot open an encrypted image): with `--image-opts ...,encrypt.key-secret=ID` an encrypted
+ *   image is benchmarked (src/cli/image-opts.ts).
  * - `-d 0` makes QEMU loop forever without submitting anything; we refuse it.
  * - An empty image with requests to send makes QEMU divide by zero; we refuse it.
  * - A failed request is reported through the usual Qcow2Error line instead of
@@ -28,12 +32,15 @@ import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import { commandHelp } from './commands.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, keyOptions, resolveImageArg } from './image-opts.js';
 
 export interface BenchCommand extends BenchPlan {
   /** 'threads' with -i threads; otherwise our default (synchronous pread/pwrite). */
   io?: 'threads';
   filename: string;
   format: ImageFormat | undefined;
+  /** The operand with the passphrases `--object` and `--image-opts` give (zeroed once the image is open). */
+  operand: ImageArg;
 }
 
 /** Reads the arguments as qemu-img bench does; every check happens before the image is opened. */
@@ -57,7 +64,7 @@ export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
       pattern: { type: 'string' },
       'flush-interval': { type: 'string' },
       'no-drain': { type: 'boolean' },
-      'image-opts': { type: 'boolean' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'bench',
   );
@@ -79,16 +86,17 @@ export function parseBenchArgs(args: string[]): BenchCommand | 'help' {
   if (pattern === undefined) throw usage('bench: Invalid pattern byte specified');
   const flushInterval = values['flush-interval'] === undefined ? 0 : intOption(values['flush-interval']);
   if (flushInterval === undefined) throw usage('bench: Invalid flush interval specified');
-  if (values['image-opts']) throw unsupported('bench: --image-opts is not supported; give a file name');
 
   if (positionals.length !== 1 || positionals[0] === undefined) throw usage('bench: Expecting one image file name');
   const write = values.write === true;
   if (!write && flushInterval) throw usage('bench: --flush-interval is only available in write tests');
   if (flushInterval && flushInterval < depth) throw usage("bench: Flush interval can't be smaller than depth");
 
+  const operand = resolveImageArg(positionals[0], values.object, values['image-opts'] === true);
   return {
-    filename: positionals[0],
-    format,
+    filename: operand.path,
+    operand,
+    format: operand.format ?? format,
     ...(io ? { io } : {}),
     write,
     count,
@@ -109,7 +117,12 @@ export async function bench(args: string[], ctx: CliContext): Promise<number> {
     ctx.stdout(commandHelp('bench'));
     return 0;
   }
-  const device = await openImage(command.filename, { format: command.format, readOnly: !command.write, ...(command.io ? { io: command.io } : {}) });
+  let device;
+  try {
+    device = await openImage(command.filename, { format: command.format, readOnly: !command.write, ...(command.io ? { io: command.io } : {}), ...keyOptions(command.operand) });
+  } finally {
+    forgetSecrets(command.operand);
+  }
   try {
     if (command.count > 0 && device.virtualSize <= 0) throw usage('bench: the image is empty, there is nowhere to send requests');
     ctx.stdout(sendingLine(command));

@@ -4,7 +4,8 @@
  * img_bitmap) does. The operations run in the order given, on one bitmap; the first that fails
  * stops the rest ("Operation OP on bitmap NAME failed: REASON", exit 1) and those before it are
  * kept. `--add --disable` adds a disabled bitmap. `--merge SOURCE` takes bitmap SOURCE of the same
- * image, or of SOURCE_FILE with `-b`. Silent on success, as qemu-img.
+ * image, or of SOURCE_FILE with `-b` (opened by name, as qemu-img). Silent on success, as qemu-img.
+ * `--object`/`--image-opts` (src/cli/image-opts.ts) open an encrypted IMAGE.
  */
 import { parseArgs } from 'node:util';
 import { openImage } from '../device/open.js';
@@ -14,6 +15,8 @@ import { isQcow2Error, Qcow2Error, unsupported, usage } from '../errors.js';
 import { cvtnumFull } from '../units.js';
 import { commandLineError } from './args.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
+import { keyOpenError } from './open-error.js';
 import { probeOrExplain } from './probe.js';
 
 type Op = 'add' | 'remove' | 'clear' | 'enable' | 'disable' | 'merge';
@@ -37,15 +40,13 @@ export async function bitmap(args: string[], _ctx: CliContext): Promise<number> 
         'source-file': { type: 'string', short: 'b' },
         'source-format': { type: 'string', short: 'F' },
         format: { type: 'string', short: 'f' },
-        object: { type: 'string', multiple: true },
-        'image-opts': { type: 'boolean' },
+        ...IMAGE_OPTS_OPTIONS,
       },
     });
   } catch (err) {
     throw commandLineError('bitmap', (err as Error).message);
   }
   const { values, positionals, tokens } = parsed;
-  if (values.object !== undefined || values['image-opts']) throw unsupported('bitmap: --object and --image-opts are not supported');
   const ops: { op: Op; source?: string }[] = [];
   for (const t of tokens) {
     if (t.kind !== 'option') continue;
@@ -66,9 +67,19 @@ export async function bitmap(args: string[], _ctx: CliContext): Promise<number> 
   if (values['source-format'] !== undefined && sourceFile === undefined) throw usage('-F only supported with -b');
   if (sourceFile !== undefined && !ops.some((o) => o.op === 'merge')) throw usage('Merge bitmap source file only supported with --merge');
   if (positionals.length !== 2) throw usage('Expecting filename and bitmap name');
-  const [filename, name] = positionals as [string, string];
-
-  const device = await openImage(filename, { format: formatOption(values.format).format ?? (await probeOrExplain(filename)) });
+  const [operand, name] = positionals as [string, string];
+  const secrets = new Secrets(values.object);
+  const image = imageArg(operand, values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = image.path;
+  let device: BlockDevice;
+  try {
+    device = await openImage(filename, { format: image.format ?? formatOption(values.format).format ?? (await probeOrExplain(filename)), ...keyOptions(image) });
+  } catch (err) {
+    throw keyOpenError(image.text, err) ?? err;
+  } finally {
+    forgetSecrets(image);
+  }
   let source: BlockDevice | undefined;
   try {
     if (!isQcow2(device)) throw unsupported(`Operation ${ops[0]!.op} on bitmap ${name} failed: a ${device.format} image has no persistent bitmaps`);

@@ -25,13 +25,14 @@
 import { usage } from '../errors.js';
 import { checkAndRepair, checkHuman, checkJson, repairedHuman, type CheckReport, type RepairMode } from '../check/index.js';
 import { probeLinkedFiles } from '../device/open.js';
+import { keyOpenError } from './open-error.js';
 import { probeFormat } from '../engine/probe.js';
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import { sourceCacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 
 export const EXIT_NO_CHECKS = 63;
 
@@ -71,7 +72,9 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
   try {
     // What qemu-img check cannot open is not checked (the table above).
     try {
-      await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }), image.keySecret);
+      await probeLinkedFiles(filename, file, await readMetadata(file, { tablesPastEnd: true }), keyOptions(image));
+    } catch (err) {
+      throw keyOpenError(image.text, err) ?? err;
     } finally {
       forgetSecrets(image);
     }

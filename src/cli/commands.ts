@@ -63,12 +63,12 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'measure',
-    synopsis: '[--output=human|json] [-f FMT] [-l SNAPSHOT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)',
+    synopsis: '[--output=human|json] [-f FMT] [-l SNAPSHOT] [-O qcow2|raw] [-o OPTIONS] [--object OBJ] [--image-opts] (--size N | IMAGE)',
     summary:
       'the file size a new image needs, as `qemu-img measure` prints it: required and fully allocated sizes (and bitmaps size for a qcow2 v3 source), from the target options and the source\'s allocated clusters through its backing chain (`-l`: as they were at an internal snapshot)',
     details: [
       '-O is raw by default, as in qemu-img. -o takes the options of `qcow2 create` (a raw target: size,',
-      'preallocation, nocow, extent_size_hint). encrypt.format=luks is not supported.',
+      'preallocation, nocow, extent_size_hint); encrypt.format=luks,encrypt.key-secret=ID needs --object.',
     ].join('\n'),
   },
   {
@@ -84,13 +84,13 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'amend',
-    synopsis: '[-f FMT] [-o OPTIONS] [-p] [-q] [-t CACHE] [--force] IMAGE',
+    synopsis: '[-f FMT] [-o OPTIONS] [-p] [-q] [-t CACHE] [--force] [--object OBJ] [--image-opts] IMAGE',
     summary:
       'changes a qcow2 image\'s options as `qemu-img amend` does (same checks, messages and exit status): `compat` 1.1 (upgrade) and 0.10 (downgrade, zero clusters expanded), `refcount_bits` (the refcounts rewritten at the new width), `lazy_refcounts`, `data_file`, `data_file_raw`, `size`; `-o help` lists the options',
     details: [
       'As qemu-img 7.2: backing_file and backing_fmt may only repeat what the image names (use rebase);',
-      'options only `create` takes are refused. Not implemented, refused with an error: encrypt.* on an',
-      'encrypted image, a downgrade of an image with persistent bitmaps, data_file=\'\', growing an image',
+      'options only `create` takes are refused. Not implemented, refused with an error: encrypt.* (key',
+      'slots) on an encrypted image, a downgrade of an image with persistent bitmaps, data_file=\'\', growing an image',
       'with data_file_raw. Shared zero clusters are not overwritten by a downgrade (QEMU 7.2 overwrites them).',
       '  -p  progress on a terminal; -q quiet',
       '  -t  cache mode: writeback (default), writethrough, unsafe',
@@ -98,13 +98,13 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'bitmap',
-    synopsis: '(--add | --remove | --clear | --enable | --disable | --merge SOURCE)... [-g SIZE] [-b SOURCE_FILE [-F SOURCE_FMT]] [-f FMT] IMAGE BITMAP',
+    synopsis: '(--add | --remove | --clear | --enable | --disable | --merge SOURCE)... [-g SIZE] [-b SOURCE_FILE [-F SOURCE_FMT]] [-f FMT] [--object OBJ] [--image-opts] IMAGE BITMAP',
     summary:
       'changes a persistent bitmap as `qemu-img bitmap` does: the operations in the order given, QEMU\'s checks and messages; `--merge` from the same image or from SOURCE_FILE',
   },
   {
     name: 'rebase',
-    synopsis: '[-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] [-t CACHE] [-T SRC_CACHE] -b BACKING_FILE IMAGE',
+    synopsis: '[-f FMT] [-F BACKING_FMT] [-u] [-p] [-q] [-t CACHE] [-T SRC_CACHE] [--object OBJ] [--image-opts] -b BACKING_FILE IMAGE',
     summary:
       'puts IMAGE over another backing file as `qemu-img rebase` does (same checks, messages, progress line and exit status): safe mode first copies into IMAGE every range it does not allocate where the old backing chain and the new backing file differ, so its guest content stays the same; `-u` only changes the names; `-b ""` removes the backing file',
     details: [
@@ -123,7 +123,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'dd',
-    synopsis: '[-f FMT] [-O raw|qcow2] [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT',
+    synopsis: '[-f FMT] [-O raw|qcow2] [--object OBJ] [--image-opts] [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT',
     summary:
       'copies the input (through its backing chain) into a new raw or qcow2 output, as `qemu-img dd`: bs (default 512, suffixes k, M, G…), count blocks at most, skip blocks off the start; the same messages for bad operands',
     details: [
@@ -133,7 +133,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   },
   {
     name: 'commit',
-    synopsis: '[-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME',
+    synopsis: '[-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] [--object OBJ] [--image-opts] FILENAME',
     summary:
       'writes what the images above BASE (default: the backing file) hold into BASE and, without `-d`, empties the top image, as `qemu-img commit` (`Image committed.`); `-b` implies `-d`',
     details: [
@@ -149,7 +149,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'bench',
     synopsis:
-      '[-c COUNT] [-d DEPTH] [-f FMT] [-s SIZE] [-S STEP] [-o OFFSET] [-w] [--pattern=BYTE] [--flush-interval=N] [--no-drain] [-t CACHE] [-i threads] [-q] IMAGE',
+      '[-c COUNT] [-d DEPTH] [-f FMT] [-s SIZE] [-S STEP] [-o OFFSET] [-w] [--pattern=BYTE] [--flush-interval=N] [--no-drain] [-t CACHE] [-i threads] [-q] [--object OBJ] [--image-opts] IMAGE',
     summary: "`qemu-img bench`'s request loop and output on our engine",
     details: [
       'COUNT requests of SIZE bytes (default 75000 of 4096), DEPTH in flight (default 64), at OFFSET,',
@@ -160,7 +160,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'nbd',
     synopsis:
-      '[-f FMT] [-x NAME] [-D TEXT] [-k SOCKET | -b ADDR -p PORT] [-r] [-s] [-l SNAPSHOT] [-B BITMAP] [-e N] [-t] [-A] [--cache=MODE] [--discard=ignore|unmap] [--detect-zeroes=off|on|unmap] [--untrusted] [--tls-creds DIR [--tls-verify-peer] | --tls-psk FILE] [--fork] [--pid-file=FILE] [-v] IMAGE | -L [-k SOCKET | -b ADDR -p PORT]',
+      '[-f FMT] [-x NAME] [-D TEXT] [-k SOCKET | -b ADDR -p PORT] [-r] [-s] [-l SNAPSHOT] [-B BITMAP] [-e N] [-t] [-A] [--cache=MODE] [--discard=ignore|unmap] [--detect-zeroes=off|on|unmap] [--untrusted] [--tls-creds DIR [--tls-verify-peer] | --tls-psk FILE] [--fork] [--pid-file=FILE] [-v] [--object OBJ] [--image-opts] IMAGE | -L [-k SOCKET | -b ADDR -p PORT]',
     summary:
       'serves IMAGE over NBD with `qemu-nbd`\'s options: structured replies, block status (`base:allocation`, `-A` `qemu:allocation-depth`, `-B` `qemu:dirty-bitmap:NAME`), many clients on one engine; listens on 0.0.0.0:10809 (all interfaces, as qemu-nbd) unless told; `-L` lists a server\'s exports as `qemu-nbd -L` does',
     details: [
@@ -205,7 +205,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
   {
     name: 'ublk',
     synopsis:
-      'add [-f FMT] [-r] [--queues N] [--depth N] [--id N] [--discard=unmap|ignore] [--cache=MODE] [--recoverable] [--untrusted] [--foreground] [-v] IMAGE | list [--output=human|json] | del ID|--all | recover [--foreground] ID',
+      'add [-f FMT] [-r] [--queues N] [--depth N] [--id N] [--discard=unmap|ignore] [--cache=MODE] [--recoverable] [--untrusted] [--foreground] [-v] [--object OBJ] [--image-opts] IMAGE | list [--output=human|json] | del ID|--all | recover [--foreground] ID',
     summary:
       'serves IMAGE as a Linux block device, `/dev/ublkbN`, through the kernel\'s ublk driver (Linux 6.x, `ublk_drv`): `add` prints the device once it is live and leaves the server in the background; `del` stops it and closes the image clean',
     details: [

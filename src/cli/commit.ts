@@ -4,7 +4,8 @@
  * usage errors, "Image committed." unless -q. The work is src/commit/commit.ts.
  *
  * `-r` is checked as qemu-img checks it and not applied (nothing here runs as a background job);
- * `-p` shows progress on a terminal only.
+ * `-p` shows progress on a terminal only. `--object`/`--image-opts` (src/cli/image-opts.ts) open an
+ * encrypted image and its encrypted backing chain (`backing.encrypt.key-secret`), base included.
  */
 import { access } from 'node:fs/promises';
 import { commitImage } from '../commit/commit.js';
@@ -14,7 +15,8 @@ import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import { cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
-import { notQcow2Error, openOrExplain } from './open-error.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
+import { keyOpenError, notQcow2Error, openOrExplain } from './open-error.js';
 import { Progress } from './progress.js';
 
 function imageFormat(value: string | undefined): ImageFormat | undefined {
@@ -33,6 +35,7 @@ export async function commit(args: string[], ctx: CliContext): Promise<number> {
       progress: { type: 'boolean', short: 'p' },
       quiet: { type: 'boolean', short: 'q' },
       'rate-limit': { type: 'string', short: 'r' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'commit',
   );
@@ -41,13 +44,17 @@ export async function commit(args: string[], ctx: CliContext): Promise<number> {
     if ('error' in r) throw usage(r.error);
   }
   if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting one image file name');
-  const filename = positionals[0];
+  const secrets = new Secrets(values.object);
+  const image = imageArg(positionals[0], values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = image.path;
   const cache = values.cache === undefined ? 'writeback' : cacheValue(values.cache);
-  const format = imageFormat(values.format);
+  const format = image.format ?? imageFormat(values.format);
   const progress = new Progress(ctx, values.progress === true && !values.quiet);
-  await openOrExplain(filename, () => access(filename));
   try {
+    await openOrExplain(filename, () => access(filename));
     await commitImage(filename, {
+      keys: keyOptions(image),
       ...(format ? { format } : {}),
       ...(values.base !== undefined ? { base: values.base } : {}),
       drop: values.drop === true,
@@ -56,7 +63,9 @@ export async function commit(args: string[], ctx: CliContext): Promise<number> {
     });
   } catch (err) {
     // Only the top is opened with a format the user chose: a bad magic is the top's.
-    throw notQcow2Error(filename, err) ?? err;
+    throw notQcow2Error(filename, err) ?? keyOpenError(image.text, err) ?? err;
+  } finally {
+    forgetSecrets(image);
   }
   progress.finish();
   if (!values.quiet) ctx.stdout('Image committed.\n');

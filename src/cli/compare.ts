@@ -10,7 +10,7 @@ import { openImage, type ImageFormat } from '../device/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { COPY_CHUNK_BYTES } from '../limits.js';
 import { commandLineError, parse } from './args.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, imageArg, Secrets } from './image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { sourceCacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
 
@@ -62,7 +62,7 @@ export async function compare(args: string[], ctx: CliContext): Promise<number> 
       const path = image.path;
       try {
         const fmt = image.format ?? format(i === 0 ? values.format : values['second-format']);
-        opened.push(await openImage(path, { format: fmt, readOnly: true, ...(image.keySecret ? { keySecret: image.keySecret } : {}) }));
+        opened.push(await openImage(path, { format: fmt, readOnly: true, ...keyOptions(image) }));
       } catch (err) {
         forgetSecrets(...images);
         ctx.stderr(`qcow2 compare: cannot open '${path}': ${isQcow2Error(err) ? err.describe() : (err as Error).message}\n`);

@@ -37,12 +37,12 @@ import { DEFAULT_SPARSE_SIZE, MAX_SPARSE_SIZE, copyContents, createOutput } from
 import { checkedSourceBitmaps, copyBitmaps, type SourceBitmapInfo, supportsBitmaps } from '../convert/bitmaps.js';
 import { SECTOR } from '../convert/sparse.js';
 import { type CreateOptionSet, parseCreateOptions, typedCreateOptions } from '../create/options.js';
-import { openImage, type ImageFormat } from '../device/open.js';
+import { openImage, type ImageFormat, type ImageKeys } from '../device/open.js';
 import { type BlockDevice, isQcow2, type SnapshotRef } from '../engine/types.js';
 import { errnoOf, errnoText, unsupported, usage } from '../errors.js';
 import { cvtnumFull, qemuStrtol } from '../units.js';
 import { commandLineError, parse, type Parsed } from './args.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, imageArg, Secrets } from './image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { cacheMode, sourceCacheMode } from './cache-mode.js';
 import { openAtSnapshot, snapshotRef } from './snapshot-ref.js';
 import type { CliContext } from './context.js';
@@ -163,7 +163,7 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
   const image = imageArg(inputOperand, values['image-opts'] === true, secrets);
   let source: BlockDevice;
   try {
-    source = await openSource(image.path, image.format ?? format(values.format, 'input'), image.keySecret, snapshot);
+    source = await openSource(image.path, image.format ?? format(values.format, 'input'), keyOptions(image), image.text, snapshot);
   } finally {
     forgetSecrets(image);
   }
@@ -187,7 +187,7 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
 
     const target =
       create === undefined
-        ? await openExisting(output, targetImageOpts ? targetArg(output, values['output-format'], secrets) : { path: output, format: outFormat, keySecret: undefined }, cache === 'unsafe')
+        ? await openExisting(output, targetImageOpts ? targetArg(output, values['output-format'], secrets) : { text: output, path: output, format: outFormat, keySecret: undefined, backingKeys: [] }, cache === 'unsafe')
         : await createTarget(output, outFormat, source.virtualSize, create, cache === 'unsafe', secrets, values.compress === true);
     try {
       if (bitmaps && !(await supportsBitmaps(target))) throw unsupported(`Format driver '${target.format}' does not support bitmaps`);
@@ -219,13 +219,13 @@ async function convertWith(ctx: CliContext, values: ConvertValues, positionals: 
 }
 
 /** IN, read-only, as it was at `snapshot` (-l) if given; qemu-img's messages when that fails. */
-async function openSource(path: string, fmt: ImageFormat | undefined, keySecret: Uint8Array | undefined, snapshot: SnapshotRef | undefined): Promise<BlockDevice> {
+async function openSource(path: string, fmt: ImageFormat | undefined, keys: ImageKeys, operand: string, snapshot: SnapshotRef | undefined): Promise<BlockDevice> {
   return openAtSnapshot(
     path,
     fmt,
     snapshot,
-    (at) => openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...(keySecret ? { keySecret } : {}), ...(at === undefined ? {} : { snapshot: at }) }),
-    (err) => chainOpenError(`Could not open '${path}': `, path, fmt, err),
+    (at) => openImage(path, { ...(fmt ? { format: fmt } : {}), readOnly: true, ...keys, ...(at === undefined ? {} : { snapshot: at }) }),
+    (err) => chainOpenError(`Could not open '${operand}': `, path, fmt, err),
   );
 }
 
@@ -273,7 +273,7 @@ async function createTarget(path: string, fmt: ImageFormat, size: number, set: C
 async function openExisting(name: string, out: ImageArg, noFlush: boolean): Promise<BlockDevice> {
   const { path, format: fmt } = out;
   try {
-    return await openImage(path, { ...(fmt === undefined ? {} : { format: fmt }), noFlush, ...(out.keySecret ? { keySecret: out.keySecret } : {}) });
+    return await openImage(path, { ...(fmt === undefined ? {} : { format: fmt }), noFlush, ...keyOptions(out) });
   } catch (err) {
     throw explainOpenError(path, await chainOpenError(`Could not open '${name}': `, path, fmt, err));
   } finally {

@@ -7,6 +7,7 @@
  *
  * As in qemu-img, `count` limits the input before `skip` is taken off it (count=2 skip=1 copies
  * one block), and skipping past the input's end creates an empty output, warns, and succeeds.
+ * `--object`/`--image-opts` (src/cli/image-opts.ts) open an encrypted input, as qemu-img's.
  */
 import { createOutput } from '../convert/copy.js';
 import { copyRange } from '../convert/range-copy.js';
@@ -17,6 +18,7 @@ import { INT64_MAX } from '../limits.js';
 import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { openOrExplain } from './open-error.js';
 
 /** C's INT_MAX: the largest block size qemu-img takes. */
@@ -91,15 +93,25 @@ export async function dd(args: string[], ctx: CliContext): Promise<number> {
       format: { type: 'string', short: 'f' },
       'output-format': { type: 'string', short: 'O' },
       'force-share': { type: 'boolean', short: 'U' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'dd',
   );
   const ops = parseDdOperands(positionals);
   if (ops.input === undefined || ops.output === undefined) throw usage('Must specify both input and output files');
-  const { input, output } = ops;
-  const format = inputFormat(values.format);
+  const { output } = ops;
+  const secrets = new Secrets(values.object);
+  const image = imageArg(ops.input, values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const input = image.path;
+  const format = image.format ?? inputFormat(values.format);
   if (input === '') throw usage("Could not open '': The 'file' block driver requires a file name");
-  const source = await openOrExplain(input, () => openImage(input, { ...(format ? { format } : {}), readOnly: true }));
+  let source;
+  try {
+    source = await openOrExplain(input, () => openImage(input, { ...(format ? { format } : {}), readOnly: true, ...keyOptions(image) }), image.text);
+  } finally {
+    forgetSecrets(image);
+  }
   try {
     const outFormat = values['output-format'] ?? 'raw';
     if (outFormat !== 'raw' && outFormat !== 'qcow2') {

@@ -5,7 +5,8 @@
  *   `format=raw|base64` (QEMU's secret object; other object types are refused);
  * - `--image-opts`: the image operand is then an option list,
  *   `driver=qcow2,file.filename=PATH,encrypt.key-secret=ID` (also `file.driver=file`,
- *   `encrypt.format=luks`), instead of a file name.
+ *   `encrypt.format=luks`), instead of a file name; `backing.encrypt.key-secret=ID` (and
+ *   `backing.backing.…`) unlocks an encrypted backing file, as QEMU's nested backing options.
  * Option lists use QEMU's syntax: comma-separated `key=value`, a doubled comma is a comma.
  * Secrets are held in Buffers that `dispose()` zero-fills; each image gets its own copy.
  */
@@ -105,12 +106,27 @@ export class Secrets {
 
 /** An image operand, resolved. */
 export interface ImageArg {
+  /** The operand as given (qemu-img's messages name the image so). */
+  text: string;
   /** The file name (the operand, or file.filename of --image-opts). */
   path: string;
   /** driver= of --image-opts. */
   format: 'raw' | 'qcow2' | undefined;
   /** The passphrase named by encrypt.key-secret (the caller zeroes it after opening). */
   keySecret: Uint8Array | undefined;
+  /** Those of the backing chain (`backing.encrypt.key-secret`, `backing.backing.…`), nearest first. */
+  backingKeys: (Uint8Array | undefined)[];
+}
+
+/** What an image operand adds to an open's options (src/device/open.ts OpenImageOptions): its passphrases. */
+export function keyOptions(image: ImageArg): { keySecret?: Uint8Array; backingKeys?: (Uint8Array | undefined)[] } {
+  return { ...(image.keySecret ? { keySecret: image.keySecret } : {}), ...(image.backingKeys.length > 0 ? { backingKeys: image.backingKeys } : {}) };
+}
+
+/** `encrypt.key-secret`, `backing.encrypt.key-secret`, `backing.backing.encrypt.key-secret`, …: the depth, or -1. */
+function keySecretDepth(key: string): number {
+  const m = /^((?:backing\.)*)encrypt\.key-secret$/.exec(key);
+  return m === null ? -1 : m[1]!.length / 'backing.'.length;
 }
 
 /**
@@ -118,10 +134,10 @@ export interface ImageArg {
  * `encrypt.key-secret` given some other way (create's and convert's -o).
  */
 export function imageArg(operand: string, imageOpts: boolean, secrets: Secrets, keySecretId?: string): ImageArg {
-  if (!imageOpts) return { path: operand, format: undefined, keySecret: keySecretId === undefined ? undefined : secrets.copy(keySecretId) };
+  if (!imageOpts) return { text: operand, path: operand, format: undefined, keySecret: keySecretId === undefined ? undefined : secrets.copy(keySecretId), backingKeys: [] };
   const o = splitOptionList(operand);
   for (const k of o.keys()) {
-    if (!['driver', 'file.filename', 'file.driver', 'filename', 'encrypt.key-secret', 'encrypt.format'].includes(k)) {
+    if (!['driver', 'file.filename', 'file.driver', 'filename', 'encrypt.format'].includes(k) && keySecretDepth(k) < 0) {
       throw unsupported(`--image-opts: option '${k}' is not supported`);
     }
   }
@@ -135,10 +151,28 @@ export function imageArg(operand: string, imageOpts: boolean, secrets: Secrets, 
   const path = o.get('file.filename') ?? o.get('filename');
   if (path === undefined) throw usage("A block device must be specified for \"file\"");
   const id = o.get('encrypt.key-secret') ?? keySecretId;
-  return { path, format: driver, keySecret: id === undefined ? undefined : secrets.copy(id) };
+  const backingKeys: (Uint8Array | undefined)[] = [];
+  for (const [k, v] of o) {
+    const depth = keySecretDepth(k);
+    if (depth > 0) backingKeys[depth - 1] = secrets.copy(v);
+  }
+  return { text: operand, path, format: driver, keySecret: id === undefined ? undefined : secrets.copy(id), backingKeys: Array.from(backingKeys) };
+}
+
+/** One image operand and the `--object` list, resolved at once: the secrets are kept in the operand only. */
+export function resolveImageArg(operand: string, objects: readonly string[] | undefined, imageOpts: boolean): ImageArg {
+  const secrets = new Secrets(objects);
+  try {
+    return imageArg(operand, imageOpts, secrets);
+  } finally {
+    secrets.dispose();
+  }
 }
 
 /** Zero-fills the image operands' secrets (after the images are open). */
 export function forgetSecrets(...args: (ImageArg | undefined)[]): void {
-  for (const a of args) a?.keySecret?.fill(0);
+  for (const a of args) {
+    a?.keySecret?.fill(0);
+    for (const k of a?.backingKeys ?? []) k?.fill(0);
+  }
 }

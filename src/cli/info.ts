@@ -24,6 +24,8 @@ export async function info(args: string[], ctx: CliContext): Promise<number> {
   const image = imageArg(onePositional(positionals, 'image', 'info'), values['image-opts'] === true, secrets);
   secrets.dispose();
   forgetSecrets(image);
+  // As qemu-img info, which opens no backing file: their options are not taken.
+  if (image.backingKeys.length > 0) throw usage(`Could not open '${image.text}': Block format 'qcow2' does not support the option 'backing.encrypt.key-secret'`);
   const filename = image.path;
   if (image.format !== undefined) values.format = image.format;
   if (values.format !== undefined && values.format !== 'qcow2' && values.format !== 'raw') {

@@ -8,7 +8,8 @@ import { writeMap } from '../map/map.js';
 import { openForMap } from '../map/open.js';
 import { onePositional, outputFormat, parse } from './args.js';
 import type { CliContext } from './context.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
+import { keyOpenError } from './open-error.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 
 export async function map(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parse(
@@ -37,7 +38,9 @@ export async function map(args: string[], ctx: CliContext): Promise<number> {
   }
   let opened: Awaited<ReturnType<typeof openForMap>>;
   try {
-    opened = await openForMap(filename, format, image.keySecret);
+    opened = await openForMap(filename, format, keyOptions(image));
+  } catch (err) {
+    throw keyOpenError(image.text, err) ?? err;
   } finally {
     forgetSecrets(image);
   }

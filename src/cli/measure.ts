@@ -1,7 +1,9 @@
 /**
  * `qcow2 measure [--output=human|json] [-f FMT] [-l SNAPSHOT] [-O qcow2|raw] [-o OPTIONS] (--size N | IMAGE)`:
  * what `qemu-img measure` (QEMU 7.2) prints, with its checks in its order (img_measure, then
- * qcow2_measure or raw_measure). Its error messages are ours, as usage errors.
+ * qcow2_measure or raw_measure). Its error messages are ours, as usage errors. `--object` gives
+ * the secrets of `-o encrypt.format=luks,encrypt.key-secret=ID` (the LUKS area is added, as
+ * qemu-img adds it) and of an encrypted source (`--image-opts`, src/cli/image-opts.ts).
  */
 import { measureQcow2, measureRaw, qcow2MeasureTarget, type MeasureInfo } from '../create/measure.js';
 import { BLOCK_DRIVERS, isValidOptionList, parseCreateOptions, RAW_CREATE_OPTION_NAMES, type CreateOptionSet } from '../create/options.js';
@@ -12,6 +14,8 @@ import { openForMap, type OpenedMap } from '../map/open.js';
 import { cvtnumFull } from '../units.js';
 import { parse } from './args.js';
 import type { CliContext } from './context.js';
+import type { ImageKeys } from '../device/open.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { explainOpenError } from './open-error.js';
 import { openAtSnapshot, snapshotRef } from './snapshot-ref.js';
 
@@ -27,6 +31,7 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
       options: { type: 'string', short: 'o', multiple: true },
       size: { type: 'string' },
       snapshot: { type: 'string', short: 'l' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'measure',
   );
@@ -43,19 +48,27 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
   }
   if (positionals.length > 1) throw usage('At most one filename argument is allowed.');
   const filename = positionals[0];
-  if (filename === undefined && (values.format !== undefined || snapshot !== undefined)) throw usage('--image-opts, -f, and -l require a filename argument.');
+  if (filename === undefined && (values.format !== undefined || snapshot !== undefined || values['image-opts'] === true)) throw usage('--image-opts, -f, and -l require a filename argument.');
   if (filename !== undefined && size !== undefined) throw usage('--size N cannot be used together with a filename.');
   if (filename === undefined && size === undefined) throw usage('Either --size N or one filename must be specified.');
 
+  const secrets = new Secrets(values.object);
   let opened: OpenedMap | undefined;
-  if (filename !== undefined) {
-    const format = values.format;
-    if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
-      throw unsupported(`measure: only qcow2 and raw source images can be read (-f ${format})`);
-    }
-    opened = await openSource(filename, format, snapshot);
-  }
+  let source: string | undefined;
   try {
+    if (filename !== undefined) {
+      const image = imageArg(filename, values['image-opts'] === true, secrets);
+      const format = image.format ?? values.format;
+      if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
+        throw unsupported(`measure: only qcow2 and raw source images can be read (-f ${format})`);
+      }
+      source = image.path;
+      try {
+        opened = await openSource(image.path, format, keyOptions(image), image.text, snapshot);
+      } finally {
+        forgetSecrets(image);
+      }
+    }
     const target = values['target-format'] ?? 'raw';
     if (target !== 'qcow2' && target !== 'raw') {
       if (BLOCK_DRIVERS.includes(target)) throw unsupported(`measure: only qcow2 and raw targets can be measured (-O ${target})`);
@@ -73,14 +86,15 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
     if (target === 'raw') {
       info = measureRaw(set, opened === undefined ? undefined : { size: BigInt(opened.top.size), dataBytes: 0n, bitmaps: undefined });
     } else {
-      const t = qcow2MeasureTarget(set);
+      const t = qcow2MeasureTarget(set, (id) => secrets.copy(id));
       // qcow2_measure checks the size option before it looks at the source.
       measureQcow2(t, undefined);
-      info = measureQcow2(t, opened && filename !== undefined ? await measureSource(opened.top, filename, t.clusterSize) : undefined);
+      info = measureQcow2(t, opened && source !== undefined ? await measureSource(opened.top, source, t.clusterSize) : undefined);
     }
     ctx.stdout(output === 'json' ? jsonInfo(info) : humanInfo(info));
     return 0;
   } finally {
+    secrets.dispose();
     await opened?.close();
   }
 }
@@ -89,8 +103,8 @@ export async function measure(args: string[], ctx: CliContext): Promise<number> 
  * Opens the source as img_open does, with its message for a missing file; with -l, as it was at
  * that snapshot (qemu-img's messages when it cannot be loaded).
  */
-async function openSource(filename: string, format: 'qcow2' | 'raw' | undefined, snapshot: SnapshotRef | undefined): Promise<OpenedMap> {
-  return openAtSnapshot(filename, format, snapshot, (at) => openForMap(filename, format, undefined, at), (err) => explainOpenError(filename, err));
+async function openSource(filename: string, format: 'qcow2' | 'raw' | undefined, keys: ImageKeys, operand: string, snapshot: SnapshotRef | undefined): Promise<OpenedMap> {
+  return openAtSnapshot(filename, format, snapshot, (at) => openForMap(filename, format, keys, at), (err) => explainOpenError(filename, err, operand));
 }
 
 /** QEMU prints the numbers as unsigned in the text, as signed 64-bit integers in JSON (QNum). */

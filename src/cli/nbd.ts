@@ -17,6 +17,8 @@
  *   verify-peer defaults to on). `--tls-psk FILE` takes QEMU's tls-creds-psk keys file
  *   (`username:hexkey` lines), over TLS 1.2. With either, TLS is required of every client.
  * - `-c DEV`, `--tls-authz` and `--tls-hostname` are not implemented.
+ * `--object secret,...` and `--image-opts` (src/cli/image-opts.ts) serve an encrypted image (and its
+ * encrypted backing chain), as qemu-nbd's.
  * The default address is qemu-nbd's: 0.0.0.0 (every IPv4 interface), port 10809.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -37,6 +39,7 @@ import { shutdownGracefully, watchTermination } from '../serve/shutdown.js';
 import { commandLineError, onePositional, parse } from './args.js';
 import { cacheMode, type CacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, keyOptions, resolveImageArg } from './image-opts.js';
 
 /** qemu-nbd's defaults: every IPv4 interface, the IANA port of NBD. */
 export const DEFAULT_BIND = '0.0.0.0';
@@ -48,7 +51,10 @@ const DAEMON_ENV = 'QCOW2_NBD_DAEMON';
 export interface NbdCommand {
   /** -L: list the exports of the server at `listen` instead of serving (no image). */
   list: boolean;
+  /** The image's file name (the operand, or file.filename of --image-opts). */
   image: string;
+  /** The operand with the passphrases `--object` and `--image-opts` give (zeroed once the image is open). */
+  operand: ImageArg;
   format: ImageFormat | undefined;
   exportName: string;
   description: string;
@@ -98,6 +104,7 @@ const OPTIONS = {
   'tls-creds': { type: 'string' },
   'tls-verify-peer': { type: 'boolean' },
   'tls-psk': { type: 'string' },
+  ...IMAGE_OPTS_OPTIONS,
 } as const;
 
 function nonNegativeInt(text: string, what: string, max: number): number {
@@ -128,9 +135,10 @@ export function parseNbdArgs(args: string[]): NbdCommand {
   const { values, positionals } = parse(args, OPTIONS, 'nbd');
   const list = values.list === true;
   if (list && positionals.length > 0) throw commandLineError('nbd', '-L lists the exports of a server and takes no image');
-  const image = list ? '' : onePositional(positionals, 'image', 'nbd');
   const format = values.format;
   if (format !== undefined && format !== 'raw' && format !== 'qcow2') throw usage(`nbd: -f must be 'raw' or 'qcow2', not '${format}'`);
+  // As qemu-nbd: --image-opts makes the operand an option list (src/cli/image-opts.ts).
+  const operand = resolveImageArg(list ? '' : onePositional(positionals, 'image', 'nbd'), values.object, values['image-opts'] === true && !list);
   const loadSnapshot = values['load-snapshot'] === undefined ? undefined : snapshotName(values['load-snapshot']);
   // As qemu-nbd: -l implies -r.
   const readOnly = values['read-only'] === true || loadSnapshot !== undefined;
@@ -160,8 +168,9 @@ export function parseNbdArgs(args: string[]): NbdCommand {
   if (detect === 'unmap' && discard !== 'unmap') throw usage('nbd: --detect-zeroes=unmap needs --discard=unmap');
   return {
     list,
-    image,
-    format,
+    image: operand.path,
+    operand,
+    format: operand.format ?? format,
     exportName: stringOption(values['export-name'] ?? '', 'the export name'),
     description: stringOption(values.description ?? '', 'the description'),
     listen,
@@ -187,7 +196,10 @@ export async function nbd(args: string[], ctx: CliContext): Promise<number> {
   const cmd = parseNbdArgs(args);
   if (cmd.list) return listCommand(cmd, ctx);
   const daemon = process.env[DAEMON_ENV] === '1' && typeof process.send === 'function';
-  if (cmd.fork && !daemon) return daemonize(args, cmd, ctx);
+  if (cmd.fork && !daemon) {
+    forgetSecrets(cmd.operand); // the daemon reads the command line again
+    return daemonize(args, cmd, ctx);
+  }
   if (!daemon) return serve(cmd, ctx, () => {});
   // The daemon: a failure before the socket listens goes to the waiting parent.
   let ready = false;
@@ -215,7 +227,12 @@ async function serve(cmd: NbdCommand, ctx: CliContext, onReady: () => void): Pro
   // The credentials are checked before the image is opened: a bad file is a usage error at start.
   const tls: TlsConfig | undefined = cmd.tls === undefined ? undefined : cmd.tls.kind === 'x509' ? loadX509(cmd.tls.dir, cmd.tls.verifyPeer) : loadPsk(cmd.tls.file);
   try {
-    const device = await openExport(cmd, cleanups);
+    let device: BlockDevice;
+    try {
+      device = await openExport(cmd, cleanups);
+    } finally {
+      forgetSecrets(cmd.operand);
+    }
     let server: NbdServer;
     try {
       const bitmap = cmd.bitmap === undefined ? undefined : await exportedBitmap(device, cmd.bitmap, cmd.snapshot);
@@ -275,20 +292,22 @@ async function openExport(cmd: NbdCommand, cleanups: Array<() => Promise<unknown
     }
   }
   const driving = { ...(cmd.cache === 'unsafe' ? { noFlush: true } : {}) };
+  const keys = keyOptions(cmd.operand);
   if (!overlay) {
     const snapshot = cmd.loadSnapshot === undefined ? {} : { snapshot: cmd.loadSnapshot };
-    return openImage(cmd.image, { format, readOnly: cmd.readOnly, untrusted: cmd.untrusted, ...snapshot, ...driving });
+    return openImage(cmd.image, { format, readOnly: cmd.readOnly, untrusted: cmd.untrusted, ...snapshot, ...driving, ...keys });
   }
-  // -s: the image is opened read-only below a temporary overlay in $TMPDIR, removed at exit.
+  // -s: the image is opened read-only below a temporary overlay in $TMPDIR, removed at exit (an
+  // encrypted image's data is written to the overlay in the clear, as qemu-nbd's -s writes it).
   const base = resolve(cmd.image);
-  const probe = await openImage(base, { format, readOnly: true, untrusted: cmd.untrusted });
+  const probe = await openImage(base, { format, readOnly: true, untrusted: cmd.untrusted, ...keys });
   const size = probe.virtualSize;
   await probe.close();
   const dir = await mkdtemp(join(tmpdir(), 'qcow2-nbd-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'overlay.qcow2');
   await createImage(path, { size, backingFile: base, backingFormat: format });
-  return openImage(path, { format: 'qcow2', backing: { path: base, format }, untrusted: cmd.untrusted, ...driving });
+  return openImage(path, { format: 'qcow2', backing: { path: base, format }, untrusted: cmd.untrusted, ...driving, backingKeys: [keys.keySecret, ...(keys.backingKeys ?? [])] });
 }
 
 /** -L: the server's exports, printed as qemu-nbd -L prints them. */

@@ -2,7 +2,9 @@
  * qemu-img's messages for an image it cannot open (img_open), as usage errors: a missing file
  * (`Could not open 'NAME': Could not open 'NAME': No such file or directory`), also one further
  * down its backing chain (chainOpenError), and a file opened as qcow2 that is not one
- * (`Could not open 'NAME': Image is not in qcow2 format`). Other failures are kept as they are.
+ * (`Could not open 'NAME': Image is not in qcow2 format`), an encrypted image whose passphrase is
+ * missing or wrong (`Could not open 'NAME': Invalid password, cannot unlock any keyslot`, NAME the
+ * operand as given). Other failures are kept as they are.
  */
 import { isQcow2Error, type Qcow2Error, usage } from '../errors.js';
 import { linkedPath } from '../engine/linked-path.js';
@@ -15,18 +17,31 @@ export function notQcow2Error(filename: string, err: unknown): Qcow2Error | unde
   return isQcow2Error(err) && err.field === 'magic' ? usage(`Could not open '${filename}': Image is not in qcow2 format`) : undefined;
 }
 
-export function explainOpenError(filename: string, err: unknown): unknown {
+/**
+ * qemu-img's message when an encrypted image (or a layer of its chain) cannot be unlocked: its
+ * passphrase missing or wrong, after `Could not open 'OPERAND': ` (the operand as given, the
+ * option list of --image-opts included); else undefined.
+ */
+export function keyOpenError(operand: string, err: unknown): Qcow2Error | undefined {
+  if (!isQcow2Error(err) || err.field !== 'encrypt.key-secret') return undefined;
+  return usage(`Could not open '${operand}': ${err.message}`, { cause: err });
+}
+
+/** `operand`: the image as the command line gives it (default `filename`), for the messages that name it so. */
+export function explainOpenError(filename: string, err: unknown, operand = filename): unknown {
+  const key = keyOpenError(operand, err);
+  if (key !== undefined) return key;
   const code = (err as { cause?: NodeJS.ErrnoException }).cause?.code ?? (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return usage(`Could not open '${filename}': Could not open '${filename}': No such file or directory`);
   return notQcow2Error(filename, err) ?? err;
 }
 
 /** Runs `open`, turning its failure into qemu-img's message where there is one. */
-export async function openOrExplain<T>(filename: string, open: () => Promise<T>): Promise<T> {
+export async function openOrExplain<T>(filename: string, open: () => Promise<T>, operand = filename): Promise<T> {
   try {
     return await open();
   } catch (err) {
-    throw explainOpenError(filename, err);
+    throw explainOpenError(filename, err, operand);
   }
 }
 
@@ -37,6 +52,7 @@ export async function openOrExplain<T>(filename: string, open: () => Promise<T>)
  * errors as they are.
  */
 export async function chainOpenError(prefix: string, path: string, format: string | undefined, err: unknown): Promise<unknown> {
+  if (isQcow2Error(err) && err.field === 'encrypt.key-secret') return usage(`${prefix}${err.message}`, { cause: err });
   const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
   if (cause?.code === 'ENOENT') {
     const missing = cause.path ?? path;

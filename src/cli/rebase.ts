@@ -16,9 +16,12 @@
  * - `-t`: writeback (default), writethrough (each write made durable) or unsafe (no flushes); the
  *   O_DIRECT modes are refused (src/cli/cache-mode.ts). `-T` is checked and otherwise unused: the
  *   backing files are only read.
+ * - `--object`/`--image-opts` (src/cli/image-opts.ts) open an encrypted image and its encrypted
+ *   backing chain (`backing.encrypt.key-secret`); the new backing file is opened by name, as
+ *   qemu-img opens it, so an encrypted one cannot be read unless it is a layer of the old chain.
  */
 import { realpath } from 'node:fs/promises';
-import { openImage, probeFormat } from '../device/open.js';
+import { type ImageKeys, openImage, probeFormat } from '../device/open.js';
 import { linkedPath } from '../engine/linked-path.js';
 import { type BlockDevice, isQcow2 } from '../engine/types.js';
 import { BLOCK_DRIVERS } from '../create/options.js';
@@ -28,6 +31,7 @@ import { keepGuestContent } from '../rebase/keep-content.js';
 import { parse } from './args.js';
 import { type CacheMode, cacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { chainOpenError } from './open-error.js';
 import { probedRawWarning } from './probe.js';
 import { QemuProgress } from './progress.js';
@@ -45,6 +49,7 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
       quiet: { type: 'boolean', short: 'q' },
       cache: { type: 'string', short: 't' },
       'source-cache': { type: 'string', short: 'T' },
+      ...IMAGE_OPTS_OPTIONS,
     },
     'rebase',
   );
@@ -53,14 +58,22 @@ export async function rebase(args: string[], ctx: CliContext): Promise<number> {
   const backingFormat = values['backing-format'];
   if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting one image file name');
   if (!unsafe && backing === undefined) throw usage('Must specify backing file (-b) or use unsafe mode (-u)');
-  const filename = positionals[0];
+  const secrets = new Secrets(values.object);
+  const operand = imageArg(positionals[0], values['image-opts'] === true, secrets);
+  secrets.dispose();
+  const filename = operand.path;
 
   const progress = new QemuProgress(ctx, values.progress === true && values.quiet !== true, 2.0);
   progress.print(0, 100);
   try {
     const cache = checkedCacheMode(values.cache ?? 'writeback', 'Invalid cache option');
     checkedCacheMode(values['source-cache'] ?? 'writeback', 'Invalid source cache option', true);
-    const image = await openTarget(filename, values.format, unsafe, cache, ctx);
+    let image: BlockDevice;
+    try {
+      image = await openTarget(filename, operand.format ?? values.format, unsafe, cache, ctx, keyOptions(operand), operand.text);
+    } finally {
+      forgetSecrets(operand);
+    }
     let newBacking: BlockDevice | undefined;
     let opened = false;
     try {
@@ -111,7 +124,7 @@ function checkedCacheMode(value: string, message: string, readOnly = false): Cac
 }
 
 /** The image, writable, over its backing chain (none in unsafe mode), with img_open's messages. */
-async function openTarget(filename: string, format: string | undefined, unsafe: boolean, cache: CacheMode, ctx: CliContext): Promise<BlockDevice> {
+async function openTarget(filename: string, format: string | undefined, unsafe: boolean, cache: CacheMode, ctx: CliContext, keys: ImageKeys, operand: string): Promise<BlockDevice> {
   if (format !== undefined && format !== 'qcow2' && format !== 'raw') {
     if (!BLOCK_DRIVERS.includes(format)) throw usage(`Could not open '${filename}': Unknown driver '${format}'`);
     throw unsupported(`rebase: only qcow2 and raw images can be rebased (-f ${format})`);
@@ -119,9 +132,9 @@ async function openTarget(filename: string, format: string | undefined, unsafe: 
   try {
     const fmt = format ?? (await probeFormat(filename));
     if (format === undefined && fmt === 'raw') ctx.stderr(`${probedRawWarning(filename)}\n`);
-    return await openImage(filename, { format: fmt, ...(unsafe ? { backing: null } : {}), ...(cache === 'unsafe' ? { noFlush: true } : {}) });
+    return await openImage(filename, { format: fmt, ...(unsafe ? { backing: null } : {}), ...(cache === 'unsafe' ? { noFlush: true } : {}), ...keys });
   } catch (err) {
-    throw await chainOpenError(`Could not open '${filename}': `, filename, format, err);
+    throw await chainOpenError(`Could not open '${operand}': `, filename, format, err);
   }
 }
 

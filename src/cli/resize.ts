@@ -20,10 +20,11 @@ import { resizeRawFile } from '../io/raw-resize.js';
 import { checkNewSize } from '../qcow2/resize.js';
 import { qemuStrtosz } from '../units.js';
 import { commandLineError, parse } from './args.js';
+import { keyOpenError } from './open-error.js';
 import { probedRawWarning, probeOrExplain } from './probe.js';
 import type { CliContext } from './context.js';
 import type { BlockDevice } from '../engine/types.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 
 const PREALLOCATION_MODES = ['off', 'metadata', 'falloc', 'full'] as const;
 type Preallocation = (typeof PREALLOCATION_MODES)[number];
@@ -69,7 +70,9 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
   // A raw image's length is its file's, rounded up to 512-byte sectors (bdrv_getlength).
   let device: BlockDevice | undefined;
   try {
-    device = fmt === 'qcow2' ? await openImage(filename, { format: fmt, ...(image.keySecret ? { keySecret: image.keySecret } : {}) }) : undefined;
+    device = fmt === 'qcow2' ? await openImage(filename, { format: fmt, ...keyOptions(image) }) : undefined;
+  } catch (err) {
+    throw keyOpenError(image.text, err) ?? err;
   } finally {
     forgetSecrets(image);
   }

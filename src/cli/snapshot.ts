@@ -6,7 +6,7 @@ import { openQcow2 } from '../device/open.js';
 import { isQcow2Error, usage } from '../errors.js';
 import { commandLineError, parse } from './args.js';
 import type { CliContext } from './context.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from './image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from './image-opts.js';
 import { snapshotTable } from './snapshot-table.js';
 
 export async function snapshot(args: string[], ctx: CliContext): Promise<number> {
@@ -34,7 +34,7 @@ export async function snapshot(args: string[], ctx: CliContext): Promise<number>
   secrets.dispose();
   let image: Awaited<ReturnType<typeof openQcow2>>;
   try {
-    image = await openQcow2(operand.path, { readOnly: list, ...(operand.keySecret ? { keySecret: operand.keySecret } : {}) });
+    image = await openQcow2(operand.path, { readOnly: list, ...keyOptions(operand) });
   } finally {
     forgetSecrets(operand);
   }

@@ -3,7 +3,7 @@
  * the kernel's ublk driver (src/ublk/ talks to the driver; src/serve/ runs the requests).
  *
  *   add [-f FMT] [-r] [--queues N] [--depth N] [--id N] [--discard=unmap|ignore] [--cache=MODE]
- *       [--recoverable] [--untrusted] [--foreground] [-v] IMAGE
+ *       [--recoverable] [--untrusted] [--foreground] [-v] [--object OBJ] [--image-opts] IMAGE
  *       Prints /dev/ublkbN as the last line of stdout once the device is live. Without
  *       --foreground the server runs detached: its stderr goes to /run/qcow2-ublk/N.log, its pid to
  *       N.pid, what it serves to N.json ($QCOW2_UBLK_RUN_DIR instead of /run/qcow2-ublk).
@@ -14,6 +14,9 @@
  *                                died is stopped and deleted here (its image was not closed clean).
  *   recover [--foreground] ID    a new server for a device added with --recoverable whose server
  *                                died (the device is quiesced: its users wait); same image, same options
+ *                                (not the passphrase of an encrypted image: it is not kept, so such
+ *                                an image fails to open with QEMU's "Parameter 'encrypt.key-secret'
+ *                                is required for cipher")
  *
  * SIGTERM or SIGINT to a server: STOP_DEV, the requests in flight finish, flush, close, DEL_DEV, exit 0.
  * Defaults: discard=unmap (a block device that says it can discard frees space: fstrim works;
@@ -37,6 +40,7 @@ import { featureNames, MAX_NR_QUEUES, MAX_QUEUE_DEPTH, stateName } from '../ublk
 import { commandLineError, outputFormat, parse } from './args.js';
 import { cacheMode, type CacheMode } from './cache-mode.js';
 import type { CliContext } from './context.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, type ImageArg, keyOptions, resolveImageArg } from './image-opts.js';
 
 /** Set in the environment of a background server started by `add` / `recover`. */
 const DAEMON_ENV = 'QCOW2_UBLK_DAEMON';
@@ -44,7 +48,10 @@ const DAEMON_ENV = 'QCOW2_UBLK_DAEMON';
 const DEL_WAIT_MS = 180_000;
 
 export interface UblkAddCommand {
+  /** The image's file name (the operand, or file.filename of --image-opts). */
   image: string;
+  /** add: the operand with the passphrases `--object` and `--image-opts` give (zeroed once the image is open). */
+  operand?: ImageArg;
   format: ImageFormat | undefined;
   readOnly: boolean;
   queues: number;
@@ -70,6 +77,7 @@ const ADD_OPTIONS = {
   untrusted: { type: 'boolean' },
   foreground: { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
+  ...IMAGE_OPTS_OPTIONS,
 } as const;
 
 function intOption(text: string, what: string, min: number, max: number): number {
@@ -84,6 +92,7 @@ export function parseUblkAdd(args: string[]): UblkAddCommand {
   if (positionals.length !== 1 || positionals[0] === undefined) throw commandLineError('ublk', `add: expected exactly one image, got ${positionals.length}`);
   const format = values.format;
   if (format !== undefined && format !== 'raw' && format !== 'qcow2') throw usage(`ublk: -f must be 'raw' or 'qcow2', not '${format}'`);
+  const operand = resolveImageArg(positionals[0], values.object, values['image-opts'] === true);
   let discard: 'ignore' | 'unmap' = 'unmap';
   if (values.discard !== undefined) {
     if (values.discard === 'ignore' || values.discard === 'off') discard = 'ignore';
@@ -91,8 +100,9 @@ export function parseUblkAdd(args: string[]): UblkAddCommand {
     else throw usage(`ublk: invalid discard option '${values.discard}' (unmap or ignore)`);
   }
   return {
-    image: positionals[0],
-    format,
+    image: operand.path,
+    operand,
+    format: operand.format ?? format,
     readOnly: values['read-only'] === true,
     queues: values.queues === undefined ? 1 : intOption(values.queues, 'number of queues', 1, MAX_NR_QUEUES),
     depth: values.depth === undefined ? UBLK_DEFAULT_DEPTH : intOption(values.depth, 'queue depth', 1, MAX_QUEUE_DEPTH),
@@ -175,7 +185,17 @@ async function openDevice(cmd: UblkAddCommand): Promise<BlockDevice> {
       );
     }
   }
-  return openImage(cmd.image, { format, readOnly: cmd.readOnly, untrusted: cmd.untrusted, ...(cmd.cache === 'unsafe' ? { noFlush: true } : {}) });
+  try {
+    return await openImage(cmd.image, {
+      format,
+      readOnly: cmd.readOnly,
+      untrusted: cmd.untrusted,
+      ...(cmd.cache === 'unsafe' ? { noFlush: true } : {}),
+      ...(cmd.operand ? keyOptions(cmd.operand) : {}),
+    });
+  } finally {
+    forgetSecrets(cmd.operand);
+  }
 }
 
 /** Opens the image, adds (or recovers) the device, serves it until a signal or its removal, then cleans up. */
@@ -248,6 +268,7 @@ async function serve(job: ServeJob, ctx: CliContext, onReady: (server: UblkServe
 
 /** Runs the server detached, its stderr in the run directory's log; prints /dev/ublkbN once live. */
 async function daemonize(job: ServeJob, ctx: CliContext): Promise<number> {
+  forgetSecrets(job.cmd.operand); // the daemon reads the command line again
   const script = process.argv[1];
   if (script === undefined) throw usage('ublk: cannot find the program to start in the background');
   const dir = ensureRunDir();

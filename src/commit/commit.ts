@@ -14,7 +14,7 @@
  * every entry that handle reads is one not yet changed (new clusters never take the place of
  * clusters still in use).
  */
-import { openImage, type ImageFormat } from '../device/open.js';
+import { type ImageKeys, openImage, type ImageFormat } from '../device/open.js';
 import { type BlockDevice, isQcow2 } from '../engine/types.js';
 import { usage } from '../errors.js';
 import { COPY_CHUNK_BYTES } from '../limits.js';
@@ -32,13 +32,16 @@ export interface CommitOptions {
   drop?: boolean;
   /** Flushes do nothing (`-t unsafe`). */
   noFlush?: boolean;
+  /** The passphrases of the top image and its backing chain (QEMU's encrypt.key-secret, backing.encrypt.key-secret, …). */
+  keys?: ImageKeys;
   /** Bytes of the ranges to commit done so far, and their total. */
   onProgress?: (done: number, total: number) => void;
 }
 
 export async function commitImage(path: string, opts: CommitOptions = {}): Promise<void> {
   const driving = opts.noFlush ? { noFlush: true } : {};
-  const top = await openImage(path, { ...(opts.format ? { format: opts.format } : {}), ...driving });
+  const keys = opts.keys ?? {};
+  const top = await openImage(path, { ...(opts.format ? { format: opts.format } : {}), ...driving, ...keys });
   try {
     if (!isQcow2(top) || top.backing === undefined) throw usage('Image does not have a backing file');
     const layers = chainLayers(top, path);
@@ -49,7 +52,14 @@ export async function commitImage(path: string, opts: CommitOptions = {}): Promi
       layers.slice(0, index).map((l) => l.device),
       top.virtualSize,
     );
-    const base = await openImage(baseLayer.path, { format: baseLayer.device.format, ...driving });
+    // BASE opened again, writable, with its own passphrase and those below it.
+    const [baseKey, ...belowBase] = (keys.backingKeys ?? []).slice(index - 1);
+    const base = await openImage(baseLayer.path, {
+      format: baseLayer.device.format,
+      ...driving,
+      ...(baseKey ? { keySecret: baseKey } : {}),
+      ...(belowBase.length > 0 ? { backingKeys: belowBase } : {}),
+    });
     try {
       if (base.virtualSize < top.virtualSize) await base.resize(top.virtualSize);
       await copyRanges(top, base, ranges, opts.onProgress);

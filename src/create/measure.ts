@@ -5,10 +5,11 @@
  * space persistent bitmaps would take (qcow2_get_persistent_dirty_bitmap_size). raw_measure for raw
  * targets. All sizes are bigints: a fully allocated exabyte image does not fit a double.
  */
-import { unsupported, usage } from '../errors.js';
+import { usage } from '../errors.js';
 import { BITMAP_DIR_ENTRY_FIXED, MIN_CLUSTER_BITS, MIN_CLUSTER_BITS_EXTL2 } from '../format/constants.js';
 import { MAX_CLUSTER_BITS, MAX_L1_BYTES } from '../limits.js';
-import type { CreateOptionSet } from './options.js';
+import { luksAreaLength } from '../crypto/luks-keys.js';
+import { type CreateOptionSet, luksCreateRequest } from './options.js';
 
 /** QEMU's BlockMeasureInfo. `bitmaps` only when both source and target can hold persistent bitmaps. */
 export interface MeasureInfo {
@@ -29,6 +30,8 @@ export interface Qcow2MeasureTarget {
   hasBackingFile: boolean;
   /** The size option (`--size`, or `-o size=`), 0 when not given. */
   size: bigint;
+  /** encrypt.format=luks: the LUKS area, in whole clusters (0 without). */
+  luksPayload: bigint;
 }
 
 /** A persistent bitmap of the source, as its directory entry says. */
@@ -50,8 +53,11 @@ export interface MeasureSource {
 const roundUp = (n: bigint, to: bigint) => ((n + to - 1n) / to) * to;
 const divRoundUp = (n: bigint, d: bigint) => (n + d - 1n) / d;
 
-/** The qcow2 target's options from `-o` and `--size`, checked in qcow2_measure's order. */
-export function qcow2MeasureTarget(set: CreateOptionSet): Qcow2MeasureTarget {
+/**
+ * The qcow2 target's options from `-o` and `--size`, checked in qcow2_measure's order.
+ * `secret` looks up encrypt.key-secret's secret (a copy, zeroed here) for encrypt.format=luks.
+ */
+export function qcow2MeasureTarget(set: CreateOptionSet, secret?: (id: string) => Uint8Array): Qcow2MeasureTarget {
   const extendedL2 = set.get('extended_l2')?.bool ?? false;
   // qcow2_opt_get_cluster_size_del: the size's low set bit decides (ctz32), then it must be exactly 2^bits.
   const clusterSize = set.get('cluster_size')?.number ?? 65536n;
@@ -79,8 +85,14 @@ export function qcow2MeasureTarget(set: CreateOptionSet): Qcow2MeasureTarget {
   if (prealloc !== 'off' && prealloc !== 'metadata' && prealloc !== 'falloc' && prealloc !== 'full') {
     throw usage(`invalid parameter value: ${prealloc}`);
   }
-  // A LUKS payload header would be added to both sizes; we do not compute LUKS headers.
-  if (set.get('encrypt.format')?.text === 'luks') throw unsupported('measure: encrypt.format=luks is not supported');
+  // The LUKS area is added to both sizes, whole clusters (qcrypto_block_calculate_payload_offset).
+  let luksPayload = 0n;
+  if (set.get('encrypt.format')?.text === 'luks') {
+    const request = luksCreateRequest(set);
+    if (secret === undefined) throw usage(`No secret with id '${request.keySecret}'`);
+    secret(request.keySecret).fill(0);
+    luksPayload = roundUp(BigInt(luksAreaLength(request)), clusterSize);
+  }
   return {
     clusterSize: Number(clusterSize),
     version,
@@ -89,6 +101,7 @@ export function qcow2MeasureTarget(set: CreateOptionSet): Qcow2MeasureTarget {
     preallocation: prealloc,
     hasBackingFile: set.get('backing_file') !== undefined,
     size: set.get('size')?.number ?? 0n,
+    luksPayload,
   };
 }
 
@@ -188,7 +201,7 @@ export function measureQcow2(target: Qcow2MeasureTarget, source: MeasureSource |
     required = target.hasBackingFile ? virtualSize : source.dataBytes;
   }
   if (target.preallocation === 'full' || target.preallocation === 'falloc') required = virtualSize;
-  const fullyAllocated = qcow2PreallocSize(virtualSize, target.clusterSize, target.refcountOrder, target.extendedL2);
+  const fullyAllocated = qcow2PreallocSize(virtualSize, target.clusterSize, target.refcountOrder, target.extendedL2) + target.luksPayload;
   const info: MeasureInfo = { required: fullyAllocated - virtualSize + required, fullyAllocated };
   if (target.version >= 3 && source?.bitmaps !== undefined) info.bitmaps = bitmapsSize(source.bitmaps, source.size, target.clusterSize);
   return info;

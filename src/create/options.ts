@@ -354,6 +354,41 @@ const FEATURE_TABLE_BYTES = 8 * FEATURE_TABLE_ENTRY_SIZE;
 
 const ENCRYPT_OPTIONS = CREATE_OPTIONS.filter((d) => d.name.startsWith('encrypt')).map((d) => d.name);
 
+/** QEMU 7.2's QAPI enums of the LUKS creation options, in the order its visit checks them. */
+const LUKS_ENUMS: readonly [option: string, qapiName: string, values: readonly string[]][] = [
+  ['encrypt.cipher-alg', 'cipher-alg', ['aes-128', 'aes-192', 'aes-256', 'des', '3des', 'cast5-128', 'serpent-128', 'serpent-192', 'serpent-256', 'twofish-128', 'twofish-192', 'twofish-256']],
+  ['encrypt.cipher-mode', 'cipher-mode', ['ecb', 'cbc', 'xts', 'ctr']],
+  ['encrypt.ivgen-alg', 'ivgen-alg', ['plain', 'plain64', 'essiv']],
+  ['encrypt.ivgen-hash-alg', 'ivgen-hash-alg', ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'ripemd160']],
+  ['encrypt.hash-alg', 'hash-alg', ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512', 'ripemd160']],
+];
+
+/**
+ * The `encrypt.*` options of a LUKS image to create (encrypt.format=luks), with QEMU's defaults:
+ * names QEMU does not know refused as its QAPI visit refuses them, then a missing key-secret, as
+ * qcrypto_block_luks_create (create and measure share this).
+ */
+export function luksCreateRequest(set: CreateOptionSet): LuksCreateRequest {
+  const text = (name: string) => set.get(name)?.text;
+  for (const [option, qapiName, values] of LUKS_ENUMS) {
+    const value = text(option);
+    if (value !== undefined && !values.includes(value)) throw usage(`Parameter '${qapiName}' does not accept value '${value}'`);
+  }
+  const keySecret = text('encrypt.key-secret');
+  if (keySecret === undefined) throw usage("Parameter 'encrypt.key-secret' is required for cipher");
+  const iterTime = set.get('encrypt.iter-time')?.number;
+  return {
+    format: 'luks',
+    keySecret,
+    cipherAlg: text('encrypt.cipher-alg') ?? 'aes-256',
+    cipherMode: text('encrypt.cipher-mode') ?? 'xts',
+    ivgenAlg: text('encrypt.ivgen-alg') ?? 'plain64',
+    ivgenHashAlg: text('encrypt.ivgen-hash-alg') ?? 'sha256',
+    hashAlg: text('encrypt.hash-alg') ?? 'sha256',
+    iterTime: iterTime === undefined ? 2000 : Number(iterTime),
+  };
+}
+
 /**
  * Stage 2: the option set as typed options (QEMU's QAPI visit), refusing enum values QEMU does not
  * know, in the order QEMU visits the fields. The size must already be in the set.
@@ -387,19 +422,7 @@ export function typedCreateOptions(set: CreateOptionSet): CreateOptions {
     if (encFormat === undefined) throw usage("Parameter 'encrypt.format' is missing");
     if (encFormat === 'aes') throw unsupported('legacy AES-CBC encrypted images (encrypt.format=aes) cannot be created');
     if (encFormat !== 'luks') throw usage(`Parameter 'encrypt.format' does not accept value '${encFormat}'`);
-    const keySecret = text('encrypt.key-secret');
-    if (keySecret === undefined) throw usage("Parameter 'encrypt.key-secret' is required for cipher");
-    const iterTime = num('encrypt.iter-time');
-    encrypt = {
-      format: 'luks',
-      keySecret,
-      cipherAlg: text('encrypt.cipher-alg') ?? 'aes-256',
-      cipherMode: text('encrypt.cipher-mode') ?? 'xts',
-      ivgenAlg: text('encrypt.ivgen-alg') ?? 'plain64',
-      ivgenHashAlg: text('encrypt.ivgen-hash-alg') ?? 'sha256',
-      hashAlg: text('encrypt.hash-alg') ?? 'sha256',
-      iterTime: iterTime === undefined ? 2000 : Number(iterTime),
-    };
+    encrypt = luksCreateRequest(set);
   }
   const prealloc = text('preallocation');
   if (prealloc !== undefined && !['off', 'metadata', 'falloc', 'full'].includes(prealloc)) {

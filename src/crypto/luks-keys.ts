@@ -179,13 +179,20 @@ function uuidV4(): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/**
- * The LUKS area of a new image, as qcrypto_block_luks_create lays it out: the 592-byte header at 0,
- * then eight key-material areas of keyBytes × 4000 bytes each rounded up to 4 KiB, from 4 KiB on;
- * the area's length is the payload offset. Slot 0 holds the master key under `passphrase`; the
- * other slots are disabled. Returns the bytes (the caller writes them to the image).
- */
-export async function createLuksArea(o: LuksCreateOptions, passphrase: Uint8Array): Promise<Uint8Array> {
+/** What a new LUKS area is made of, from its options, checked as qcrypto_block_luks_create checks them. */
+interface LuksPlan {
+  keyBytes: number;
+  modeSpec: string;
+  spec: CipherSpec;
+  hash: string;
+  /** Sectors of one key slot's material, from sector `firstSector` on. */
+  slotSectors: number;
+  firstSector: number;
+  /** The area's length in sectors: the payload offset. */
+  payloadSectors: number;
+}
+
+function planLuksArea(o: LuksCreateOptions): LuksPlan {
   const m = /^aes-(128|192|256)$/.exec(o.cipherAlg);
   if (!m) throw unsupported(`encrypt.cipher-alg '${o.cipherAlg}' is not supported (Node's OpenSSL offers aes-128, aes-192 and aes-256)`);
   const keyBits = Number(m[1]);
@@ -196,7 +203,8 @@ export async function createLuksArea(o: LuksCreateOptions, passphrase: Uint8Arra
   const modeSpec = o.ivgenAlg === 'essiv' ? `${mode}-essiv:${o.ivgenHashAlg}` : `${mode}-${o.ivgenAlg}`;
   const spec = cipherSpec('aes', modeSpec, keyBytes); // refuses what Node cannot run (aes-192-xts)
   const hash = luksHash(o.hashAlg, 'encrypt.hash-alg');
-  if (!Number.isSafeInteger(o.iterTime) || o.iterTime <= 0) throw usage(`encrypt.iter-time must be a positive number of milliseconds, not ${o.iterTime}`);
+  // 0 is taken, as QEMU takes it: the iterations are then QEMU's minimum.
+  if (!Number.isSafeInteger(o.iterTime) || o.iterTime < 0) throw usage(`encrypt.iter-time must be a number of milliseconds, not ${o.iterTime}`);
   const splitBytes = keyBytes * LUKS_STRIPES;
   if (splitBytes % LUKS_SECTOR_SIZE !== 0) {
     // QEMU 7.2 aborts here (an assertion in crypto/block.c): we refuse instead.
@@ -204,7 +212,26 @@ export async function createLuksArea(o: LuksCreateOptions, passphrase: Uint8Arra
   }
   const slotSectors = Math.ceil(splitBytes / 4096) * 8;
   const firstSector = 4096 / LUKS_SECTOR_SIZE;
-  const payloadSectors = firstSector + 8 * slotSectors;
+  return { keyBytes, modeSpec, spec, hash, slotSectors, firstSector, payloadSectors: firstSector + 8 * slotSectors };
+}
+
+/**
+ * The length of the LUKS area a new image with these options gets (QEMU's
+ * qcrypto_block_calculate_payload_offset, which `qemu-img measure` adds): its options checked as
+ * createLuksArea checks them, no key made.
+ */
+export function luksAreaLength(o: LuksCreateOptions): number {
+  return planLuksArea(o).payloadSectors * LUKS_SECTOR_SIZE;
+}
+
+/**
+ * The LUKS area of a new image, as qcrypto_block_luks_create lays it out: the 592-byte header at 0,
+ * then eight key-material areas of keyBytes × 4000 bytes each rounded up to 4 KiB, from 4 KiB on;
+ * the area's length is the payload offset. Slot 0 holds the master key under `passphrase`; the
+ * other slots are disabled. Returns the bytes (the caller writes them to the image).
+ */
+export async function createLuksArea(o: LuksCreateOptions, passphrase: Uint8Array): Promise<Uint8Array> {
+  const { keyBytes, modeSpec, spec, hash, slotSectors, firstSector, payloadSectors } = planLuksArea(o);
   const area = new Uint8Array(payloadSectors * LUKS_SECTOR_SIZE);
 
   const master = randomBytes(keyBytes);

@@ -36,7 +36,12 @@ export interface OpenImageOptions extends FileDriving {
   wrapFile?: (file: BlockFile, role: 'image' | 'data-file') => BlockFile;
   /** The passphrase of a LUKS-encrypted qcow2 image (QEMU's encrypt.key-secret); the caller zeroes it. */
   keySecret?: Uint8Array;
+  /** Those of the encrypted images of its backing chain, nearest first (QEMU's backing.encrypt.key-secret). */
+  backingKeys?: readonly (Uint8Array | undefined)[];
 }
+
+/** An image's passphrases, as an open takes them. */
+export type ImageKeys = Pick<OpenImageOptions, 'keySecret' | 'backingKeys'>;
 
 export async function openImage(path: string, opts: OpenImageOptions = {}): Promise<BlockDevice> {
   const format = opts.format ?? (await probeFormat(path));
@@ -57,6 +62,7 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
     ...(opts.compressionThreads !== undefined ? { compressionThreads: opts.compressionThreads } : {}),
     ...(opts.wrapFile ? { wrapFile: opts.wrapFile } : {}),
     ...(opts.keySecret ? { keySecret: opts.keySecret } : {}),
+    ...(opts.backingKeys ? { backingKeys: opts.backingKeys } : {}),
     ...driving(opts),
   });
 }
@@ -67,12 +73,14 @@ export async function openQcow2(path: string, opts: Omit<OpenImageOptions, 'form
  * openLinkedFiles), read-only. Throws the typed error of the first that fails: `qcow2 check` runs
  * this where `qemu-img check` would fail to open the image (src/cli/check.ts).
  */
-export async function probeLinkedFiles(path: string, file: BlockFile, meta: ImageMetadata, keySecret?: Uint8Array): Promise<void> {
-  const linked = await openLinkedFiles(path, file, meta, { readOnly: true }, 0, openOptimized);
-  await linked.close();
-  if (meta.header.cryptMethod === CRYPT_LUKS) {
-    // qemu-img check opens the image: a LUKS image needs its passphrase, and the right one.
+export async function probeLinkedFiles(path: string, file: BlockFile, meta: ImageMetadata, keys: ImageKeys = {}): Promise<void> {
+  const { keySecret, backingKeys } = keys;
+  if (meta.header.cryptMethod === CRYPT_LUKS && meta.cryptoHeader !== undefined) {
+    // qemu-img check opens the image: a LUKS image needs its passphrase, and the right one (first,
+    // as QEMU unlocks it before it opens the backing chain).
     (await unlockImage(file, meta, keySecret)).destroy();
   }
+  const linked = await openLinkedFiles(path, file, meta, { readOnly: true, ...(backingKeys ? { backingKeys } : {}) }, 0, openOptimized);
+  await linked.close();
 }
 

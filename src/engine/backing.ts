@@ -2,9 +2,10 @@
  * Opening the backing file an image names (or the one the caller names instead), for both
  * engines: the name is resolved against the image's folder under the untrusted-image policy
  * (linked-path.ts), the format is the stored one or probed, raw and qcow2 only, the chain's depth
- * is bounded, and every layer below is opened read-only and unwrapped (wrapFile is for the top).
+ * is bounded, and every layer below is opened read-only and unwrapped (wrapFile is for the top),
+ * with its own passphrase (backingKeys: QEMU's backing.encrypt.key-secret).
  */
-import { unsupported } from '../errors.js';
+import { isQcow2Error, Qcow2Error, unsupported } from '../errors.js';
 import { driving } from '../io/node-file.js';
 import { checkBackingDepth, linkedPath } from './linked-path.js';
 import { probeFormat } from './probe.js';
@@ -41,5 +42,15 @@ async function openLayer<O extends OpenOptions>(path: string, format: 'raw' | 'q
   delete below.wrapFile;
   delete below.snapshot;
   delete below.keySecret;
-  return openQcow2(path, below, depth + 1);
+  delete below.backingKeys;
+  const [key, ...deeper] = opts.backingKeys ?? [];
+  if (key !== undefined) below.keySecret = key;
+  if (deeper.length > 0) below.backingKeys = deeper;
+  try {
+    return await openQcow2(path, below, depth + 1);
+  } catch (err) {
+    // A layer's passphrase missing or wrong: QEMU's message says which layer, one prefix per level.
+    if (isQcow2Error(err) && err.field === 'encrypt.key-secret') throw new Qcow2Error(err.code, `Could not open backing file: ${err.message}`, { field: err.field, cause: err });
+    throw err;
+  }
 }

@@ -221,6 +221,11 @@ export interface OpenOptions {
    * encrypt.key-secret names). Applies to the top image only, as in QEMU. The caller zeroes it.
    */
   keySecret?: Uint8Array;
+  /**
+   * The passphrases of the backing chain's encrypted images, nearest first (QEMU's
+   * backing.encrypt.key-secret, backing.backing.encrypt.key-secret, …). The caller zeroes them.
+   */
+  backingKeys?: readonly (Uint8Array | undefined)[];
 }
 
 /** A qcow2 device, by what the device says it is. */

@@ -10,7 +10,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { openQcow2, probeFormat } from '../device/open.js';
+import { type ImageKeys, openQcow2, probeFormat } from '../device/open.js';
 import { type BlockDevice, isQcow2, type Qcow2Device, type SnapshotRef } from '../engine/types.js';
 import { unsupported } from '../errors.js';
 import { BLOCK_STATUS_CHUNK_BYTES, BLOCK_STATUS_CHUNK_CLUSTERS } from '../limits.js';
@@ -25,7 +25,7 @@ export interface OpenedMap {
 }
 
 /** `snapshot`: the image as it was at that internal snapshot (qcow2 only; measure -l). */
-export async function openForMap(path: string, format?: 'raw' | 'qcow2', keySecret?: Uint8Array, snapshot?: SnapshotRef): Promise<OpenedMap> {
+export async function openForMap(path: string, format?: 'raw' | 'qcow2', keys: ImageKeys = {}, snapshot?: SnapshotRef): Promise<OpenedMap> {
   const fmt = format ?? (await probeFormat(path));
   const holes: FileHoles[] = [];
   const track = (h: FileHoles): FileHoles => (holes.push(h), h);
@@ -36,7 +36,7 @@ export async function openForMap(path: string, format?: 'raw' | 'qcow2', keySecr
   };
   try {
     if (fmt === 'raw') return { top: rawLayer(track(openFileHoles(path)), path), close };
-    const image = await openQcow2(path, { readOnly: true, ...(keySecret ? { keySecret } : {}), ...(snapshot === undefined ? {} : { snapshot }) });
+    const image = await openQcow2(path, { readOnly: true, ...keys, ...(snapshot === undefined ? {} : { snapshot }) });
     device = image;
     return { top: await qcow2Layer(image, path, track), close };
   } catch (err) {

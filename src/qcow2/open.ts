@@ -55,8 +55,10 @@ export async function openLayers<O extends OpenOptions>(path: string, opts: O, d
     if (features.corrupt && !readOnly) {
       throw corrupt('the image is marked corrupt: it can only be opened read-only', { field: 'incompatible_features', offset: 72 });
     }
+    // As QEMU: the LUKS header is unlocked as the image's extensions are read, before its data file
+    // and backing chain are opened (an image without one is refused by openLinkedFiles).
+    if (meta.header.cryptMethod === CRYPT_LUKS && meta.cryptoHeader !== undefined) crypto = await unlockImage(file, meta, opts.keySecret);
     linked = await openLinkedFiles(path, file, meta, opts, depth, openQcow2);
-    if (meta.header.cryptMethod === CRYPT_LUKS) crypto = await unlockImage(file, meta, opts.keySecret);
     if (meta.header.cryptMethod === CRYPT_AES) crypto = legacyAesCipher(opts.keySecret);
     return { file, dataFile: linked.dataFile, backing: linked.backing, meta, paths: { image: path, dataFile: linked.dataPath }, crypto, close };
   } catch (err) {

@@ -3,6 +3,7 @@ import type { ResizeOptions } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
 import { MAX_L1_BYTES } from '../limits.js';
+import { storedBytes } from './crypt-data.js';
 import { writeHeader } from './header.js';
 import type { NewL2Entry } from './mapping.js';
 import { adjustRange, adjustRefcount, allocateClusters, releaseMapping } from './refcounts.js';
@@ -72,8 +73,6 @@ export async function resize(st: Qcow2State, newSize: number, opts: ResizeOption
  * (copy on write), zeros after `to`. Then the file is extended to the end of the last allocation.
  */
 async function preallocateMetadata(st: Qcow2State, from: number, to: number): Promise<void> {
-  // The head and tail written here are plain bytes: on an encrypted image they would read as noise.
-  if (st.crypto !== undefined) throw unsupported('resize with preallocation=metadata is not supported on an encrypted image');
   const C = st.geometry.clusterSize;
   const span = l1Span(st);
   let end = 0;
@@ -93,9 +92,12 @@ async function preallocateMetadata(st: Qcow2State, from: number, to: number): Pr
       mappings.push(mapping);
     }
     const host = await allocateClusters(st, mappings.length);
-    if (head) await st.file.write(host, head, 'data');
+    // On an encrypted image both are stored encrypted, as QEMU's copy on write stores them (sizes
+    // are whole sectors); the clusters between are left as the file holds them, as QEMU leaves them.
+    if (head) await st.file.write(host, storedBytes(st.crypto, host, head), 'data');
     const last = clusterStart + (mappings.length - 1) * C;
-    if (last + C > to) await st.file.write(host + (to - clusterStart), new Uint8Array(last + C - to), 'data');
+    const tail = host + (to - clusterStart);
+    if (last + C > to) await st.file.write(tail, storedBytes(st.crypto, tail, new Uint8Array(last + C - to)), 'data');
     for (const [i, mapping] of mappings.entries()) {
       const guest = clusterStart + i * C;
       await st.store.setL2Entry(l2, l2IndexOf(st, guest), { kind: 'normal', hostOffset: host + i * C, copied: true });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openOptimized } from '../../src/optimized/open.js';
 import { openReference } from '../../src/reference/open.js';
 import { qcow2 } from '../support/cli.js';
+import { qemuImgCalibrating } from '../support/luks-image.js';
 
 let dir = '';
 const f = (name: string) => join(dir, name);
@@ -20,15 +21,8 @@ const SECRET = ['--object', 'secret,id=sec0,data=abc123'];
 const opts = (name: string) => ['--image-opts', `driver=qcow2,file.filename=${f(name)},encrypt.key-secret=sec0`];
 
 async function makeLuks(name: string, size: string, extra = ''): Promise<void> {
-  // qemu-img's PBKDF2 calibration fails now and then with so short an iter-time ("Unable to get
-  // accurate CPU usage"): that is QEMU's flake, tried again.
-  for (let attempt = 1; ; attempt++) {
-    const r = await execa('qemu-img', ['create', '-q', ...SECRET, '-f', 'qcow2', '-o', `encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10${extra}`, f(name), size], {
-      reject: false,
-    });
-    if (r.exitCode === 0) return;
-    if (attempt === 5 || !r.stderr.includes('Unable to get accurate CPU usage')) throw new Error(`qemu-img create failed: ${r.stderr}`);
-  }
+  const r = await qemuImgCalibrating(['create', '-q', ...SECRET, '-f', 'qcow2', '-o', `encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10${extra}`, f(name), size]);
+  if (r.exitCode !== 0) throw new Error(`qemu-img create failed: ${r.stderr}`);
 }
 async function qemuIo(target: string[], cmds: string[]): Promise<void> {
   await execa('qemu-io', [...target, ...cmds.flatMap((c) => ['-c', c])]);

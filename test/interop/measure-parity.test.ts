@@ -206,12 +206,9 @@ describe.concurrent('qcow2 measure refuses what qemu-img refuses', () => {
 });
 
 describe('qcow2 measure beyond qemu-img', () => {
-  it('refuses targets and options it does not compute, with typed errors', async () => {
+  it('refuses targets it does not compute, with typed errors', async () => {
     const vmdk = await qcow2(['measure', '--size', '1G', '-O', 'vmdk'], { cwd: dir });
     expect(vmdk.exitCode).toBe(1);
     expect(vmdk.stderr).toBe('qcow2 measure: unsupported: measure: only qcow2 and raw targets can be measured (-O vmdk)');
-    const luks = await qcow2(['measure', '--size', '1G', '-O', 'qcow2', '-o', 'encrypt.format=luks'], { cwd: dir });
-    expect(luks.exitCode).toBe(1);
-    expect(luks.stderr).toBe('qcow2 measure: unsupported: measure: encrypt.format=luks is not supported');
   });
 });

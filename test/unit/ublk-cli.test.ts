@@ -27,6 +27,7 @@ describe('qcow2 ublk add: options', () => {
   it('defaults', () => {
     expect(parseUblkAdd(['x.qcow2'])).toEqual({
       image: 'x.qcow2',
+      operand: { text: 'x.qcow2', path: 'x.qcow2', format: undefined, keySecret: undefined, backingKeys: [] },
       format: undefined,
       readOnly: false,
       queues: 1,
@@ -44,6 +45,15 @@ describe('qcow2 ublk add: options', () => {
   it('takes every option', () => {
     const cmd = parseUblkAdd(['-f', 'raw', '-r', '--queues', '2', '--depth', '64', '--id', '7', '--discard=ignore', '--cache=writethrough', '--recoverable', '--untrusted', '--foreground', '-v', 'x.img']);
     expect(cmd).toMatchObject({ format: 'raw', readOnly: true, queues: 2, depth: 64, id: 7, discard: 'ignore', cache: 'writethrough', recoverable: true, untrusted: true, foreground: true, verbose: true });
+  });
+
+  it('--object and --image-opts: an encrypted image and its passphrases, as qemu-nbd takes them', () => {
+    const cmd = parseUblkAdd(['--object', 'secret,id=s0,data=abc', '--object', 'secret,id=s1,data=xyz', '--image-opts', 'driver=qcow2,file.filename=e.qcow2,encrypt.key-secret=s0,backing.encrypt.key-secret=s1']);
+    expect(cmd.image).toBe('e.qcow2');
+    expect(cmd.format).toBe('qcow2');
+    expect(Buffer.from(cmd.operand!.keySecret!).toString()).toBe('abc');
+    expect(cmd.operand!.backingKeys.map((k) => Buffer.from(k!).toString())).toEqual(['xyz']);
+    expect(() => parseUblkAdd(['--image-opts', 'driver=qcow2,file.filename=e.qcow2,encrypt.key-secret=s0'])).toThrow("No secret with id 's0'");
   });
 
   it.each([[['--depth', '0', 'x']], [['--depth', '4097', 'x']], [['--queues', 'two', 'x']], [['-f', 'vmdk', 'x']], [['--discard=maybe', 'x']], [['a', 'b']], [[]], [['--bogus', 'x']]])(

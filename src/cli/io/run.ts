@@ -25,7 +25,7 @@ import { type Errno, errnoOf, errnoText, isQcow2Error, usage } from '../../error
 import { type BlockDevice, isQcow2 } from '../../engine/types.js';
 import { hexdump, report } from './format.js';
 import { onePositional, parse } from '../args.js';
-import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, Secrets } from '../image-opts.js';
+import { forgetSecrets, IMAGE_OPTS_OPTIONS, imageArg, keyOptions, Secrets } from '../image-opts.js';
 import type { CliContext } from '../context.js';
 import { type DiscardOp, type IoOp, parseScript, type ReadOp, type WriteOp } from './parse.js';
 
@@ -50,7 +50,7 @@ export async function io(args: string[], ctx: CliContext): Promise<number> {
   const ops = parseScript(commands);
   let device: BlockDevice;
   try {
-    device = await openImage(filename, { format, readOnly: values['read-only'] === true, ...(image.keySecret ? { keySecret: image.keySecret } : {}) });
+    device = await openImage(filename, { format, readOnly: values['read-only'] === true, ...keyOptions(image) });
   } finally {
     forgetSecrets(image);
   }
