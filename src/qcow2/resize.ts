@@ -97,7 +97,7 @@ const ALL_SUBCLUSTERS = 0xffffffff;
  *
  * metadata (preallocate_co): data is written only where a cluster reaches outside [from, to): the
  * guest's bytes before `from` (copy on write), zeros after `to` up to the (sub)cluster end; then
- * the file is extended to the end of the last allocation. falloc and full also allocate the
+ * the file covers every allocation (see below). falloc and full also allocate the
  * clusters' storage, before their entries point at it: fallocate (BlockFile.zeroRange) or zeros
  * written. In the image file such clusters hold zeros for real, so even over a longer backing file
  * they are plain data (extended L2: every subcluster allocated, QEMU's subclusters_need_allocation).
@@ -116,7 +116,6 @@ async function preallocate(st: Qcow2State, from: number, to: number, mode: 'meta
   const realZeros = mode !== 'metadata' && !external;
   const zeroFrom = overBacking && !realZeros ? Math.ceil(from / unit) * unit : Infinity;
   const span = l1Span(st);
-  let end = 0;
   for (let clusterStart = Math.floor(from / C) * C; clusterStart < to; ) {
     const first = (await mappingOf(st, clusterStart)).mapping;
     // A cluster at the old end that holds data is kept, except by falloc and full in the image
@@ -153,17 +152,18 @@ async function preallocate(st: Qcow2State, from: number, to: number, mode: 'meta
       await target.write(host, bytes, 'data');
     }
     if (tailEnd > to && (!head || last > clusterStart)) await target.write(host + (to - clusterStart), new Uint8Array(tailEnd - to), 'data');
+    // The file reaches past the clusters before any entry points at them (an entry past the end of
+    // the file is corruption to qemu-img check).
+    if (!external && host + runBytes > (await st.file.size())) await st.file.truncate(host + runBytes);
     for (const [i, mapping] of mappings.entries()) {
       const guest = clusterStart + i * C;
       await st.store.setL2Entry(l2, l2IndexOf(st, guest), newEntry(guest, host + i * C, mapping));
       if (mapping.kind !== 'unallocated') await releaseMapping(st, mapping);
     }
-    end = Math.max(end, host + runBytes);
     clusterStart += runBytes;
   }
-  if (!external) {
-    if (end > (await st.file.size())) await st.file.truncate(end);
-  } else if (st.dataFile && to > (await st.dataFile.size())) {
+  if (!external) return;
+  if (st.dataFile && to > (await st.dataFile.size())) {
     // preallocate_co: the data file grows to `to` only where the copy on write left it shorter,
     // with the storage allocated (falloc) or written (full) from its old end.
     const at = await st.dataFile.size();
