@@ -14,7 +14,7 @@
  * Every preallocation mode is covered over plain images, extended L2, v2, snapshots, compressed
  * clusters, backing files shorter and longer than the image, partial last clusters, external data
  * files (plain and data_file_raw, which QEMU grows with metadata preallocation even when asked
- * for none). Command lines qemu-img refuses are refused alike: same exit status, no stdout, and
+ * for none); preallocation of an encrypted image is refused (not implemented). Command lines qemu-img refuses are refused alike: same exit status, no stdout, and
  * each of qemu-img's messages inside ours. Persistent bitmaps come out as QEMU's (`qemu-img info`).
  * Each copy lives in a folder of its own with the files its image names (QEMU 7.2 resolves a data
  * file's name against the working directory, so commands run there); in memory where the machine
@@ -342,6 +342,20 @@ describe.concurrent('qcow2 resize refuses what qemu-img refuses', () => {
 });
 
 describe.concurrent('qcow2 resize beyond qemu-img', () => {
+  it('refuses preallocation of an encrypted image (not implemented): the image is left as it was', async () => {
+    const { ours } = await copies('plain.qcow2');
+    const image = nameIn(ours);
+    const secret = ['--object', 'secret,id=s0,data=pw'];
+    await imgAt(ours, ['create', '-q', '-f', 'qcow2', ...secret, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', 'IMAGE', '1M']);
+    const before = await readFile(join(dir, ours));
+    for (const mode of ['metadata', 'falloc', 'full']) {
+      const rr = await qcow2(['resize', ...secret, '--image-opts', `--preallocation=${mode}`, `driver=qcow2,file.filename=${image},encrypt.key-secret=s0`, '2M'], { cwd: folderOf(ours) });
+      expect(rr.exitCode).toBe(1);
+      expect(rr.stdout).toBe('');
+      expect(rr.stderr).toBe(`qcow2 resize: unsupported: resize with preallocation=${mode} is not supported on an encrypted image`);
+      expect((await readFile(join(dir, ours))).equals(before)).toBe(true);
+    }
+  });
   it('refuses, as qemu-img does, an image with an inconsistent (in_use) bitmap; the size stays', async () => {
     const { theirs, ours } = await copies('inuse.qcow2');
     const qr = await q(['IMAGE', '2M'], theirs);
