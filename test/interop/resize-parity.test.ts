@@ -14,8 +14,9 @@
  * Every preallocation mode is covered over plain images, extended L2, v2, snapshots, compressed
  * clusters, backing files shorter and longer than the image, partial last clusters, external data
  * files (plain and data_file_raw, which QEMU grows with metadata preallocation even when asked
- * for none); preallocation of an encrypted image is refused (not implemented). Command lines qemu-img refuses are refused alike: same exit status, no stdout, and
- * each of qemu-img's messages inside ours. Persistent bitmaps come out as QEMU's (`qemu-img info`).
+ * for none); preallocation of an encrypted image is refused (not implemented). Command lines
+ * qemu-img refuses are refused alike: same exit status, no stdout, and each of qemu-img's
+ * messages inside ours. Persistent bitmaps come out as QEMU's (`qemu-img info`).
  * Each copy lives in a folder of its own with the files its image names (QEMU 7.2 resolves a data
  * file's name against the working directory, so commands run there); in memory where the machine
  * has it, as qemu-img's preallocation syncs.
