@@ -45,10 +45,7 @@ export async function amendImage(device: Qcow2Front<Qcow2State>, request: AmendR
     const g = st.geometry;
     checkNewSize({ version: st.header.version, snapshots: st.header.nbSnapshots, clusterSize: g.clusterSize, extendedL2: g.extendedL2 }, BigInt.asIntN(64, request.size));
     if (request.size > BigInt(Number.MAX_SAFE_INTEGER)) throw unsupported(`amend: sizes above ${Number.MAX_SAFE_INTEGER} bytes are not supported`);
-    // QEMU grows such an image with its metadata preallocated (the data file must stay the disk).
-    if (st.features.dataFileRaw && request.size > BigInt(g.virtualSize)) {
-      throw unsupported('amend: growing an image with data_file_raw needs metadata preallocation, which is not implemented');
-    }
+    // With data_file_raw the new area is mapped 1:1 at once, as QEMU does (src/qcow2/resize.ts).
     await device.resize(Number(request.size));
   }
   if (version < oldVersion) await device.changeMetadata((st) => downgradeToV2(st, onProgress));

@@ -75,10 +75,9 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     name: 'resize',
     synopsis: '[-f FMT] [--shrink] [--preallocation=off|metadata|falloc|full] [--object OBJ] [--image-opts] [-q] IMAGE [+|-]SIZE',
     summary:
-      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off or metadata) and shrink',
+      'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off, metadata, falloc, full; over a backing file, with extended L2, with an external data file, data_file_raw included) and shrink',
     details: [
-      'Not implemented, refused with an error: qcow2 preallocation falloc and full; metadata for an image',
-      'with a backing file, an external data file or extended L2; qcow2 images with data_file_raw.',
+      'Not implemented, refused with an error: preallocation of an encrypted qcow2 image.',
       'Persistent bitmaps follow the new size, as QEMU\'s. A shrunk qcow2 file keeps its length (QEMU cuts it).',
     ].join('\n'),
   },
@@ -90,8 +89,8 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     details: [
       'As qemu-img 7.2: backing_file and backing_fmt may only repeat what the image names (use rebase);',
       'options only `create` takes are refused. Not implemented, refused with an error: encrypt.* (key',
-      'slots) on an encrypted image, a downgrade of an image with persistent bitmaps, data_file=\'\', growing an image',
-      'with data_file_raw. Shared zero clusters are not overwritten by a downgrade (QEMU 7.2 overwrites them).',
+      'slots) on an encrypted image, a downgrade of an image with persistent bitmaps, data_file=\'\'. Shared zero',
+      'clusters are not overwritten by a downgrade (QEMU 7.2 overwrites them).',
       '  -p  progress on a terminal; -q quiet',
       '  -t  cache mode: writeback (default), writethrough, unsafe',
     ].join('\n'),

@@ -4,16 +4,15 @@
  * "Image resized.", and qemu-img's checks in its order, its messages as usage errors.
  *
  * Implemented: raw images (grow and shrink; preallocation off, falloc, full) and qcow2 images (grow
- * and shrink; growing with preallocation off, or metadata without a backing file, data file or
- * extended L2). Refused as unsupported: qcow2 preallocation falloc and full, metadata in the other
- * cases, qcow2 images with data_file_raw. Persistent bitmaps follow the new size (the new area
+ * with every preallocation mode, shrink; see src/qcow2/resize.ts). Refused as unsupported:
+ * preallocation of an encrypted qcow2 image. Persistent bitmaps follow the new size (the new area
  * clean), as QEMU's; an image with an inconsistent (in_use) bitmap is refused, as QEMU refuses it.
  */
 import { stat } from 'node:fs/promises';
 import { openImage } from '../device/open.js';
 import { isQcow2 } from '../engine/types.js';
 import { unsupported, usage } from '../errors.js';
-import { AUTOCLEAR_DATA_FILE_RAW, INCOMPAT_EXTL2 } from '../format/constants.js';
+import { INCOMPAT_EXTL2 } from '../format/constants.js';
 import { readMetadata } from '../image/metadata.js';
 import { NodeFile } from '../io/node-file.js';
 import { resizeRawFile } from '../io/raw-resize.js';
@@ -90,9 +89,9 @@ export async function resize(args: string[], ctx: CliContext): Promise<number> {
       if (prealloc === 'metadata') throw usage('Unsupported preallocation mode: metadata');
       await resizeRawFile(filename, safeSize(total), prealloc);
     } else {
-      await checkQcow2Resize(filename, isQcow2(device) ? device.clusterSize : 65536, current, total, prealloc);
+      await checkQcow2Resize(filename, isQcow2(device) ? device.clusterSize : 65536, total);
       const size = safeSize(total);
-      if (isQcow2(device)) await device.resize(size, { preallocation: prealloc === 'metadata' ? 'metadata' : 'off' });
+      if (isQcow2(device)) await device.resize(size, { preallocation: prealloc });
       else await device.resize(size);
       await device.flush();
     }
@@ -109,8 +108,8 @@ function safeSize(total: bigint): number {
   return Number(total);
 }
 
-/** qcow2_co_truncate's checks, in its order, and what we do not implement. */
-async function checkQcow2Resize(filename: string, clusterSize: number, current: bigint, total: bigint, prealloc: Preallocation): Promise<void> {
+/** qcow2_co_truncate's checks, in its order. */
+async function checkQcow2Resize(filename: string, clusterSize: number, total: bigint): Promise<void> {
   const file = await NodeFile.open(filename, { readOnly: true });
   try {
     const meta = await readMetadata(file);
@@ -118,15 +117,6 @@ async function checkQcow2Resize(filename: string, clusterSize: number, current: 
       { version: meta.header.version, snapshots: meta.snapshots.length, clusterSize, extendedL2: (meta.header.incompatibleFeatures & INCOMPAT_EXTL2) !== 0n },
       total,
     );
-    if (meta.dataFile !== undefined && (meta.header.autoclearFeatures & AUTOCLEAR_DATA_FILE_RAW) !== 0n) {
-      throw unsupported('resize: growing an image with data_file_raw needs metadata preallocation, which is not implemented');
-    }
-    if (prealloc === 'falloc' || prealloc === 'full') {
-      throw unsupported(`resize: preallocation=${prealloc} is not supported for qcow2 images (only off and metadata)`);
-    }
-    if (prealloc === 'metadata' && (meta.backingFile !== undefined || meta.dataFile !== undefined || (meta.header.incompatibleFeatures & INCOMPAT_EXTL2) !== 0n)) {
-      throw unsupported('resize: preallocation=metadata is implemented only for qcow2 images without a backing file, an external data file or extended L2 entries');
-    }
   } finally {
     await file.close();
   }

@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isZero } from '../format/bytes.js';
-import type { BlockFile } from '../io/block-file.js';
+import { type BlockFile, writeZeros } from '../io/block-file.js';
 import { NodeFile } from '../io/node-file.js';
 import { CREATE_WRITE_BATCH_BYTES } from '../limits.js';
 import { planImage, type ImagePlan } from './layout.js';
@@ -60,6 +60,7 @@ export async function createImage(
     }
     await writePlan(image, plan);
     if (data !== undefined) await data.truncate(plan.dataFileLength ?? 0);
+    await allocatePlanned(plan.allocated?.file === 'data' ? data : image, plan.allocated);
     for (const f of open) await f.flush();
   } catch (err) {
     await Promise.allSettled(open.map((f) => f.close()));
@@ -70,6 +71,16 @@ export async function createImage(
     for (const f of open) await f.close();
   }
   return { options: resolved, plan };
+}
+
+/**
+ * preallocation=falloc or full: the storage of the planned range allocated (zeroRange: fallocate,
+ * reading as zeros) or written with zeros, as QEMU's truncate of the file with that mode.
+ */
+async function allocatePlanned(file: BlockFile | undefined, allocated: ImagePlan['allocated']): Promise<void> {
+  if (file === undefined || allocated === undefined || allocated.length <= 0) return;
+  if (allocated.mode === 'falloc') await file.zeroRange(allocated.offset, allocated.length);
+  else await writeZeros(file, 'zeroRange', allocated.offset, allocated.length);
 }
 
 /**

@@ -55,6 +55,11 @@ export interface ImagePlan {
   fileLength: number;
   /** Final length of the external data file, if there is one. */
   dataFileLength: number | undefined;
+  /**
+   * preallocation=falloc or full: the range of the image file (or of the data file) whose storage
+   * is allocated (fallocate) or written with zeros, as QEMU's truncate of that file does.
+   */
+  allocated: { file: 'image' | 'data'; offset: number; length: number; mode: 'falloc' | 'full' } | undefined;
   /** The final header (as in cluster 0). */
   header: Header;
 }
@@ -134,6 +139,7 @@ class QemuCreate {
   readonly file: FileModel;
   readonly hasDataFile: boolean;
   dataFileLength = 0;
+  allocated: ImagePlan['allocated'];
 
   // In-memory state of the open image (BDRVQcow2State).
   reftable: number[] = [];
@@ -183,12 +189,13 @@ class QemuCreate {
     const size = Number(o.size);
     const l2Coverage = cs * this.l2Entries;
     this.growL1(Number((o.size + BigInt(l2Coverage) - 1n) / BigInt(l2Coverage)));
-    if (o.preallocation === 'metadata') {
+    if (o.preallocation !== 'off') {
       const clusters = Math.ceil(size / cs);
       if (clusters > MAX_PREALLOC_CLUSTERS) {
-        throw unsupported(`preallocation=metadata of ${clusters} clusters is beyond this implementation's limit of ${MAX_PREALLOC_CLUSTERS}`);
+        throw unsupported(`preallocation=${o.preallocation} of ${clusters} clusters is beyond this implementation's limit of ${MAX_PREALLOC_CLUSTERS}`);
       }
-      this.preallocate(0, size);
+      if (o.preallocation === 'metadata' || this.hasDataFile) this.preallocate(0, size, o.preallocation);
+      else this.preallocateFile(size, o.preallocation);
     } else if (this.hasDataFile) {
       this.dataFileLength = Math.max(this.dataFileLength, size);
     }
@@ -217,6 +224,7 @@ class QemuCreate {
       clusters: this.file.clusters,
       fileLength: this.file.length,
       dataFileLength: this.hasDataFile ? this.dataFileLength : undefined,
+      allocated: this.allocated,
       header,
     };
   }
@@ -486,8 +494,37 @@ class QemuCreate {
     return dv.getUint32(at) === 0 && dv.getUint32(at + 4) === 0;
   }
 
-  /** preallocate_co. */
-  preallocate(offset: number, newLength: number): void {
+  /**
+   * qcow2_co_truncate with preallocation falloc or full, from length 0, without a data file: past
+   * the last used cluster, refcount structures for every data cluster and L2 table that may come
+   * (qcow2_refcount_area, exact: a new refcount table), then one run of data clusters, whose
+   * storage the file's truncate allocates; then the L2 entries, slice by slice (offset | COPIED;
+   * extended L2: the bitmap left as it was), their tables from the allocator.
+   */
+  preallocateFile(size: number, mode: 'falloc' | 'full'): void {
+    const cs = this.cs;
+    let last = Math.ceil(this.file.length / cs) - 1;
+    while (last >= 0 && this.getRefcount(last) === 0) last--;
+    const dataClusters = Math.ceil(size / cs);
+    const l2Tables = Math.ceil(dataClusters / this.l2Entries) + 1;
+    const start = this.refcountArea((last + 1) * cs, dataClusters + l2Tables, true, 0, 0);
+    if (this.allocClustersAt(start, dataClusters) !== dataClusters) throw new Error('preallocated data clusters are in use');
+    this.file.extend(start + dataClusters * cs);
+    this.allocated = { file: 'image', offset: start, length: dataClusters * cs, mode };
+    for (let guest = 0, host = start, left = dataClusters; left > 0; ) {
+      const n = Math.min(left, this.l2Entries - this.l2Index(guest));
+      this.linkL2({ allocOffset: host, offset: guest, nbClusters: n, cowStart: { offset: 0, bytes: 0 }, cowEnd: { offset: n * cs, bytes: 0 } });
+      guest += n * cs;
+      host += n * cs;
+      left -= n;
+    }
+  }
+
+  /**
+   * preallocate_co. With a data file and preallocation falloc or full, the data file's truncate to
+   * the end (only where the copy on write left it shorter) allocates the storage from its old end.
+   */
+  preallocate(offset: number, newLength: number, mode: 'metadata' | 'falloc' | 'full' = 'metadata'): void {
     let bytes = newLength - offset;
     let hostOffset = 0;
     let curBytes = 0;
@@ -504,7 +541,10 @@ class QemuCreate {
     }
     const fileLength = this.hasDataFile ? this.dataFileLength : this.file.length;
     if (hostOffset + curBytes > fileLength) {
-      if (this.hasDataFile) this.dataFileLength = hostOffset + curBytes;
+      if (this.hasDataFile) {
+        if (mode !== 'metadata') this.allocated = { file: 'data', offset: fileLength, length: hostOffset + curBytes - fileLength, mode };
+        this.dataFileLength = hostOffset + curBytes;
+      }
       else this.file.extend(hostOffset + curBytes);
     }
   }

@@ -58,7 +58,7 @@ export const CREATE_OPTIONS: readonly OptionDesc[] = [
   { name: 'encrypt.iter-time', type: 'number', help: 'Time to spend in PBKDF in milliseconds' },
   { name: 'cluster_size', type: 'size', def: '65536', help: 'qcow2 cluster size' },
   { name: 'extended_l2', type: 'bool', def: 'off', help: 'Extended L2 tables' },
-  { name: 'preallocation', type: 'string', help: 'Preallocation mode (allowed values: off, metadata)' },
+  { name: 'preallocation', type: 'string', help: 'Preallocation mode (allowed values: off, metadata, falloc, full)' },
   { name: 'compression_type', type: 'string', def: 'zlib', help: 'Compression method used for image cluster compression' },
   { name: 'size', type: 'size', help: 'Virtual disk size' },
   { name: 'compat', type: 'string', help: 'Compatibility level (v2 [0.10] or v3 [1.1])' },
@@ -303,7 +303,7 @@ export interface CreateOptions {
   /** External data file name, stored as given; created (truncated) relative to the working directory. */
   dataFile?: string;
   dataFileRaw?: boolean;
-  /** Only 'off' and 'metadata' are implemented; 'falloc' and 'full' are refused. */
+  /** 'falloc' and 'full' are refused with encryption. */
   preallocation?: Preallocation;
   /** Stored as given (not made absolute). */
   backingFile?: string;
@@ -333,8 +333,8 @@ export interface ResolvedCreateOptions {
   lazyRefcounts: boolean;
   dataFile: string | undefined;
   dataFileRaw: boolean;
-  /** 'metadata' whenever data_file_raw is on, as QEMU enforces. */
-  preallocation: 'off' | 'metadata';
+  /** At least 'metadata' whenever data_file_raw is on, as QEMU enforces. */
+  preallocation: Preallocation;
   backingFile: string | undefined;
   backingFormat: string | undefined;
   encrypt: LuksCreateRequest | undefined;
@@ -516,8 +516,9 @@ export function validateCreateOptions(opts: CreateOptions): ResolvedCreateOption
     }
     if (compressionType !== 'zstd') throw usage(`Parameter 'compression-type' does not accept value '${String(compressionType)}'`);
   }
-  if (preallocation !== 'off' && preallocation !== 'metadata') {
-    throw unsupported(`preallocation=${preallocation} is not supported (only off and metadata)`);
+  // The preallocated clusters would read as the decryption of zeros (as in QEMU): not implemented.
+  if ((preallocation === 'falloc' || preallocation === 'full') && opts.encrypt !== undefined) {
+    throw unsupported(`preallocation=${preallocation} is not supported for an encrypted image`);
   }
   const cs = Number(clusterSize);
   // The full header written once the image is open (qcow2_update_header) must fit in cluster 0.

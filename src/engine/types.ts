@@ -134,9 +134,13 @@ export interface PersistentBitmap {
   runs(offset: number, length: number, maxRuns: number): Promise<DirtyRun[]>;
 }
 
-/** How a qcow2 device fills the area a resize adds: 'off' leaves it unallocated; 'metadata' maps it to new host clusters. */
+/**
+ * How a qcow2 device fills the area a resize adds: 'off' leaves it unallocated (with data_file_raw:
+ * 'metadata', as QEMU); 'metadata' maps it to new host clusters; 'falloc' and 'full' also allocate
+ * those clusters' storage (fallocate, or zeros written), as qcow2_co_truncate does.
+ */
 export interface ResizeOptions {
-  preallocation?: 'off' | 'metadata';
+  preallocation?: 'off' | 'metadata' | 'falloc' | 'full';
 }
 
 export interface Qcow2Device extends BlockDevice {

@@ -5,7 +5,8 @@ import { l1EntriesFor } from '../format/geometry.js';
 import { MAX_L1_BYTES } from '../limits.js';
 import { storedBytes } from './crypt-data.js';
 import { writeHeader } from './header.js';
-import type { NewL2Entry } from './mapping.js';
+import { writeZeros } from '../io/block-file.js';
+import type { Mapping, NewL2Entry } from './mapping.js';
 import { adjustRange, adjustRefcount, allocateClusters, releaseMapping } from './refcounts.js';
 import type { Qcow2State } from './state.js';
 import { l1Span, l2IndexOf, l2TableFor, mappingOf, validMapping, writableL2 } from './tables.js';
@@ -34,51 +35,94 @@ export function checkNewSize(image: TruncatedImage, total: bigint): void {
 }
 
 /** Sets the virtual size (growing the L1 table when it needs more entries) and writes the header. */
-export async function setVirtualSize(st: Qcow2State, newSize: number): Promise<void> {
+export async function setVirtualSize(st: Qcow2State, newSize: number, growDataFile = true): Promise<void> {
   const needed = l1EntriesFor(newSize, st.geometry);
   if (needed > st.header.l1Size) await growL1(st, needed);
   st.header.size = BigInt(newSize);
   st.geometry = { ...st.geometry, virtualSize: newSize };
   await writeHeader(st);
-  if (st.dataFile && (await st.dataFile.size()) < newSize) await st.dataFile.truncate(newSize);
+  if (growDataFile && st.dataFile && (await st.dataFile.size()) < newSize) await st.dataFile.truncate(newSize);
 }
 
 export async function resize(st: Qcow2State, newSize: number, opts: ResizeOptions = {}): Promise<void> {
   if (!Number.isSafeInteger(newSize) || newSize < 0 || newSize % 512 !== 0) {
     throw usage(`new size ${newSize} is not a multiple of 512 bytes`);
   }
-  const prealloc = opts.preallocation ?? 'off';
+  let prealloc = opts.preallocation ?? 'off';
   const oldSize = st.geometry.virtualSize;
   if (newSize < oldSize) {
     if (prealloc !== 'off') throw usage("Preallocation can't be used for shrinking an image");
     return shrink(st, newSize);
   }
-  if (prealloc === 'metadata' && (st.backing || st.dataFile || st.geometry.extendedL2)) {
-    throw unsupported('preallocation=metadata is implemented only for images without a backing file, an external data file or extended L2 entries');
+  // data_file_raw: the data file alone is the disk, so QEMU maps every new cluster 1:1 at once.
+  if (prealloc === 'off' && st.features.dataFileRaw) prealloc = 'metadata';
+  // falloc and full leave plain zeros in the new clusters: on an encrypted image they would read as
+  // noise. (metadata's copy on write is stored encrypted, as QEMU stores it.)
+  if ((prealloc === 'falloc' || prealloc === 'full') && st.crypto !== undefined && newSize > oldSize) {
+    throw unsupported(`resize with preallocation=${prealloc} is not supported on an encrypted image`);
   }
-  await setVirtualSize(st, newSize);
+  // With preallocation the data file grows with the preallocated area (preallocate's end).
+  await setVirtualSize(st, newSize, prealloc === 'off');
+  if (newSize <= oldSize) return;
   // The new area reads as zeros, never as the backing file's data there. As QEMU: when the backing
   // file is longer than the old size (bdrv_co_truncate's BDRV_REQ_ZERO_WRITE), the whole new area,
   // to the new end, is zeroed (qcow2_subcluster_zeroize), not only the part the backing file covers.
-  if ((st.backing?.virtualSize ?? 0) > oldSize && newSize > oldSize) await writeZeroes(st, oldSize, newSize - oldSize);
-  if (prealloc === 'metadata' && newSize > oldSize) await preallocateMetadata(st, oldSize, newSize);
+  const overBacking = (st.backing?.virtualSize ?? 0) > oldSize;
+  if (prealloc === 'off') {
+    if (overBacking) await writeZeroes(st, oldSize, newSize - oldSize);
+    return;
+  }
+  await preallocate(st, oldSize, newSize, prealloc, overBacking);
+  // As qcow2_co_truncate: the (sub)cluster-aligned part is zero clusters (preallocate), the part of
+  // the (sub)cluster at the old end is a plain write of zeros.
+  // falloc and full in the image file leave real zeros, mapped as data: nothing to zero (QEMU's
+  // truncate of the file took BDRV_REQ_ZERO_WRITE).
+  if (!overBacking || ((prealloc === 'falloc' || prealloc === 'full') && !st.features.externalDataFile)) return;
+  const unit = st.geometry.subclusterSize;
+  const C = st.geometry.clusterSize;
+  const zeroStart = Math.min(newSize, Math.ceil(oldSize / unit) * unit);
+  // A cluster at the old end that kept its host cluster (extended L2): its subclusters past the old end.
+  const firstEnd = Math.min(newSize, Math.ceil(oldSize / C) * C);
+  if (firstEnd > zeroStart) await writeZeroes(st, zeroStart, firstEnd - zeroStart);
+  if (zeroStart > oldSize) await st.store.writeGuest(oldSize, new Uint8Array(zeroStart - oldSize));
 }
 
+const ALL_SUBCLUSTERS = 0xffffffff;
+
 /**
- * preallocate_co with PREALLOC_MODE_METADATA over [from, to): every cluster there that holds no data
- * gets a host cluster, mapped with COPIED set. As qcow2_alloc_host_offset does, the L2 table comes
- * first (where there is none), then one contiguous run of host clusters for the clusters of that
- * table that need one (so a lone free cluster, such as the old L1 table's, is not taken for data).
- * Data is written only where a cluster reaches outside [from, to): the guest's bytes before `from`
- * (copy on write), zeros after `to`. Then the file is extended to the end of the last allocation.
+ * Preallocation of [from, to) after a resize, as qcow2_co_truncate does it (the result, not QEMU's
+ * host placement): every cluster there that holds no data gets a host cluster, mapped with COPIED
+ * set. As qcow2_alloc_host_offset does, the L2 table comes first (where there is none), then one
+ * contiguous run of host clusters for the clusters of that table that need one (so a lone free
+ * cluster, such as the old L1 table's, is not taken for data); with an external data file the host
+ * offset is the guest offset.
+ *
+ * metadata (preallocate_co): data is written only where a cluster reaches outside [from, to): the
+ * guest's bytes before `from` (copy on write), zeros after `to` up to the (sub)cluster end; then
+ * the file covers every allocation (see below). falloc and full also allocate the
+ * clusters' storage, before their entries point at it: fallocate (BlockFile.zeroRange) or zeros
+ * written. In the image file such clusters hold zeros for real, so even over a longer backing file
+ * they are plain data (extended L2: every subcluster allocated, QEMU's subclusters_need_allocation).
+ * Otherwise, over a backing file longer than the old size (`overBacking`), the new clusters are
+ * zero clusters that keep their host cluster (qcow2_subcluster_zeroize without MAY_UNMAP), from the
+ * first (sub)cluster boundary at or past `from` (the caller writes zeros before it).
+ * With extended L2 and none of that, the bitmap stays as it was (0): allocated cluster,
+ * subclusters unallocated, as QEMU leaves it.
  */
-async function preallocateMetadata(st: Qcow2State, from: number, to: number): Promise<void> {
+async function preallocate(st: Qcow2State, from: number, to: number, mode: 'metadata' | 'falloc' | 'full', overBacking: boolean): Promise<void> {
   const C = st.geometry.clusterSize;
+  const unit = st.geometry.subclusterSize;
+  const extended = st.geometry.extendedL2;
+  const external = st.features.externalDataFile;
+  const target = st.dataFile ?? st.file;
+  const realZeros = mode !== 'metadata' && !external;
+  const zeroFrom = overBacking && !realZeros ? Math.ceil(from / unit) * unit : Infinity;
   const span = l1Span(st);
-  let end = 0;
   for (let clusterStart = Math.floor(from / C) * C; clusterStart < to; ) {
     const first = (await mappingOf(st, clusterStart)).mapping;
-    if (first.kind === 'normal' && first.copied) {
+    // A cluster at the old end that holds data is kept, except by falloc and full in the image
+    // file, which (qcow2_co_truncate) allocate from the start of that cluster, its data copied.
+    if (!realZeros && (first.kind === 'normal' || (first.kind === 'subclusters' && first.hostOffset !== 0)) && first.copied) {
       clusterStart += C;
       continue;
     }
@@ -91,22 +135,69 @@ async function preallocateMetadata(st: Qcow2State, from: number, to: number): Pr
       if (mapping.kind !== 'unallocated') break;
       mappings.push(mapping);
     }
-    const host = await allocateClusters(st, mappings.length);
-    // On an encrypted image both are stored encrypted, as QEMU's copy on write stores them (sizes
-    // are whole sectors); the clusters between are left as the file holds them, as QEMU leaves them.
-    if (head) await st.file.write(host, storedBytes(st.crypto, host, head), 'data');
-    const last = clusterStart + (mappings.length - 1) * C;
-    const tail = host + (to - clusterStart);
-    if (last + C > to) await st.file.write(tail, storedBytes(st.crypto, tail, new Uint8Array(last + C - to)), 'data');
+    const runBytes = mappings.length * C;
+    const host = external ? clusterStart : await allocateClusters(st, mappings.length);
+    // In the image file, falloc and full allocate the clusters' storage first (qcow2_co_truncate),
+    // with no copy on write after `to`; otherwise (preallocate_co) the copy on write goes to the
+    // (sub)cluster end.
+    if (realZeros) {
+      if (mode === 'falloc') await st.file.zeroRange(host, runBytes, 'data');
+      else await writeZeros(st.file, 'zeroRange', host, runBytes, 'data');
+    }
+    const last = clusterStart + runBytes - C;
+    const tailEnd = realZeros ? to : Math.min(last + C, Math.ceil(to / unit) * unit);
+    if (head) {
+      // Copy on write of the guest's bytes before `from`, then zeros to the (sub)cluster boundary
+      // the cluster's new data reaches, so that a reused host cluster reads as zeros.
+      const bytes = new Uint8Array((realZeros ? from : Math.min(clusterStart + C, Math.max(from, tailEnd))) - clusterStart);
+      bytes.set(head);
+      await target.write(host, storedBytes(st.crypto, host, bytes), 'data');
+    }
+    if (tailEnd > to && (!head || last > clusterStart)) {
+      const tail = host + (to - clusterStart);
+      await target.write(tail, storedBytes(st.crypto, tail, new Uint8Array(tailEnd - to)), 'data');
+    }
+    // The file reaches past the clusters before any entry points at them (an entry past the end of
+    // the file is corruption to qemu-img check).
+    if (!external && host + runBytes > (await st.file.size())) await st.file.truncate(host + runBytes);
     for (const [i, mapping] of mappings.entries()) {
       const guest = clusterStart + i * C;
-      await st.store.setL2Entry(l2, l2IndexOf(st, guest), { kind: 'normal', hostOffset: host + i * C, copied: true });
+      await st.store.setL2Entry(l2, l2IndexOf(st, guest), newEntry(guest, host + i * C, mapping));
       if (mapping.kind !== 'unallocated') await releaseMapping(st, mapping);
     }
-    end = Math.max(end, host + mappings.length * C);
-    clusterStart += mappings.length * C;
+    clusterStart += runBytes;
   }
-  if (end > (await st.file.size())) await st.file.truncate(end);
+  if (!external) return;
+  if (st.dataFile && to > (await st.dataFile.size())) {
+    // preallocate_co: the data file grows to `to` only where the copy on write left it shorter,
+    // with the storage allocated (falloc) or written (full) from its old end.
+    const at = await st.dataFile.size();
+    if (mode === 'falloc') await st.dataFile.zeroRange(at, to - at, 'data');
+    else if (mode === 'full') await writeZeros(st.dataFile, 'zeroRange', at, to - at, 'data');
+    else await st.dataFile.truncate(to);
+  }
+
+  function newEntry(guest: number, hostOffset: number, old: Mapping): NewL2Entry {
+    if (!extended) {
+      return guest >= zeroFrom ? { kind: 'zero', hostOffset, copied: true } : { kind: 'normal', hostOffset, copied: true };
+    }
+    let alloc = old.kind === 'subclusters' ? old.alloc : 0;
+    let zero = old.kind === 'subclusters' ? old.zero : 0;
+    if (realZeros && overBacking) {
+      alloc = ALL_SUBCLUSTERS;
+      zero = 0;
+    } else if (zeroFrom !== Infinity) {
+      for (let i = 0; i < C / unit; i++) {
+        const sub = guest + i * unit;
+        const bit = 2 ** i;
+        if (sub >= zeroFrom) {
+          zero |= bit;
+          alloc &= ~bit;
+        }
+      }
+    }
+    return { kind: 'subclusters', hostOffset, copied: true, alloc: alloc >>> 0, zero: zero >>> 0 };
+  }
 }
 
 /**

@@ -4,23 +4,34 @@
  *  - same stdout ("Image resized.", nothing with -q) and exit status;
  *  - `qemu-img info` gives the same virtual size; `qemu-img check` finds ours clean (qcow2);
  *  - `qemu-img compare` finds the two identical (strictly: -s, same allocation too, for raw);
- *  - `qemu-img map --output=json` is the same for both (raw images, every preallocation mode; qcow2
- *    images: with host offsets left out and entries merged, as clusters may be placed elsewhere).
- * Command lines qemu-img refuses are refused alike: same exit status, no stdout, and each of
- * qemu-img's messages inside ours. What we do not implement (qcow2 preallocation falloc and full,
- * metadata over a backing file or with extended L2, images with data_file_raw) is refused with a
- * typed error and leaves the image untouched. Persistent bitmaps come out as QEMU's (`qemu-img info`).
+ *  - `qemu-img map --output=json` is the same for both (raw images, every preallocation mode, and
+ *    qcow2 images with an external data file, where host offsets are guest offsets: exactly; other
+ *    qcow2 images: with host offsets left out and entries merged, as clusters may be placed
+ *    elsewhere, and for data extents without the `zero` flag, which QEMU takes from the image
+ *    file's holes only when its qcow2_detect_metadata_preallocation, comparing the file's
+ *    allocated blocks with its referenced clusters, says so: the host file system's decision);
+ *  - with a data file, the data files have the same length and the same allocated blocks.
+ * Every preallocation mode is covered over plain images, extended L2, v2, snapshots, compressed
+ * clusters, backing files shorter and longer than the image, partial last clusters, external data
+ * files (plain and data_file_raw, which QEMU grows with metadata preallocation even when asked
+ * for none); falloc and full of an encrypted image are refused (not implemented; metadata is in
+ * luks-commands.test.ts). Command lines
+ * qemu-img refuses are refused alike: same exit status, no stdout, and each of qemu-img's
+ * messages inside ours. Persistent bitmaps come out as QEMU's (`qemu-img info`).
+ * Each copy lives in a folder of its own with the files its image names (QEMU 7.2 resolves a data
+ * file's name against the working directory, so commands run there); in memory where the machine
+ * has it, as qemu-img's preallocation syncs.
  * Shrunk qcow2 images are also grown back by qemu-img and compared again (nothing of the cut area
  * comes back), and their snapshots still read as before.
  */
 import { execa } from 'execa';
-import { copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qcow2 } from '../support/cli.js';
 import { bitmapsOf, dirtyMap, mapWithoutOffsets } from '../support/qemu-views.js';
 import { requireTool } from '../support/tools.js';
+import { scratchDir } from '../../src/verification/crash/workload.js';
 
 let dir = '';
 let n = 0;
@@ -62,32 +73,95 @@ async function buildFixtures(): Promise<void> {
   await img('bitmap', '--add', 'inuse.qcow2', 'b0');
   await execa('qemu-io', ['-f', 'qcow2', '-c', 'write -q 0 4k', '-c', 'sigraise 9', 'inuse.qcow2'], { cwd: dir, reject: false });
   await img('create', '-q', '-f', 'qcow2', '-o', 'data_file=plain-data.raw,data_file_raw=on', 'datafileraw.qcow2', '1M');
+  await io('qcow2', 'datafileraw.qcow2', 'write -P 0x25 0 64k', 'write -P 0x26 1000k 1k');
+  await img('create', '-q', '-f', 'qcow2', '-o', 'data_file=ext-data.raw', 'datafile.qcow2', '1M');
+  await io('qcow2', 'datafile.qcow2', 'write -P 0x27 0 64k', 'write -P 0x28 1000k 1k');
+  await img('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', '-b', 'base.qcow2', '-F', 'qcow2', 'overlayx.qcow2', '1M');
+  await io('qcow2', 'overlayx.qcow2', 'write -P 0x29 66k 6k');
+  await img('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', 'overlayodd.qcow2', '1000k');
+  await io('qcow2', 'overlayodd.qcow2', 'write -P 0x2a 960k 8k');
+  await img('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', '-b', 'base.qcow2', '-F', 'qcow2', 'overlayxodd.qcow2', '1001k');
+  await io('qcow2', 'overlayxodd.qcow2', 'write -P 0x2c 960k 8k');
+  await img('create', '-q', '-f', 'qcow2', '-o', 'extended_l2=on', 'extl2odd.qcow2', '1000k');
+  await io('qcow2', 'extl2odd.qcow2', 'write -P 0x2b 962k 3k');
   await writeFile(join(dir, 'plain.raw'), Buffer.alloc(1001, 0x31));
   await writeFile(join(dir, 'sparse.raw'), '');
   await truncate(join(dir, 'sparse.raw'), 4 << 20);
   await io('raw', 'sparse.raw', 'write -P 0x32 1M 64k');
 }
 
-/** Two fresh copies of `fixture` (qemu-img's, ours), with the image's own name in each directory. */
+/** The files an image names (its data file, its backing file), copied along with it. */
+const SIDE_FILES: Record<string, string[]> = {
+  'datafileraw.qcow2': ['plain-data.raw'],
+  'datafile.qcow2': ['ext-data.raw'],
+  'overlay.qcow2': ['base.qcow2'],
+  'overlayx.qcow2': ['base.qcow2'],
+  'overlayodd.qcow2': ['base.qcow2'],
+  'overlayxodd.qcow2': ['base.qcow2'],
+};
+
+/**
+ * Two fresh copies of `fixture` (qemu-img's, ours), each in a folder of its own with the files it
+ * names, under the image's own name: `t3/plain.qcow2`, `o3/plain.qcow2`.
+ */
 async function copies(fixture: string): Promise<{ theirs: string; ours: string }> {
   const k = n++;
-  const ext = fixture.slice(fixture.lastIndexOf('.'));
-  const theirs = `t${k}${ext}`;
-  const ours = `o${k}${ext}`;
-  await copyFile(join(dir, fixture), join(dir, theirs));
-  await copyFile(join(dir, fixture), join(dir, ours));
-  return { theirs, ours };
+  const out: string[] = [];
+  for (const who of ['t', 'o']) {
+    const sub = `${who}${k}`;
+    await mkdir(join(dir, sub));
+    for (const file of [fixture, ...(SIDE_FILES[fixture] ?? [])]) await copyFile(join(dir, file), join(dir, sub, file));
+    out.push(`${sub}/${fixture}`);
+  }
+  return { theirs: out[0] ?? '', ours: out[1] ?? '' };
 }
 
-const q = (args: string[]) => execa('qemu-img', ['resize', ...args], { cwd: dir, reject: false });
-const r = (args: string[]) => qcow2(['resize', ...args], { cwd: dir });
+const folderOf = (image: string) => join(dir, image.slice(0, image.indexOf('/')));
+const nameIn = (image: string) => image.slice(image.indexOf('/') + 1);
+/** `qemu-img ARGS IMAGE` (IMAGE in ARGS, or last) in the copy's folder. */
+const imgAt = (image: string, args: string[]) =>
+  execa('qemu-img', args.includes('IMAGE') ? withImage(args, nameIn(image)) : [...args, nameIn(image)], { cwd: folderOf(image), reject: false });
+
+const q = (args: string[], image: string) => imgAt(image, ['resize', ...args]);
+const r = (args: string[], image: string) => qcow2(['resize', ...withImage(args, nameIn(image))], { cwd: folderOf(image) });
 
 /** `args` with IMAGE standing for the image. */
 const withImage = (args: string[], image: string) => args.map((a) => (a === 'IMAGE' ? image : a));
 
 async function virtualSize(image: string, format: string): Promise<number> {
-  const out = await img('info', '-f', format, '--output=json', image);
+  const out = await imgAt(image, ['info', '-f', format, '--output=json']);
   return (JSON.parse(out.stdout) as { 'virtual-size': number })['virtual-size'];
+}
+
+/** The external data file an image names, if any. */
+const dataFileOf = (fixture: string) => SIDE_FILES[fixture]?.find((f) => f.endsWith('.raw'));
+
+/**
+ * `qemu-img compare` of the two copies (strictly, -s, for raw). An image with a data file is named
+ * with its data file (--image-opts): QEMU 7.2 finds a data file from the working directory.
+ */
+function compare(theirs: string, ours: string, format: string) {
+  const dataFile = dataFileOf(nameIn(theirs));
+  if (dataFile === undefined) return execa('qemu-img', ['compare', ...(format === 'raw' ? ['-s'] : []), '-f', format, '-F', format, theirs, ours], { cwd: dir, reject: false });
+  const opts = (image: string) => `driver=qcow2,file.filename=${image},data-file.driver=file,data-file.filename=${join(image.slice(0, image.indexOf('/')), dataFile)}`;
+  return execa('qemu-img', ['compare', '--image-opts', opts(theirs), opts(ours)], { cwd: dir, reject: false });
+}
+
+/**
+ * A map (mapWithoutOffsets) without the `zero` flag of data extents: QEMU sets it from holes in the
+ * image file only when qcow2_detect_metadata_preallocation finds the file's allocated blocks few
+ * against its referenced clusters, which the host file system decides (tmpfs allocates pages).
+ */
+function withoutDataZeroFlag(map: unknown): unknown {
+  const merged: Record<string, unknown>[] = [];
+  for (const e of map as Record<string, unknown>[]) {
+    const entry: Record<string, unknown> = e['data'] === true ? { ...e, zero: 'either' } : { ...e };
+    const last = merged[merged.length - 1];
+    const same = last && ['depth', 'present', 'zero', 'data'].every((k) => last[k] === entry[k]);
+    if (last && same && (last['start'] as number) + (last['length'] as number) === entry['start']) last['length'] = (last['length'] as number) + (entry['length'] as number);
+    else merged.push(entry);
+  }
+  return merged;
 }
 
 interface Case {
@@ -120,6 +194,35 @@ const RESIZED: Case[] = [
   { fixture: 'v2.qcow2', args: ['--preallocation=metadata', 'IMAGE', '+3M'] },
   { fixture: 'snap.qcow2', args: ['--preallocation=metadata', 'IMAGE', '2M'] },
   { fixture: 'compressed.qcow2', args: ['--preallocation=metadata', 'IMAGE', '1536k'] },
+  ...(['metadata', 'falloc', 'full'] as const).flatMap((mode): Case[] =>
+    [
+      ['plain.qcow2', '3M'],
+      ['plain.qcow2', '3333k'],
+      ['odd.qcow2', '+1M'],
+      ['small.qcow2', '9M'],
+      ['extl2.qcow2', '3M'],
+      ['extl2.qcow2', '3333k'],
+      ['extl2odd.qcow2', '3333k'],
+      ['v2.qcow2', '+3M'],
+      ['snap.qcow2', '2M'],
+      ['compressed.qcow2', '1536k'],
+      ['overlay.qcow2', '3M'],
+      ['overlay.qcow2', '3333k'],
+      ['overlay.qcow2', '6M'],
+      ['overlayx.qcow2', '3M'],
+      ['overlayx.qcow2', '3333k'],
+      ['overlayodd.qcow2', '3M'],
+      ['overlayxodd.qcow2', '3333k'],
+      ['datafile.qcow2', '3M'],
+      ['datafile.qcow2', '3333k'],
+      ['datafileraw.qcow2', '3M'],
+      ['datafileraw.qcow2', '3333k'],
+    ].map(([fixture, size]) => ({ fixture: fixture ?? '', args: [`--preallocation=${mode}`, 'IMAGE', size ?? ''] })),
+  ),
+  { fixture: 'datafileraw.qcow2', args: ['IMAGE', '2M'] },
+  { fixture: 'datafileraw.qcow2', args: ['IMAGE', '+333k'] },
+  { fixture: 'datafile.qcow2', args: ['IMAGE', '3333k'] },
+  { fixture: 'datafile.qcow2', args: ['--shrink', 'IMAGE', '512k'] },
   { fixture: 'plain.qcow2', args: ['--shrink', 'IMAGE', '512k'] },
   { fixture: 'plain.qcow2', args: ['--shrink', 'IMAGE', '-4k'] },
   { fixture: 'plain.qcow2', args: ['--shrink', '-q', 'IMAGE', '1024'] },
@@ -159,21 +262,13 @@ const REFUSED: Case[] = [
   { fixture: 'plain.raw', args: ['-f', 'raw', '--preallocation=metadata', 'IMAGE', '1M'] },
 ];
 
-/** Ours refuses (not implemented) what qemu-img does: the image is left as it was. */
-const UNSUPPORTED: (Case & { message: RegExp })[] = [
-  { fixture: 'overlay.qcow2', args: ['--preallocation=metadata', 'IMAGE', '2M'], message: /preallocation=metadata is implemented only/ },
-  { fixture: 'extl2.qcow2', args: ['--preallocation=metadata', 'IMAGE', '3M'], message: /preallocation=metadata is implemented only/ },
-  { fixture: 'plain.qcow2', args: ['--preallocation=falloc', 'IMAGE', '2M'], message: /preallocation=falloc is not supported/ },
-  { fixture: 'plain.qcow2', args: ['--preallocation=full', 'IMAGE', '2M'], message: /preallocation=full is not supported/ },
-  { fixture: 'datafileraw.qcow2', args: ['IMAGE', '2M'], message: /data_file_raw/ },
-];
-
 beforeAll(async () => {
   await requireTool('qemu-img');
   await requireTool('qemu-io');
   await requireTool('qemu-nbd');
   await requireTool('nbdinfo');
-  dir = await mkdtemp(join(tmpdir(), 'qcow2-resize-'));
+  // In memory where the machine has it: qemu-img's preallocation syncs.
+  dir = await scratchDir('qcow2-resize-');
   await buildFixtures();
 }, 60_000);
 
@@ -185,40 +280,42 @@ describe.concurrent('qcow2 resize does what qemu-img resize does', () => {
   for (const k of RESIZED) {
     it(`${k.fixture}: ${k.args.join(' ')}`, async ({ expect }) => {
       const { theirs, ours } = await copies(k.fixture);
-      const qr = await q(withImage(k.args, theirs));
+      const qr = await q(k.args, theirs);
       expect(qr.exitCode, qr.stderr).toBe(0);
-      const rr = await r(withImage(k.args, ours));
-      expect(rr.stderr).toBe(qr.stderr.split(theirs).join(ours));
+      const rr = await r(k.args, ours);
+      expect(rr.stderr).toBe(qr.stderr);
       expect(rr.exitCode).toBe(0);
       expect(rr.stdout).toBe(qr.stdout);
       const format = k.args.includes('raw') || k.fixture.endsWith('.raw') ? 'raw' : 'qcow2';
       expect(await virtualSize(ours, format)).toBe(await virtualSize(theirs, format));
       if (format === 'qcow2') {
-        const check = await execa('qemu-img', ['check', ours], { cwd: dir, reject: false });
+        const check = await imgAt(ours, ['check']);
         expect(check.exitCode, check.stdout).toBe(0);
       }
-      const cmp = await execa('qemu-img', ['compare', ...(format === 'raw' ? ['-s'] : []), '-f', format, '-F', format, theirs, ours], { cwd: dir, reject: false });
-      expect(cmp.exitCode, cmp.stdout).toBe(0);
-      const [mt, mo] = await Promise.all([
-        execa('qemu-img', ['map', '-f', format, '--output=json', theirs], { cwd: dir }),
-        execa('qemu-img', ['map', '-f', format, '--output=json', ours], { cwd: dir }),
-      ]);
-      if (format === 'raw') expect(mo.stdout).toBe(mt.stdout);
-      else expect(mapWithoutOffsets(mo.stdout)).toEqual(mapWithoutOffsets(mt.stdout));
+      const cmp = await compare(theirs, ours, format);
+      expect(cmp.exitCode, cmp.stdout + cmp.stderr).toBe(0);
+      const [mt, mo] = await Promise.all([imgAt(theirs, ['map', '-f', format, '--output=json']), imgAt(ours, ['map', '-f', format, '--output=json'])]);
+      const dataFile = dataFileOf(k.fixture);
+      if (format === 'raw' || dataFile !== undefined) expect(mo.stdout).toBe(mt.stdout);
+      else expect(withoutDataZeroFlag(mapWithoutOffsets(mo.stdout))).toEqual(withoutDataZeroFlag(mapWithoutOffsets(mt.stdout)));
+      if (dataFile !== undefined) {
+        const [st, so] = await Promise.all([stat(join(folderOf(theirs), dataFile)), stat(join(folderOf(ours), dataFile))]);
+        expect({ size: so.size, blocks: so.blocks }).toEqual({ size: st.size, blocks: st.blocks });
+      }
       if (k.fixture === 'bitmaps.qcow2') {
         expect(await bitmapsOf(ours, dir)).toEqual(await bitmapsOf(theirs, dir));
         for (const name of ['b0', 'fine']) expect(await dirtyMap(ours, name, dir), name).toEqual(await dirtyMap(theirs, name, dir));
       }
       if (format === 'qcow2' && k.args.includes('--shrink')) {
-        for (const image of [theirs, ours]) await img('resize', '-q', image, '+2M');
-        const again = await execa('qemu-img', ['compare', theirs, ours], { cwd: dir, reject: false });
+        for (const image of [theirs, ours]) await imgAt(image, ['resize', '-q', 'IMAGE', '+2M']);
+        const again = await compare(theirs, ours, format);
         expect(again.exitCode, again.stdout).toBe(0);
-        const checkAgain = await execa('qemu-img', ['check', ours], { cwd: dir, reject: false });
+        const checkAgain = await imgAt(ours, ['check']);
         expect(checkAgain.exitCode, checkAgain.stdout).toBe(0);
         if (k.fixture === 'snap.qcow2') {
           // The snapshot still holds its 64 KiB, cut from the active disk only.
-          await img('snapshot', '-a', 's1', ours);
-          const read = await execa('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0x19 0 64k', ours], { cwd: dir, reject: false });
+          await imgAt(ours, ['snapshot', '-a', 's1']);
+          const read = await execa('qemu-io', ['-f', 'qcow2', '-c', 'read -P 0x19 0 64k', nameIn(ours)], { cwd: folderOf(ours), reject: false });
           expect(read.stdout).not.toMatch(/Pattern verification failed/);
           expect(read.exitCode).toBe(0);
         }
@@ -232,9 +329,9 @@ describe.concurrent('qcow2 resize refuses what qemu-img refuses', () => {
     it(`${k.fixture}: ${k.args.join(' ')}`, async ({ expect }) => {
       const { theirs, ours } = await copies(k.fixture);
       const before = await readFile(join(dir, ours));
-      const qr = await q(withImage(k.args, theirs));
+      const qr = await q(k.args, theirs);
       expect(qr.exitCode).toBe(1);
-      const rr = await r(withImage(k.args, ours));
+      const rr = await r(k.args, ours);
       expect(rr.exitCode).toBe(1);
       expect(rr.stdout).toBe(qr.stdout);
       expect(rr.stderr).toMatch(/^qcow2 resize: usage: [^\n]*$/);
@@ -247,25 +344,26 @@ describe.concurrent('qcow2 resize refuses what qemu-img refuses', () => {
 });
 
 describe.concurrent('qcow2 resize beyond qemu-img', () => {
-  for (const k of UNSUPPORTED) {
-    it(`refuses ${k.fixture}: ${k.args.join(' ')}`, async ({ expect }) => {
-      const { theirs, ours } = await copies(k.fixture);
-      const before = await readFile(join(dir, ours));
-      expect((await q(withImage(k.args, theirs))).exitCode).toBe(0);
-      const rr = await r(withImage(k.args, ours));
+  it('refuses falloc and full preallocation of an encrypted image (not implemented): the image is left as it was', async () => {
+    const { ours } = await copies('plain.qcow2');
+    const image = nameIn(ours);
+    const secret = ['--object', 'secret,id=s0,data=pw'];
+    await imgAt(ours, ['create', '-q', '-f', 'qcow2', ...secret, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', 'IMAGE', '1M']);
+    const before = await readFile(join(dir, ours));
+    for (const mode of ['falloc', 'full']) {
+      const rr = await qcow2(['resize', ...secret, '--image-opts', `--preallocation=${mode}`, `driver=qcow2,file.filename=${image},encrypt.key-secret=s0`, '2M'], { cwd: folderOf(ours) });
       expect(rr.exitCode).toBe(1);
       expect(rr.stdout).toBe('');
-      expect(rr.stderr).toMatch(/^qcow2 resize: unsupported: /);
-      expect(rr.stderr).toMatch(k.message);
+      expect(rr.stderr).toBe(`qcow2 resize: unsupported: resize with preallocation=${mode} is not supported on an encrypted image`);
       expect((await readFile(join(dir, ours))).equals(before)).toBe(true);
-    });
-  }
+    }
+  });
   it('refuses, as qemu-img does, an image with an inconsistent (in_use) bitmap; the size stays', async () => {
     const { theirs, ours } = await copies('inuse.qcow2');
-    const qr = await q([theirs, '2M']);
+    const qr = await q(['IMAGE', '2M'], theirs);
     expect(qr.exitCode).toBe(1);
     expect(qr.stderr).toContain("Bitmap 'b0' is inconsistent and cannot be used");
-    const rr = await r([ours, '2M']);
+    const rr = await r(['IMAGE', '2M'], ours);
     expect(rr.exitCode).toBe(1);
     expect(rr.stdout).toBe('');
     expect(rr.stderr).toMatch(/^qcow2 resize: usage: Bitmap 'b0' is inconsistent and cannot be used/);
@@ -274,10 +372,10 @@ describe.concurrent('qcow2 resize beyond qemu-img', () => {
   });
   it('warns as qemu-img does when a raw format is probed', async () => {
     const { theirs, ours } = await copies('plain.raw');
-    const qr = await q([theirs, '+1M']);
-    const rr = await r([ours, '+1M']);
+    const qr = await q(['IMAGE', '+1M'], theirs);
+    const rr = await r(['IMAGE', '+1M'], ours);
     expect(rr.exitCode).toBe(qr.exitCode);
     expect(rr.stdout).toBe(qr.stdout);
-    expect(rr.stderr).toBe(qr.stderr.split(theirs).join(ours));
+    expect(rr.stderr).toBe(qr.stderr);
   });
 });

@@ -312,11 +312,13 @@ describe('combinations (qcow2_co_create checks)', () => {
     expect(ok({ compressionType: 'zstd' }).compressionType).toBe('zstd');
   });
 
-  it('refuses preallocation=falloc and full as unsupported', () => {
+  it('takes preallocation=falloc and full; refuses them, as unsupported, with encryption', () => {
     for (const preallocation of ['falloc', 'full'] as const) {
-      const e = refused({ preallocation });
+      expect(ok({ preallocation }).preallocation).toBe(preallocation);
+      const encrypt = { format: 'luks', keySecret: 's' } as unknown as NonNullable<CreateOptions['encrypt']>;
+      const e = refused({ preallocation, encrypt });
       expect(e.code).toBe('unsupported');
-      expect(e.message).toBe(`preallocation=${preallocation} is not supported (only off and metadata)`);
+      expect(e.message).toBe(`preallocation=${preallocation} is not supported for an encrypted image`);
     }
   });
 

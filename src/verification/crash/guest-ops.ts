@@ -44,7 +44,7 @@ export async function runStep(dev: Qcow2Device, step: Step): Promise<void> {
     case 'flush':
       return dev.flush();
     case 'resize':
-      return dev.resize(step.size);
+      return dev.resize(step.size, step.preallocation === undefined ? {} : { preallocation: step.preallocation });
     case 'snapshot':
       return void (await dev.createSnapshot(step.name));
     case 'delete-snapshot':

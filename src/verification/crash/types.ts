@@ -12,8 +12,8 @@ export type GuestOp =
   /** One whole cluster, compressed (`seed` 0: compressible bytes). */
   | { op: 'compressed'; offset: number; seed: number }
   | { op: 'flush' }
-  /** Grows the disk (the L1 table grows with it when it must). */
-  | { op: 'resize'; size: number }
+  /** Grows the disk (the L1 table grows with it when it must), the new area preallocated as asked. */
+  | { op: 'resize'; size: number; preallocation?: 'metadata' | 'falloc' | 'full' }
   | { op: 'snapshot'; name: string }
   | { op: 'delete-snapshot'; name: string };
 

@@ -172,6 +172,27 @@ export const WORKLOADS: Workload[] = [
       { op: 'write', offset: 7 * 1024 * K + 512, length: 1024, seed: 4 },
     ],
   },
+  {
+    name: 'prealloc-resize',
+    // qemu-img resize --preallocation=falloc, then full, then metadata: the new clusters' storage
+    // (fallocate, zeros written) comes before the L2 entries that point to it, so no state maps a
+    // cluster whose bytes are not zeros yet. The partial cluster at the old end is copied. Writes
+    // into the new areas follow.
+    options: 'compat=1.1,cluster_size=4096',
+    size: 510 * K,
+    clusterSize: 4096,
+    before: ['write -P 0x71 0 16k', 'write -P 0x72 500k 10k'],
+    ops: [
+      { op: 'resize', size: 700 * K, preallocation: 'falloc' },
+      { op: 'write', offset: 600 * K, length: 6 * K, seed: 1 },
+      { op: 'flush' },
+      { op: 'resize', size: 900 * K, preallocation: 'full' },
+      { op: 'write', offset: 509 * K, length: 2 * K, seed: 2 },
+      { op: 'flush' },
+      { op: 'resize', size: 1000 * K, preallocation: 'metadata' },
+      { op: 'write', offset: 950 * K, length: 1 * K, seed: 3 },
+    ],
+  },
   ...(['off', 'on'] as const).map(
     (raw): Workload => ({
       name: raw === 'on' ? 'data-file-raw' : 'data-file',
