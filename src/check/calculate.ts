@@ -5,7 +5,7 @@
  */
 import { MAX_L1_BYTES } from '../limits.js';
 import { countBitmaps } from './bitmaps.js';
-import { type CountingPass, cryptoHeaderRange } from './context.js';
+import { type CountingPass, cryptoHeaderRange, exactTableOffset } from './context.js';
 import { checkL1Tree } from './l1-check.js';
 import { checkRefblocks } from './refblocks.js';
 
@@ -13,7 +13,7 @@ export const calculateRefcounts: CountingPass = async (ctx, res, imrt, state) =>
   const C = ctx.clusterSize;
   const { layout, snapshots } = ctx.meta;
   imrt.add(res, ctx.log, 0, C, ctx.fileSize);
-  await checkL1Tree(ctx, res, imrt, layout.l1TableOffset, layout.l1Size, { fragInfo: true, active: true });
+  await checkL1Tree(ctx, res, imrt, exactTableOffset(layout.l1TableOffset, ctx.meta.header.l1TableOffset), layout.l1Size, { fragInfo: true, active: true });
 
   if (ctx.dataFile && snapshots.length > 0) {
     ctx.log(`ERROR ${snapshots.length} snapshots in image with data file`);
@@ -31,11 +31,10 @@ export const calculateRefcounts: CountingPass = async (ctx, res, imrt, state) =>
       res.corruptions++;
       continue;
     }
-    const offset = l1Offset > BigInt(Number.MAX_SAFE_INTEGER) ? Number.POSITIVE_INFINITY : Number(l1Offset);
-    await checkL1Tree(ctx, res, imrt, offset, sn.l1Size, { fragInfo: false, active: false });
+    await checkL1Tree(ctx, res, imrt, l1Offset > BigInt(Number.MAX_SAFE_INTEGER) ? l1Offset : Number(l1Offset), sn.l1Size, { fragInfo: false, active: false });
   }
-  imrt.add(res, ctx.log, layout.snapshotsOffset, ctx.meta.snapshotTableSize, ctx.fileSize);
-  imrt.add(res, ctx.log, ctx.refcountTableOffset, ctx.refcountTableClusters * C, ctx.fileSize);
+  imrt.add(res, ctx.log, exactTableOffset(layout.snapshotsOffset, ctx.meta.header.snapshotsOffset), ctx.meta.snapshotTableSize, ctx.fileSize);
+  imrt.add(res, ctx.log, exactTableOffset(ctx.refcountTableOffset, ctx.meta.header.refcountTableOffset), ctx.refcountTableClusters * C, ctx.fileSize);
   const crypto = cryptoHeaderRange(ctx.meta);
   if (crypto) imrt.add(res, ctx.log, crypto.offset, crypto.length, ctx.fileSize);
   await countBitmaps(ctx, res, imrt);

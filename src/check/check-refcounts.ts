@@ -69,5 +69,9 @@ export async function checkRefcounts(ctx: CheckContext, res: CheckCounts): Promi
   }
 
   await checkCopied(ctx, res);
+  // As QEMU's refcount block cache: repaired refcounts are written once the COPIED pass has not
+  // stopped the check (a repair that fails there leaves them as they were; blocks evicted from the
+  // cache on the way are written then, as QEMU's are).
+  await ctx.store.flush();
   res.imageEndOffset = (highest + 1) * C;
 }

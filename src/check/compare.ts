@@ -46,6 +46,6 @@ export async function compareRefcounts(
       else res.leaks++;
     }
   }
-  await store.flush();
+  // Repaired refcounts stay in the store's cache until the whole pass has succeeded (checkRefcounts).
   return highest;
 }

@@ -71,6 +71,14 @@ export async function openContext(file: BlockFile, meta: ImageMetadata, fix: Fix
   return ctx;
 }
 
+/**
+ * A table offset for the check's messages: past 2^53 the layout's number may be inexact (such a
+ * table lies past any file and reads as zeros), so the header's exact value is used.
+ */
+export function exactTableOffset(offset: number, stored: bigint): number | bigint {
+  return Number.isSafeInteger(offset) ? offset : stored;
+}
+
 /** Whether the image carries a LUKS header whose clusters count as used. */
 export function cryptoHeaderRange(meta: ImageMetadata): { offset: number; length: number } | undefined {
   const h = meta.cryptoHeader;

@@ -4,6 +4,7 @@
  * cluster counts as refcount 1). Repaired with `-r all`, or with `-r leaks` when the refcounts are
  * otherwise sound, by setting or clearing the flag.
  */
+import { hex, ioError } from '../errors.js';
 import { view } from '../format/bytes.js';
 import { decodeL1Entry } from '../format/l1.js';
 import type { CheckContext } from './context.js';
@@ -56,9 +57,10 @@ export async function checkCopied(ctx: CheckContext, res: CheckCounts): Promise<
     if (dirty > 0) {
       const clash = overlapsMetadata(ctx, l2Offset, C, 'active-l2');
       if (clash) {
-        ctx.log(`ERROR: Could not write L2 table; metadata overlap check failed: overlaps with ${clash}`);
+        // As QEMU: the check stops there, failed.
+        ctx.log('ERROR: Could not write L2 table; metadata overlap check failed: Input/output error');
         res.checkErrors++;
-        return;
+        throw ioError(`Input/output error (the COPIED repair of the L2 table at ${hex(l2Offset)} would overwrite the ${clash})`, { offset: l2Offset });
       }
       await ctx.file.write(l2Offset, table, 'l2');
       res.corruptions -= dirty;

@@ -16,13 +16,15 @@ export async function checkL1Tree(
   ctx: CheckContext,
   res: CheckCounts,
   imrt: InMemoryRefcounts,
-  l1Offset: number,
+  l1Offset: number | bigint,
   l1Size: number,
   flags: WalkFlags,
 ): Promise<void> {
   if (l1Size === 0) return;
   const C = ctx.clusterSize;
   imrt.add(res, ctx.log, l1Offset, l1Size * 8, ctx.fileSize);
+  // Past 2^53 (a bigint): past any file, so the table reads as zeros: no entries.
+  if (typeof l1Offset === 'bigint') return;
   for (let first = 0; first < l1Size; first += WINDOW_ENTRIES) {
     const at = l1Offset + first * 8;
     if (at >= ctx.fileSize) break; // the rest reads as zeros

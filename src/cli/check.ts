@@ -98,7 +98,8 @@ export async function check(args: string[], ctx: CliContext): Promise<number> {
       drain();
     }
     const { first, final } = reports;
-    const repaired = first.leaksFixed !== 0 || first.corruptionsFixed !== 0;
+    // A repair pass that failed reports nothing it repaired (qemu-img has no counts from it).
+    const repaired = !first.failure && (first.leaksFixed !== 0 || first.corruptionsFixed !== 0);
     if (repaired && output === 'human') say(repairedHuman(first));
     if (final.failure) {
       ctx.stderr(`qcow2 check: Check failed: ${final.failure.describe()}\n`);
