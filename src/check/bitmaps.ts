@@ -30,7 +30,7 @@ export async function countBitmaps(ctx: CheckContext, res: CheckCounts, imrt: In
         // Reserved: bits 1-8 and 56-63; with an offset, bit 0 too, and the offset must be aligned.
         const bad = (hi & 0xff00_0000) !== 0 || (lo & 0x1fe) !== 0 || (offset !== 0 && ((lo & 1) !== 0 || offset % C !== 0));
         if (bad) {
-          ctx.log(`ERROR bitmap '${bm.name}' table entry ${first + i} is invalid`);
+          ctx.log?.(`ERROR bitmap '${bm.name}' table entry ${first + i} is invalid`);
           res.corruptions++;
           continue;
         }

@@ -16,18 +16,18 @@ export const calculateRefcounts: CountingPass = async (ctx, res, imrt, state) =>
   await checkL1Tree(ctx, res, imrt, exactTableOffset(layout.l1TableOffset, ctx.meta.header.l1TableOffset), layout.l1Size, { fragInfo: true, active: true });
 
   if (ctx.dataFile && snapshots.length > 0) {
-    ctx.log(`ERROR ${snapshots.length} snapshots in image with data file`);
+    ctx.log?.(`ERROR ${snapshots.length} snapshots in image with data file`);
     res.corruptions++;
   }
   for (const sn of snapshots) {
     const l1Offset = sn.l1TableOffset;
     if (l1Offset % BigInt(C) !== 0n) {
-      ctx.log(`ERROR snapshot ${sn.id} (${sn.name}) l1_offset=0x${l1Offset.toString(16)}: L1 table is not cluster aligned; snapshot table entry corrupted`);
+      ctx.log?.(`ERROR snapshot ${sn.id} (${sn.name}) l1_offset=0x${l1Offset.toString(16)}: L1 table is not cluster aligned; snapshot table entry corrupted`);
       res.corruptions++;
       continue;
     }
     if (sn.l1Size > MAX_L1_BYTES / 8) {
-      ctx.log(`ERROR snapshot ${sn.id} (${sn.name}) l1_size=0x${sn.l1Size.toString(16)}: L1 table is too large; snapshot table entry corrupted`);
+      ctx.log?.(`ERROR snapshot ${sn.id} (${sn.name}) l1_size=0x${sn.l1Size.toString(16)}: L1 table is too large; snapshot table entry corrupted`);
       res.corruptions++;
       continue;
     }

@@ -24,6 +24,8 @@ export interface CheckOptions {
    * `messages` stays empty, so a check that finds millions of problems holds none of their text.
    */
   onMessage?: (message: string) => void;
+  /** No message is built at all (the counts and the failure are all that is wanted). */
+  quiet?: boolean;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function checkImage(file: BlockFile, opts: CheckOptions = {}): Prom
   const meta = await readMetadata(file, { tablesPastEnd: true });
   const messages: string[] = [];
   const res = emptyCounts();
-  const ctx = await openContext(file, meta, fix, opts.onMessage ?? ((m) => messages.push(m)));
+  const ctx = await openContext(file, meta, fix, opts.quiet ? undefined : (opts.onMessage ?? ((m) => messages.push(m))));
   checkSnapshotEntries(meta, res, ctx.log);
   try {
     await checkRefcounts(ctx, res);
@@ -57,11 +59,11 @@ export async function checkImage(file: BlockFile, opts: CheckOptions = {}): Prom
  * version 3 image with less extra data than the spec requires is a corruption. (We do not repair
  * the snapshot table: the message stays an ERROR under -r.)
  */
-function checkSnapshotEntries(meta: ImageMetadata, res: CheckCounts, log: (m: string) => void): void {
+function checkSnapshotEntries(meta: ImageMetadata, res: CheckCounts, log: ((m: string) => void) | undefined): void {
   if (meta.header.version < 3) return;
   meta.snapshots.forEach((sn, i) => {
     if (sn.extraData.byteLength < SNAPSHOT_V3_MIN_EXTRA_DATA) {
-      log(`ERROR snapshot table entry ${i} is incomplete`);
+      log?.(`ERROR snapshot table entry ${i} is incomplete`);
       res.corruptions++;
     }
   });
@@ -71,7 +73,7 @@ function checkSnapshotEntries(meta: ImageMetadata, res: CheckCounts, log: (m: st
 export async function checkAndRepair(file: BlockFile, opts: CheckOptions = {}): Promise<{ first: CheckReport; final: CheckReport }> {
   const first = await checkImage(file, opts);
   if (first.failure || (first.leaksFixed === 0 && first.corruptionsFixed === 0)) return { first, final: first };
-  const again = await checkImage(file, opts.onMessage ? { onMessage: opts.onMessage } : {});
+  const again = await checkImage(file, { ...(opts.onMessage ? { onMessage: opts.onMessage } : {}), ...(opts.quiet ? { quiet: true } : {}) });
   return { first, final: { ...again, leaksFixed: first.leaksFixed, corruptionsFixed: first.corruptionsFixed } };
 }
 

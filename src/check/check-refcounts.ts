@@ -32,7 +32,7 @@ export async function checkRefcounts(ctx: CheckContext, res: CheckCounts): Promi
 
   if (state.rebuild && ctx.fix.errors) {
     const old = { ...res };
-    ctx.log('Rebuilding refcount structure');
+    ctx.log?.('Rebuilding refcount structure');
     await rebuildRefcountStructure(ctx, imrt);
     res.corruptions = 0;
     res.leaks = 0;
@@ -50,7 +50,7 @@ export async function checkRefcounts(ctx: CheckContext, res: CheckCounts): Promi
       // The old structure is now leaked: free it. Leaks left after that came from the rebuild.
       const scratch = emptyCounts();
       highest = await compareRefcounts(ctx, scratch, { leaks: true, errors: false }, imrt, state);
-      if (state.rebuild) ctx.log('ERROR rebuilt refcount structure is still broken');
+      if (state.rebuild) ctx.log?.('ERROR rebuilt refcount structure is still broken');
       freshLeaks = scratch.leaks;
     }
     if (res.corruptions < old.corruptions) res.corruptionsFixed += old.corruptions - res.corruptions;
@@ -58,7 +58,7 @@ export async function checkRefcounts(ctx: CheckContext, res: CheckCounts): Promi
     res.leaks += freshLeaks;
   } else if (anyFix(ctx.fix)) {
     if (state.rebuild) {
-      ctx.log('ERROR need to rebuild refcount structures');
+      ctx.log?.('ERROR need to rebuild refcount structures');
       res.checkErrors++;
       throw corrupt('the refcount structure must be rebuilt, which only -r all does');
     }

@@ -24,7 +24,7 @@ export async function compareRefcounts(
     const end = Math.min(imrt.size, first + perBlock);
     for (let i = first; i < end; i++) {
       if (block === undefined) {
-        ctx.log(`Can't get refcount for cluster ${i}: Input/output error`);
+        ctx.log?.(`Can't get refcount for cluster ${i}: Input/output error`);
         res.checkErrors++;
         continue;
       }
@@ -37,7 +37,7 @@ export async function compareRefcounts(
       else if (stored > counted && fix.leaks) fixed = 'leaksFixed';
       else if (stored < counted && fix.errors) fixed = 'corruptionsFixed';
       const verb = fixed ? 'Repairing' : stored < counted ? 'ERROR' : 'Leaked';
-      ctx.log(`${verb} cluster ${i} refcount=${stored} reference=${counted}`);
+      ctx.log?.(`${verb} cluster ${i} refcount=${stored} reference=${counted}`);
       if (fixed && (await store.set(i, counted))) {
         res[fixed]++;
         continue;

@@ -32,10 +32,11 @@ export interface CheckContext {
   l1: Uint8Array;
   fix: FixMode;
   read(offset: number, length: number): Promise<Uint8Array>;
-  log(message: string): void;
+  /** Where messages go; undefined when none is wanted (then none is even built: `ctx.log?.(…)`). */
+  log: ((message: string) => void) | undefined;
 }
 
-export async function openContext(file: BlockFile, meta: ImageMetadata, fix: FixMode, log: (message: string) => void): Promise<CheckContext> {
+export async function openContext(file: BlockFile, meta: ImageMetadata, fix: FixMode, log: ((message: string) => void) | undefined): Promise<CheckContext> {
   const { layout } = meta;
   const g = layout.geometry;
   const fileSize = await checkedFileLength(file);

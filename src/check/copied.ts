@@ -26,7 +26,7 @@ export async function checkCopied(ctx: CheckContext, res: CheckCounts): Promise<
     if (refcount === undefined) continue;
     if ((refcount === 1) !== e.copied) {
       res.corruptions++;
-      ctx.log(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(ctx.l1, i * 8)} refcount=${refcount}`);
+      ctx.log?.(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${entryHex(ctx.l1, i * 8)} refcount=${refcount}`);
       if (repair) {
         const b = ctx.l1[i * 8] ?? 0;
         ctx.l1[i * 8] = refcount === 1 ? b | 0x80 : b & 0x7f;
@@ -47,7 +47,7 @@ export async function checkCopied(ctx: CheckContext, res: CheckCounts): Promise<
       if (rc === undefined) continue;
       if ((rc === 1) === l2e.raw.copied) continue;
       res.corruptions++;
-      ctx.log(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${entryHex(table, at)} refcount=${rc}`);
+      ctx.log?.(`${repair ? 'Repairing' : 'ERROR'} OFLAG_COPIED data cluster: l2_entry=${entryHex(table, at)} refcount=${rc}`);
       if (repair) {
         const b = table[at] ?? 0;
         table[at] = rc === 1 ? b | 0x80 : b & 0x7f;
@@ -58,7 +58,7 @@ export async function checkCopied(ctx: CheckContext, res: CheckCounts): Promise<
       const clash = overlapsMetadata(ctx, l2Offset, C, 'active-l2');
       if (clash) {
         // As QEMU: the check stops there, failed.
-        ctx.log('ERROR: Could not write L2 table; metadata overlap check failed: Input/output error');
+        ctx.log?.('ERROR: Could not write L2 table; metadata overlap check failed: Input/output error');
         res.checkErrors++;
         throw ioError(`Input/output error (the COPIED repair of the L2 table at ${hex(l2Offset)} would overwrite the ${clash})`, { offset: l2Offset });
       }

@@ -58,11 +58,11 @@ export class InMemoryRefcounts {
    * current file size. Returns false (and counts a corruption) when the range runs a cluster or
    * more past the end of the file.
    */
-  add(res: CheckCounts, log: (m: string) => void, offset: number | bigint, length: number, fileLength: number): boolean {
+  add(res: CheckCounts, log: ((m: string) => void) | undefined, offset: number | bigint, length: number, fileLength: number): boolean {
     if (length <= 0) return true;
     const C = this.clusterSize;
     if (typeof offset === 'bigint' || !Number.isSafeInteger(offset) || offset + length - fileLength >= C) {
-      log(
+      log?.(
         `ERROR: counting reference for region exceeding the end of the file by one cluster or more: ` +
           `offset 0x${offset.toString(16)} size 0x${length.toString(16)}`,
       );
@@ -76,7 +76,7 @@ export class InMemoryRefcounts {
     for (let k = first; k <= last; k++) {
       const n = this.counts[k] ?? 0;
       if (n >= max) {
-        log(`ERROR: overflow cluster offset=0x${(k * C).toString(16)}`);
+        log?.(`ERROR: overflow cluster offset=0x${(k * C).toString(16)}`);
         res.corruptions++;
         continue;
       }

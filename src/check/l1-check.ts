@@ -35,12 +35,12 @@ export async function checkL1Tree(
       if (dv.getUint32(i * 8) === 0 && dv.getUint32(i * 8 + 4) === 0) continue;
       const e = decodeL1Entry(dv, i * 8);
       if (e.reservedLow !== 0 || e.reservedHigh !== 0) {
-        ctx.log(`ERROR found L1 entry with reserved bits set: ${entryHex(bytes, i * 8)}`);
+        ctx.log?.(`ERROR found L1 entry with reserved bits set: ${entryHex(bytes, i * 8)}`);
         res.corruptions++;
       }
       imrt.add(res, ctx.log, e.l2Offset, C, ctx.fileSize);
       if (e.l2Offset % C !== 0) {
-        ctx.log(`ERROR l2_offset=${e.l2Offset.toString(16)}: Table is not cluster aligned; L1 entry corrupted`);
+        ctx.log?.(`ERROR l2_offset=${e.l2Offset.toString(16)}: Table is not cluster aligned; L1 entry corrupted`);
         res.corruptions++;
       }
       // A table past the end of the file reads as zeros: nothing mapped, nothing to check.

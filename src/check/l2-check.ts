@@ -33,23 +33,23 @@ export async function checkL2Table(
     const e = classifyL2Entry(dv, i * ctx.l2EntryBytes, ctx.extendedL2, ctx.dataFile);
     const hex = () => entryHex(bytes, i * ctx.l2EntryBytes);
     if (e.type !== 'compressed' && e.reservedBits) {
-      ctx.log(`ERROR found l2 entry with reserved bits set: ${hex()}`);
+      ctx.log?.(`ERROR found l2 entry with reserved bits set: ${hex()}`);
       res.corruptions++;
     }
     switch (e.type) {
       case 'compressed': {
         const range = compressedRange(e.raw, ctx.clusterBits);
         if (e.raw.copied) {
-          ctx.log(`ERROR: coffset=0x${range.offset.toString(16)}: copied flag must never be set for compressed clusters`);
+          ctx.log?.(`ERROR: coffset=0x${range.offset.toString(16)}: copied flag must never be set for compressed clusters`);
           res.corruptions++;
         }
         if (ctx.dataFile) {
-          ctx.log(`ERROR compressed cluster ${i} with data file, entry=0x${hex()}`);
+          ctx.log?.(`ERROR compressed cluster ${i} with data file, entry=0x${hex()}`);
           res.corruptions++;
           break;
         }
         if (e.hasBitmap) {
-          ctx.log(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${hex()}`);
+          ctx.log?.(`ERROR compressed cluster ${i} with non-zero subcluster allocation bitmap, entry=0x${hex()}`);
           res.corruptions++;
           break;
         }
@@ -67,16 +67,16 @@ export async function checkL2Table(
         const offset = e.hostOffset;
         if ((e.raw.allocBitmap & e.raw.zeroBitmap) !== 0) {
           res.corruptions++;
-          ctx.log(`ERROR offset=${offset.toString(16)}: Allocated cluster has corrupted subcluster allocation bitmap`);
+          ctx.log?.(`ERROR offset=${offset.toString(16)}: Allocated cluster has corrupted subcluster allocation bitmap`);
         }
         if (offset % C !== 0) {
           res.corruptions++;
           const containsData = ctx.extendedL2 ? e.raw.allocBitmap !== 0 : e.type === 'normal';
           if (!containsData) {
-            ctx.log(`${ctx.fix.errors ? 'Repairing' : 'ERROR'} offset=${offset.toString(16)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`);
+            ctx.log?.(`${ctx.fix.errors ? 'Repairing' : 'ERROR'} offset=${offset.toString(16)}: Preallocated cluster is not properly aligned; L2 entry corrupted.`);
             if (ctx.fix.errors && (await dropUnalignedZero(ctx, res, bytes, l2Offset, i, flags.active))) continue;
           } else {
-            ctx.log(`ERROR offset=${offset.toString(16)}: Data cluster is not properly aligned; L2 entry corrupted.`);
+            ctx.log?.(`ERROR offset=${offset.toString(16)}: Data cluster is not properly aligned; L2 entry corrupted.`);
           }
         }
         if (flags.fragInfo) {
@@ -92,7 +92,7 @@ export async function checkL2Table(
       case 'unallocated':
         if (e.raw.allocBitmap !== 0) {
           res.corruptions++;
-          ctx.log('ERROR: Unallocated cluster has non-zero subcluster allocation map');
+          ctx.log?.('ERROR: Unallocated cluster has non-zero subcluster allocation map');
         }
         break;
     }
@@ -116,7 +116,7 @@ async function dropUnalignedZero(
   const clash = overlapsMetadata(ctx, where, ctx.l2EntryBytes, active ? 'active-l2' : 'inactive-l2');
   if (clash) {
     // As QEMU: the check stops there, failed (the metadata is too broken to repair entry by entry).
-    ctx.log('ERROR: Overlap check failed');
+    ctx.log?.('ERROR: Overlap check failed');
     res.checkErrors++;
     throw ioError(`Input/output error (the repair of the L2 entry at ${hex(where)} would overwrite the ${clash})`, { offset: where });
   }

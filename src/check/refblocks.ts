@@ -17,13 +17,13 @@ export const checkRefblocks: CountingPass = async (ctx, res, imrt, state) => {
     if (entry === undefined) continue;
     const offset = entry.offset;
     if (entry.reserved !== 0) {
-      ctx.log(`ERROR refcount table entry ${i} has reserved bits set`);
+      ctx.log?.(`ERROR refcount table entry ${i} has reserved bits set`);
       res.corruptions++;
       state.rebuild = true;
       continue;
     }
     if (!refblockAligned(entry, C)) {
-      ctx.log(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
+      ctx.log?.(`ERROR refcount block ${i} is not cluster aligned; refcount table entry corrupted`);
       res.corruptions++;
       state.rebuild = true;
       continue;
@@ -31,11 +31,11 @@ export const checkRefblocks: CountingPass = async (ctx, res, imrt, state) => {
     const cluster = Math.floor(offset / C);
     if (cluster >= imrt.size) {
       res.corruptions++;
-      ctx.log(`${ctx.fix.errors ? 'Repairing' : 'ERROR'} refcount block ${i} is outside image`);
+      ctx.log?.(`${ctx.fix.errors ? 'Repairing' : 'ERROR'} refcount block ${i} is outside image`);
       if (!ctx.fix.errors) continue;
       if (!Number.isSafeInteger(offset + C) || offset + C - ctx.fileSize > MAX_CHECK_GROWTH_BYTES) {
         state.rebuild = true;
-        ctx.log('ERROR could not resize image: File too large');
+        ctx.log?.('ERROR could not resize image: File too large');
         continue;
       }
       await ctx.file.truncate(offset + C);
@@ -50,7 +50,7 @@ export const checkRefblocks: CountingPass = async (ctx, res, imrt, state) => {
       imrt.add(res, ctx.log, offset, C, ctx.fileSize);
       const n = imrt.get(cluster);
       if (n !== 1) {
-        ctx.log(`ERROR refcount block ${i} refcount=${n}`);
+        ctx.log?.(`ERROR refcount block ${i} refcount=${n}`);
         res.corruptions++;
         state.rebuild = true;
       }

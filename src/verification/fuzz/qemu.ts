@@ -59,7 +59,7 @@ async function ourCheck(bytes: Uint8Array): Promise<number> {
     await refuseWhatQemuOpensNot(file, meta);
     // QEMU is given no secret here, and an encrypted image does not open without one.
     if (meta.header.cryptMethod !== 0) return 1;
-    const r = await checkImage(file, { onMessage: () => {} });
+    const r = await checkImage(file, { quiet: true });
     if (r.failure || r.checkErrors) return 1;
     return r.corruptions ? 2 : r.leaks ? 3 : 0;
   } catch {
