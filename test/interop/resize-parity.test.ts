@@ -28,6 +28,7 @@ import { execa } from 'execa';
 import { copyFile, mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { qemuImgCalibrating } from '../support/luks-image.js';
 import { qcow2 } from '../support/cli.js';
 import { bitmapsOf, dirtyMap, mapWithoutOffsets } from '../support/qemu-views.js';
 import { requireTool } from '../support/tools.js';
@@ -348,7 +349,8 @@ describe.concurrent('qcow2 resize beyond qemu-img', () => {
     const { ours } = await copies('plain.qcow2');
     const image = nameIn(ours);
     const secret = ['--object', 'secret,id=s0,data=pw'];
-    await imgAt(ours, ['create', '-q', '-f', 'qcow2', ...secret, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', 'IMAGE', '1M']);
+    const made = await qemuImgCalibrating(['create', '-q', '-f', 'qcow2', ...secret, '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', image, '1M'], { cwd: folderOf(ours) });
+    expect(made.exitCode, made.stderr).toBe(0);
     const before = await readFile(join(dir, ours));
     for (const mode of ['falloc', 'full']) {
       const rr = await qcow2(['resize', ...secret, '--image-opts', `--preallocation=${mode}`, `driver=qcow2,file.filename=${image},encrypt.key-secret=s0`, '2M'], { cwd: folderOf(ours) });
