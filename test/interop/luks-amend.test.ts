@@ -8,10 +8,12 @@
  * identical to the original's. Expected outputs come from qemu-img only.
  */
 import { execa } from 'execa';
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { amendLuksKeySlots, type LuksAmendOptions } from '../../src/crypto/luks-keys.js';
+import { decodeLuksHeader, LUKS_HEADER_SIZE } from '../../src/format/luks.js';
 import { qcow2 } from '../support/cli.js';
 import { qemuImgCalibrating } from '../support/luks-image.js';
 import { expectSameMessage } from '../support/qemu-messages.js';
@@ -175,5 +177,63 @@ describe('erasing key slots (encrypt.state=inactive)', () => {
     const s = await sides(name);
     await same(name, o, s);
     expect((await readFile(join(s.ours, name))).equals(await readFile(join(dir, name)))).toBe(true);
+  }, 60_000);
+});
+
+describe('a crash during a key slot change leaves the old secret working (judged by qemu-img)', () => {
+  /**
+   * Runs the key slot change on `path` with the LUKS area's writes going to the file, and "crashes"
+   * (stops with an error) at the first flush after `flushes` flushes: what was written stays.
+   */
+  async function crashAt(path: string, o: LuksAmendOptions, flushes: number): Promise<void> {
+    const bytes = await readFile(path);
+    const base = bytes.indexOf(Buffer.from('LUKS\xba\xbe', 'latin1'));
+    const info = JSON.parse((await execa('qemu-img', ['info', '--output=json', path])).stdout) as {
+      'format-specific': { data: { encrypt: { 'payload-offset': number } } };
+    };
+    const areaLength = info['format-specific'].data.encrypt['payload-offset'];
+    const header = decodeLuksHeader(bytes.subarray(base, base + LUKS_HEADER_SIZE), base);
+    const fh = await open(path, 'r+');
+    let seen = 0;
+    try {
+      const run = amendLuksKeySlots(
+        header,
+        areaLength,
+        o,
+        { keySecret: () => Buffer.from('pw0'), secret: (id) => Buffer.from({ s1: 'pw1', s2: 'pw2' }[id] ?? '') },
+        {
+          read: async (offset, length) => Uint8Array.prototype.slice.call(bytes, base + offset, base + offset + length),
+          write: async (offset, data) => {
+            await fh.write(data, 0, data.byteLength, base + offset);
+          },
+          flush: async () => {
+            await fh.sync();
+            if (++seen > flushes) throw new Error('crash');
+          },
+        },
+        false,
+      );
+      await expect(run).rejects.toThrow('crash');
+    } finally {
+      await fh.close();
+    }
+  }
+
+  it('adding: the key material is written and flushed, the header not yet', async () => {
+    const s = await sides('one.qcow2');
+    const path = join(s.ours, 'one.qcow2');
+    await crashAt(path, { state: 'active', newSecret: 's2', iterTime: 10 }, 0);
+    expect(await slots(path)).toEqual(await slots(join(dir, 'one.qcow2')));
+    expect(await openWith(join(dir, 'one.qcow2'), path, 's0')).toEqual({ exitCode: 0, out: 'Images are identical.' });
+    expect((await openWith(join(dir, 'one.qcow2'), path, 's2')).exitCode).not.toBe(0);
+  }, 60_000);
+
+  it('erasing: the header is written and flushed, the material not yet wiped', async () => {
+    const s = await sides('two.qcow2');
+    const path = join(s.ours, 'two.qcow2');
+    await crashAt(path, { state: 'inactive', keyslot: 1 }, 0);
+    expect((await slots(path)).slice(0, 2)).toEqual([true, false]);
+    expect(await openWith(join(dir, 'two.qcow2'), path, 's0')).toEqual({ exitCode: 0, out: 'Images are identical.' });
+    expect((await openWith(join(dir, 'two.qcow2'), path, 's1')).exitCode).not.toBe(0);
   }, 60_000);
 });
