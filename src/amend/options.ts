@@ -5,11 +5,12 @@
  * anything, in its order, with its messages.
  *
  * An option only `qemu-img create` takes is refused as qemu-img refuses it ("Invalid parameter
- * 'cluster_size'" and the hint that it is for image creation only); the `encrypt.*` options, which
- * qemu-img takes for LUKS images, are refused as QEMU refuses them on an image without encryption
- * (we open no encrypted image).
+ * 'cluster_size'" and the hint that it is for image creation only); the `encrypt.*` options change
+ * a LUKS image's key slots (src/crypto/luks-keys.ts amendLuksKeySlots), and are refused as QEMU
+ * refuses them on an image without encryption.
  */
-import { unsupported, usage } from '../errors.js';
+import { usage } from '../errors.js';
+import type { LuksAmendOptions } from '../crypto/luks-keys.js';
 import { CREATE_OPTIONS, type CreateOptionSet, parseCreateOptions, splitOptionList } from '../create/options.js';
 
 /** What qcow2_amend_opts holds besides the encrypt.* options, and those (help text only). */
@@ -53,6 +54,11 @@ export interface AmendRequest {
   encryption?: boolean;
   /** encrypt.state as given (QEMU's key slot state: active or inactive). */
   encryptState?: string;
+  /** encrypt.keyslot, encrypt.iter-time (numbers), encrypt.new-secret, encrypt.old-secret (secret ids). */
+  encryptKeyslot?: number;
+  encryptIterTime?: number;
+  encryptNewSecret?: string;
+  encryptOldSecret?: string;
 }
 
 const ENCRYPT_AMEND_NAMES: ReadonlySet<string> = new Set(ENCRYPT_AMEND_HELP.map((o) => o.name));
@@ -66,6 +72,10 @@ export function parseAmendOptions(lists: readonly string[]): AmendRequest {
     if (ENCRYPT_AMEND_NAMES.has(item.name)) {
       request.encryption = true;
       if (item.name === 'encrypt.state') request.encryptState = item.value;
+      else if (item.name === 'encrypt.new-secret') request.encryptNewSecret = item.value;
+      else if (item.name === 'encrypt.old-secret') request.encryptOldSecret = item.value;
+      else if (item.name === 'encrypt.keyslot') request.encryptKeyslot = optionNumber(item.name, item.value);
+      else if (item.name === 'encrypt.iter-time') request.encryptIterTime = optionNumber(item.name, item.value);
     } else kept.push(`${item.name}=${item.value.replaceAll(',', ',,')}`);
   }
   let set: CreateOptionSet;
@@ -94,25 +104,44 @@ export function parseAmendOptions(lists: readonly string[]): AmendRequest {
   return request;
 }
 
+/** A QemuOpts number option (QEMU_OPT_NUMBER), as the key slot options are read. */
+function optionNumber(name: string, value: string): number {
+  if (!/^(0|[1-9][0-9]*|0[0-7]+|0[xX][0-9a-fA-F]+)$/.test(value)) throw usage(`Parameter '${name}' expects a number`);
+  const n = Number(value.startsWith('0') && value.length > 1 && !/^0[xX]/.test(value) ? parseInt(value, 8) : value);
+  if (!Number.isSafeInteger(n) || n > 0x7fffffff) throw usage(`Parameter '${name}' expects a number`);
+  return n;
+}
+
 /** What checkAmendRequest needs to know of the image. */
 export interface AmendedImage {
   version: 2 | 3;
   encrypted: boolean;
+  /** Its encryption is LUKS (crypt_method 2). */
+  luks: boolean;
   hasDataFile: boolean;
   dataFileRaw: boolean;
 }
 
 /**
  * qcow2_amend_options' checks of the options before it changes anything, in its order (that of
- * qcow2_amend_opts), with its messages. Returns the target version.
+ * qcow2_amend_opts), with its messages. Returns the target version and the key slot change asked
+ * for (undefined: none).
  */
-export function checkAmendRequest(request: AmendRequest, image: AmendedImage): 2 | 3 {
+export function checkAmendRequest(request: AmendRequest, image: AmendedImage): { version: 2 | 3; keySlots: LuksAmendOptions | undefined } {
+  let keySlots: LuksAmendOptions | undefined;
   if (request.encryption) {
     if (!image.encrypted) throw usage("Can't amend encryption options - encryption not present");
+    if (!image.luks) throw usage('Only LUKS encryption options can be amended');
     // QEMU's visit of QCryptoBlockAmendOptionsLUKS: state is required, and one of two names.
     if (request.encryptState === undefined) throw usage("Parameter 'state' is missing");
     if (request.encryptState !== 'active' && request.encryptState !== 'inactive') throw usage(`Parameter 'state' does not accept value '${request.encryptState}'`);
-    throw unsupported('amend: changing the encryption options of an encrypted image is not supported');
+    keySlots = {
+      state: request.encryptState,
+      ...(request.encryptKeyslot !== undefined ? { keyslot: request.encryptKeyslot } : {}),
+      ...(request.encryptIterTime !== undefined ? { iterTime: request.encryptIterTime } : {}),
+      ...(request.encryptNewSecret !== undefined ? { newSecret: request.encryptNewSecret } : {}),
+      ...(request.encryptOldSecret !== undefined ? { oldSecret: request.encryptOldSecret } : {}),
+    };
   }
   let version = image.version;
   if (request.compat !== undefined) {
@@ -126,7 +155,7 @@ export function checkAmendRequest(request: AmendRequest, image: AmendedImage): 2
   if (bits !== undefined && (bits <= 0 || bits > 64 || (bits & (bits - 1)) !== 0)) {
     throw usage('Refcount width must be a power of two and may not exceed 64 bits');
   }
-  return version;
+  return { version, keySlots };
 }
 
 /**

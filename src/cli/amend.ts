@@ -3,8 +3,8 @@
  * (QEMU 7.2 img_amend, then qcow2_amend_options) does to a qcow2 image, its checks in its order and
  * its messages as usage errors; nothing on stdout but `-o help`'s list (and progress with -p on a
  * terminal). The work is src/amend/amend.ts. `--object`/`--image-opts` (src/cli/image-opts.ts) open
- * an encrypted image, whose other options are then amended as any image's (its encrypt.* options,
- * QEMU's key slot changes, are refused).
+ * an encrypted image; its encrypt.* options add and erase LUKS key slots (the secrets they name
+ * are kept until amend is done, then zero-filled).
  */
 import { openQcow2 } from '../device/open.js';
 import { amendImage } from '../amend/amend.js';
@@ -46,8 +46,23 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
   }
   if (positionals.length !== 1 || positionals[0] === undefined) throw usage('Expecting one image file name');
   const secrets = new Secrets(values.object);
-  const image = imageArg(positionals[0], values['image-opts'] === true, secrets);
-  secrets.dispose();
+  try {
+    return await amendWith(positionals[0], values, lists, format, help, secrets, ctx);
+  } finally {
+    secrets.dispose();
+  }
+}
+
+async function amendWith(
+  operand: string,
+  values: { 'image-opts'?: boolean; cache?: string; progress?: boolean; quiet?: boolean; force?: boolean },
+  lists: string[],
+  format: string | undefined,
+  help: boolean,
+  secrets: Secrets,
+  ctx: CliContext,
+): Promise<number> {
+  const image = imageArg(operand, values['image-opts'] === true, secrets);
   const filename = image.path;
   const cache = values.cache ?? 'writeback';
   try {
@@ -67,8 +82,9 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
   let device;
   try {
     device = await openOrExplain(filename, () => openQcow2(filename, { ...(cache === 'unsafe' ? { noFlush: true } : {}), ...keyOptions(image) }), image.text);
-  } finally {
+  } catch (err) {
     forgetSecrets(image);
+    throw err;
   }
   try {
     if (help) {
@@ -80,11 +96,23 @@ export async function amend(args: string[], ctx: CliContext): Promise<number> {
     const progress = new Progress(ctx, values.progress === true && values.quiet !== true);
     progress.update(0, 1);
     try {
-      await amendImage(device as Qcow2Front<Qcow2State>, request, (done, total) => progress.update(done, total));
+      await amendImage(device as Qcow2Front<Qcow2State>, request, {
+        onProgress: (done, total) => progress.update(done, total),
+        force: values.force === true,
+        secrets: {
+          // QEMU finds the master key with the secret the image was opened with.
+          keySecret: () => {
+            if (image.keySecret === undefined) throw usage("Parameter 'encrypt.key-secret' is required for cipher");
+            return Buffer.from(image.keySecret);
+          },
+          secret: (id) => secrets.copy(id),
+        },
+      });
     } finally {
       progress.finish();
     }
   } finally {
+    forgetSecrets(image);
     await device.close();
   }
   return 0;

@@ -1,7 +1,8 @@
 /**
  * All handling of LUKS keys: unlocking a key slot with a passphrase (PBKDF2, key material
  * decryption, the anti-forensic merge, the master-key digest check) as QEMU 7.2's
- * crypto/block-luks.c does, and making a key slot for a new image. Passphrases and keys live in
+ * crypto/block-luks.c does, making a key slot (one function for a new image and for amend), and
+ * amend's adding and erasing of key slots. Passphrases and keys live in
  * Buffers that are zero-filled once they are no longer needed; nothing here prints or logs them.
  */
 import { pbkdf2, randomBytes, createHash, timingSafeEqual } from 'node:crypto';
@@ -105,34 +106,51 @@ export function checkLuksHeader(h: LuksHeader, areaLength: number): CipherSpec {
 }
 
 /**
+ * The master key from key slot `index` under `passphrase` (QEMU's qcrypto_block_luks_load_key):
+ * undefined when the slot is inactive or the passphrase does not open it. The caller zero-fills it.
+ */
+async function loadKeySlot(h: LuksHeader, index: number, spec: CipherSpec, hash: string, passphrase: Uint8Array, read: ReadHeaderArea): Promise<Buffer | undefined> {
+  const slot = h.slots[index]!;
+  if (slot.active !== LUKS_SLOT_ACTIVE) return undefined;
+  const slotKey = await derive(passphrase, slot.salt, slot.iterations, h.keyBytes, hash);
+  const material = Buffer.from(await read(slot.keyMaterialOffset * LUKS_SECTOR_SIZE, h.keyBytes * slot.stripes));
+  const slotCipher = new SectorCipher(spec, slotKey);
+  slotKey.fill(0);
+  try {
+    slotCipher.decryptInPlace(0, material);
+  } finally {
+    slotCipher.destroy();
+  }
+  const master = afMerge(material, h.keyBytes, slot.stripes, hash);
+  material.fill(0);
+  const digest = await derive(master, h.mkDigestSalt, h.mkDigestIter, 20, hash);
+  if (digest.byteLength === h.mkDigest.byteLength && timingSafeEqual(digest, h.mkDigest)) return master;
+  master.fill(0);
+  return undefined;
+}
+
+/** The master key under `passphrase`, every active slot tried in order (qcrypto_block_luks_find_key). */
+async function findMasterKey(h: LuksHeader, spec: CipherSpec, hash: string, passphrase: Uint8Array, read: ReadHeaderArea): Promise<Buffer> {
+  for (let i = 0; i < h.slots.length; i++) {
+    const master = await loadKeySlot(h, i, spec, hash, passphrase, read);
+    if (master !== undefined) return master;
+  }
+  throw usage('Invalid password, cannot unlock any keyslot', { field: 'encrypt.key-secret' });
+}
+
+/**
  * Tries every active slot with `passphrase` (as QEMU does, in order), then checks the master key
  * against mk_digest. Wrong passphrase: QEMU's "Invalid password, cannot unlock any keyslot".
  */
 export async function unlockLuks(h: LuksHeader, areaLength: number, passphrase: Uint8Array, read: ReadHeaderArea): Promise<UnlockedLuks> {
   const spec = checkLuksHeader(h, areaLength);
   const hash = luksHash(h.hashSpec, 'luks_header.hash_spec');
-  for (const slot of h.slots) {
-    if (slot.active !== LUKS_SLOT_ACTIVE) continue;
-    const slotKey = await derive(passphrase, slot.salt, slot.iterations, h.keyBytes, hash);
-    const material = Buffer.from(await read(slot.keyMaterialOffset * LUKS_SECTOR_SIZE, h.keyBytes * slot.stripes));
-    const slotCipher = new SectorCipher(spec, slotKey);
-    slotKey.fill(0);
-    try {
-      slotCipher.decryptInPlace(0, material);
-    } finally {
-      slotCipher.destroy();
-    }
-    const master = afMerge(material, h.keyBytes, slot.stripes, hash);
-    material.fill(0);
-    const digest = await derive(master, h.mkDigestSalt, h.mkDigestIter, 20, hash);
-    if (digest.byteLength === h.mkDigest.byteLength && timingSafeEqual(digest, h.mkDigest)) {
-      const cipher = new SectorCipher(spec, master);
-      master.fill(0);
-      return { spec, cipher };
-    }
+  const master = await findMasterKey(h, spec, hash, passphrase, read);
+  try {
+    return { spec, cipher: new SectorCipher(spec, master) };
+  } finally {
     master.fill(0);
   }
-  throw usage('Invalid password, cannot unlock any keyslot', { field: 'encrypt.key-secret' });
 }
 
 /** What `-o encrypt.*` asks of a new LUKS image (QEMU's QCryptoBlockCreateOptionsLUKS). */
@@ -225,6 +243,28 @@ export function luksAreaLength(o: LuksCreateOptions): number {
 }
 
 /**
+ * A key slot holding `master` under `passphrase` (QEMU's qcrypto_block_luks_store_key, without the
+ * writes): a new salt, PBKDF2 iterations worth `iterTime` ms here (QEMU's minimum at least), the
+ * anti-forensic split into 4000 stripes, encrypted with the passphrase's key. Create and amend both
+ * make their slots here.
+ */
+async function makeKeySlot(spec: CipherSpec, hash: string, master: Uint8Array, passphrase: Uint8Array, iterTime: number): Promise<{ iterations: number; salt: Uint8Array; material: Uint8Array }> {
+  const keyBytes = master.byteLength;
+  const iterations = await countIterations(hash, keyBytes, iterTime);
+  const salt = randomBytes(32);
+  const slotKey = await derive(passphrase, salt, iterations, keyBytes, hash);
+  const split = afSplit(master, LUKS_STRIPES, hash);
+  const slotCipher = new SectorCipher(spec, slotKey);
+  slotKey.fill(0);
+  try {
+    return { iterations, salt, material: slotCipher.encrypt(0, split) };
+  } finally {
+    slotCipher.destroy();
+    split.fill(0);
+  }
+}
+
+/**
  * The LUKS area of a new image, as qcrypto_block_luks_create lays it out: the 592-byte header at 0,
  * then eight key-material areas of keyBytes × 4000 bytes each rounded up to 4 KiB, from 4 KiB on;
  * the area's length is the payload offset. Slot 0 holds the master key under `passphrase`; the
@@ -240,19 +280,7 @@ export async function createLuksArea(o: LuksCreateOptions, passphrase: Uint8Arra
     const mkIter = Math.max(MIN_ITERS, Math.floor((await countIterations(hash, 20, o.iterTime)) / 8));
     const mkDigestSalt = randomBytes(32);
     const mkDigest = await derive(master, mkDigestSalt, mkIter, 20, hash);
-    const slotIter = await countIterations(hash, keyBytes, o.iterTime);
-    const slotSalt = randomBytes(32);
-    const slotKey = await derive(passphrase, slotSalt, slotIter, keyBytes, hash);
-    const split = afSplit(master, LUKS_STRIPES, hash);
-    const slotCipher = new SectorCipher(spec, slotKey);
-    slotKey.fill(0);
-    let material: Uint8Array;
-    try {
-      material = slotCipher.encrypt(0, split);
-    } finally {
-      slotCipher.destroy();
-      split.fill(0);
-    }
+    const { iterations: slotIter, salt: slotSalt, material } = await makeKeySlot(spec, hash, master, passphrase, o.iterTime);
     area.set(material, firstSector * LUKS_SECTOR_SIZE);
     const header: LuksHeader = {
       version: 1,
@@ -277,5 +305,150 @@ export async function createLuksArea(o: LuksCreateOptions, passphrase: Uint8Arra
     return area;
   } finally {
     master.fill(0);
+  }
+}
+
+/** What `qemu-img amend -o encrypt.*` asks of a LUKS image's key slots (QEMU's QCryptoBlockAmendOptionsLUKS). */
+export interface LuksAmendOptions {
+  state: 'active' | 'inactive';
+  keyslot?: number;
+  /** Secret ids (--object secret,id=…). */
+  newSecret?: string;
+  oldSecret?: string;
+  /** Milliseconds of PBKDF2 for a new slot (2000 by default, as QEMU). */
+  iterTime?: number;
+}
+
+/** The LUKS area of an open image: its bytes (offsets from the area's start), and a flush of the file. */
+export interface LuksAreaIo {
+  read: ReadHeaderArea;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  flush(): Promise<void>;
+}
+
+/** Where amend finds passphrases: the image's own (encrypt.key-secret), and any secret by id (QEMU's messages when missing). */
+export interface LuksSecrets {
+  keySecret(): Uint8Array;
+  secret(id: string): Uint8Array;
+}
+
+/** QEMU's QCRYPTO_BLOCK_LUKS_ERASE_ITERATIONS: passes of random bytes over an erased slot's material. */
+const ERASE_PASSES = 40;
+const DEFAULT_ITER_TIME_MS = 2000;
+
+/** An inactive slot is not checked at open: before amend writes its material, it must be a whole slot inside the area. */
+function checkSlotPlace(h: LuksHeader, i: number, areaLength: number): void {
+  const s = h.slots[i]!;
+  const end = s.keyMaterialOffset * LUKS_SECTOR_SIZE + h.keyBytes * s.stripes;
+  if (s.stripes !== LUKS_STRIPES || s.keyMaterialOffset === 0 || end > areaLength) {
+    throw corrupt(`Keyslot ${i}: ${s.stripes} stripes at sector ${s.keyMaterialOffset} do not fit the LUKS header area of ${areaLength} bytes`, {
+      field: 'luks_header.key_slot.key_material_offset',
+    });
+  }
+}
+
+/**
+ * Adds or erases key slots as QEMU 7.2's qcrypto_block_luks_amend_options does: its checks in its
+ * order, with its messages. `h` is changed in place. Crash safety: a new slot's material is written
+ * and flushed before the header that makes it active; an erased slot's header is written and
+ * flushed before its material is overwritten; so the image opens with the old secret throughout.
+ */
+export async function amendLuksKeySlots(h: LuksHeader, areaLength: number, o: LuksAmendOptions, secrets: LuksSecrets, io: LuksAreaIo, force: boolean): Promise<void> {
+  const spec = checkLuksHeader(h, areaLength);
+  const hash = luksHash(h.hashSpec, 'luks_header.hash_spec');
+  const isActive = (i: number) => h.slots[i]!.active === LUKS_SLOT_ACTIVE;
+  const activeCount = () => h.slots.filter((s) => s.active === LUKS_SLOT_ACTIVE).length;
+  const writeHeader = async () => {
+    await io.write(0, encodeLuksHeader(h));
+    await io.flush();
+  };
+  if (o.state === 'active') {
+    if (o.newSecret === undefined) throw usage("'new-secret' is required to activate a keyslot");
+    if (o.oldSecret !== undefined) throw usage("'old-secret' must not be given when activating keyslots");
+    let keyslot: number;
+    if (o.keyslot !== undefined) {
+      keyslot = o.keyslot;
+      if (keyslot < 0 || keyslot >= h.slots.length) throw usage(`Invalid keyslot ${keyslot >>> 0} specified, must be between 0 and ${h.slots.length - 1}`);
+    } else {
+      keyslot = h.slots.findIndex((s) => s.active !== LUKS_SLOT_ACTIVE);
+      if (keyslot === -1) throw usage("Can't add a keyslot - all keyslots are in use");
+    }
+    if (!force && isActive(keyslot)) throw usage(`Refusing to overwrite active keyslot ${keyslot} - please erase it first`);
+    const oldPassword = secrets.keySecret();
+    let master: Buffer;
+    try {
+      master = await findMasterKey(h, spec, hash, oldPassword, io.read);
+    } finally {
+      oldPassword.fill(0);
+    }
+    try {
+      const newPassword = secrets.secret(o.newSecret);
+      let made;
+      try {
+        made = await makeKeySlot(spec, hash, master, newPassword, o.iterTime ?? DEFAULT_ITER_TIME_MS);
+      } finally {
+        newPassword.fill(0);
+      }
+      const slot = h.slots[keyslot]!;
+      checkSlotPlace(h, keyslot, areaLength);
+      // The material first, flushed: the slot is not active until the header below says so.
+      await io.write(slot.keyMaterialOffset * LUKS_SECTOR_SIZE, made.material);
+      await io.flush();
+      slot.salt = made.salt;
+      slot.iterations = made.iterations;
+      slot.active = LUKS_SLOT_ACTIVE;
+      await writeHeader();
+    } finally {
+      master.fill(0);
+    }
+    return;
+  }
+
+  if (o.newSecret !== undefined) throw usage("'new-secret' must not be given when erasing keyslots");
+  if (o.iterTime !== undefined) throw usage("'iter-time' must not be given when erasing keyslots");
+  const oldPassword = o.oldSecret === undefined ? undefined : secrets.secret(o.oldSecret);
+  try {
+    /** Does `oldPassword` open slot i? */
+    const opens = async (i: number, password: Uint8Array) => {
+      const master = await loadKeySlot(h, i, spec, hash, password, io.read);
+      master?.fill(0);
+      return master !== undefined;
+    };
+    let toErase: number[];
+    if (o.keyslot !== undefined) {
+      const keyslot = o.keyslot;
+      if (keyslot < 0 || keyslot >= h.slots.length) throw usage(`Invalid keyslot ${keyslot} specified, must be between 0 and ${h.slots.length - 1}`);
+      if (oldPassword !== undefined && !(await opens(keyslot, oldPassword))) {
+        throw usage(`Given keyslot ${keyslot} doesn't contain the given old password for erase operation`);
+      }
+      if (!force && !isActive(keyslot)) throw usage(`Given keyslot ${keyslot} is already erased (inactive) `);
+      if (!force && activeCount() === 1) {
+        throw usage(`Attempt to erase the only active keyslot ${keyslot} which will erase all the data in the image irreversibly - refusing operation`);
+      }
+      toErase = [keyslot];
+    } else if (oldPassword !== undefined) {
+      toErase = [];
+      for (let i = 0; i < h.slots.length; i++) if (await opens(i, oldPassword)) toErase.push(i);
+      if (toErase.length === 0) throw usage('No keyslots match given (old) password for erase operation');
+      if (!force && toErase.length === activeCount()) {
+        throw usage('All the active keyslots match the (old) password that was given and erasing them will erase all the data in the image irreversibly - refusing operation');
+      }
+    } else {
+      throw usage('To erase keyslot(s), either explicit keyslot index or the password currently contained in them must be given');
+    }
+    for (const i of toErase) {
+      const slot = h.slots[i]!;
+      checkSlotPlace(h, i, areaLength);
+      // The header first, flushed: then the material is overwritten (QEMU: 40 passes of random bytes).
+      slot.salt = new Uint8Array(32);
+      slot.iterations = 0;
+      slot.active = LUKS_SLOT_INACTIVE;
+      await writeHeader();
+      const length = h.keyBytes * slot.stripes;
+      for (let pass = 0; pass < ERASE_PASSES; pass++) await io.write(slot.keyMaterialOffset * LUKS_SECTOR_SIZE, randomBytes(length));
+      await io.flush();
+    }
+  } finally {
+    oldPassword?.fill(0);
   }
 }

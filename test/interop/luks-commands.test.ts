@@ -209,14 +209,10 @@ describe('amend', () => {
     await same('amend', [...WRONG, ...keyed('base.qcow2'), '-o', 'lazy_refcounts=on'], s);
     await same('amend', ['-o', 'lazy_refcounts=on', 'base.qcow2'], s);
   });
-  it('key slot changes (encrypt.state, encrypt.new-secret, ...) are refused with a typed error', async () => {
+  it('key slot options qemu-img refuses before it changes a key slot (the changes: luks-amend.test.ts)', async () => {
     const s = await sides();
-    // What qemu-img refuses before it changes a key slot, with its message.
     await same('amend', [...SECRET, ...keyed('base.qcow2'), '-o', 'encrypt.keyslot=1'], s);
     await same('amend', [...SECRET, ...keyed('base.qcow2'), '-o', 'encrypt.state=on'], s);
-    const r = await qcow2(['amend', ...SECRET, ...keyed('base.qcow2'), '-o', 'encrypt.state=active,encrypt.new-secret=sec0,encrypt.keyslot=1'], { cwd: s.ours });
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr).toBe('qcow2 amend: unsupported: amend: changing the encryption options of an encrypted image is not supported');
     expect((await readFile(join(s.ours, 'base.qcow2'))).equals(await readFile(join(dir, 'base.qcow2')))).toBe(true);
   });
 });
