@@ -43,6 +43,11 @@ export interface EngineLane {
   readonly caches: 'none' | 'default' | 'tiny';
   /** Whether the lane takes overlapping requests at once (campaign batches run with Promise.all on it). */
   readonly concurrent: boolean;
+  /**
+   * Whether the lane opens LUKS-encrypted images (their passphrase given as OpenOptions.keySecret);
+   * the campaign draws encrypted shapes only when every lane does.
+   */
+  readonly luks: boolean;
   /** The suites it runs in. */
   readonly suites: readonly Suite[];
   readonly open: LaneOpen;
@@ -57,6 +62,7 @@ export const LANES: readonly EngineLane[] = [
     engine: 'reference',
     caches: 'none',
     concurrent: false,
+    luks: true,
     suites: ['campaign', 'crash-states', 'error-injection', 'dirty-bit', 'reads'],
     open: (path, opts = {}) => openReference(path, opts),
   },
@@ -65,6 +71,7 @@ export const LANES: readonly EngineLane[] = [
     engine: 'optimized',
     caches: 'default',
     concurrent: true,
+    luks: true,
     suites: ['crash-states', 'error-injection', 'dirty-bit', 'reads'],
     open: (path, opts = {}) => openOptimized(path, opts),
   },
@@ -74,6 +81,7 @@ export const LANES: readonly EngineLane[] = [
     engine: 'optimized',
     caches: 'tiny',
     concurrent: true,
+    luks: true,
     suites: ['crash-states'],
     open: (path, opts = {}) => openOptimized(path, { ...opts, l2CacheBytes: 1024, refcountCacheBytes: 1024 }),
   },
@@ -85,6 +93,7 @@ export const LANES: readonly EngineLane[] = [
     engine: 'optimized',
     caches: 'tiny',
     concurrent: true,
+    luks: true,
     suites: ['campaign'],
     open: (path, opts = {}) =>
       openOptimized(path, {
@@ -102,6 +111,7 @@ export const LANES: readonly EngineLane[] = [
     engine: 'optimized',
     caches: 'default',
     concurrent: false,
+    luks: false,
     suites: ['nbd-campaign'],
     open: (path, opts = {}) => openNbdLane(path, opts),
   },
@@ -114,6 +124,7 @@ export const LANES: readonly EngineLane[] = [
     engine: 'optimized',
     caches: 'default',
     concurrent: false,
+    luks: false,
     suites: ['ublk-campaign'],
     open: (path, opts = {}) => openUblkLane(path, opts),
   },

@@ -19,6 +19,7 @@ import type { Qcow2Device } from '../../src/engine/types.js';
 import { openOptimized } from '../../src/optimized/open.js';
 import { openReference } from '../../src/reference/open.js';
 import { runTool } from '../../src/tools/run.js';
+import { qemuImageArgs } from '../../src/verification/qemu-image.js';
 
 const RUNS = Number(process.env['QCOW2_PROPERTY_RUNS'] ?? 25);
 const seed = process.env['QCOW2_PROPERTY_SEED'];
@@ -124,8 +125,10 @@ async function runDifferential(choice: CreateChoice, ops: Op[]): Promise<void> {
       // Both images name the same data file: run them one after the other on a copy each.
       return;
     }
-    const ref = await openReference(refPath);
-    const opt = await openOptimized(optCopy, { l2CacheBytes: 2 * 2 ** choice.clusterBits, refcountCacheBytes: 2 * 2 ** choice.clusterBits });
+    const { passphrase } = created.shape;
+    const key = () => (passphrase !== undefined ? { keySecret: Buffer.from(passphrase) } : {});
+    const ref = await openReference(refPath, key());
+    const opt = await openOptimized(optCopy, { l2CacheBytes: 2 * 2 ** choice.clusterBits, refcountCacheBytes: 2 * 2 ** choice.clusterBits, ...key() });
     const C = ref.clusterSize;
     let snaps = 0;
     try {
@@ -197,10 +200,10 @@ async function runDifferential(choice: CreateChoice, ops: Op[]): Promise<void> {
       await opt.close();
     }
     for (const img of [refPath, optCopy]) {
-      const check = await runTool('qemu-img', ['check', img]);
+      const check = await runTool('qemu-img', ['check', ...qemuImageArgs({ path: img, passphrase })]);
       expect(check.code, `${img}: ${check.stdout}${check.stderr}`).toBe(0);
     }
-    const cmp = await runTool('qemu-img', ['compare', refPath, optCopy]);
+    const cmp = await runTool('qemu-img', ['compare', ...qemuImageArgs({ path: refPath, passphrase }, { path: optCopy, passphrase })]);
     expect(cmp.code, cmp.stdout + cmp.stderr).toBe(0);
   } finally {
     await rm(dir, { recursive: true, force: true });

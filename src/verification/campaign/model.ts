@@ -15,6 +15,8 @@ export interface ImageShape {
   refcountBits: number;
   /** The persistent bitmaps the image was made with (granularity as QEMU made them). */
   bitmaps: readonly BitmapShape[];
+  /** A LUKS-encrypted image's passphrase; undefined: not encrypted. */
+  passphrase?: string | undefined;
 }
 
 export interface BitmapShape {

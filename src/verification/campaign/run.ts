@@ -16,11 +16,12 @@ import { readMetadata } from '../../image/metadata.js';
 import { NodeFile } from '../../io/node-file.js';
 import { runTool } from '../../tools/run.js';
 import { qemuBitmaps, qemuDirtyRanges } from '../qemu-bitmaps.js';
+import { qemuImageArgs } from '../qemu-image.js';
 import { ensure } from './check.js';
 import { commandArbs } from './commands/index.js';
 import { Model } from './model.js';
-import { createChoiceArb, createImage, type CreateChoice, type Created } from './setup.js';
-import { type Engine, type Lane, sameBytes, type System } from './system.js';
+import { createChoiceArb, createImage, plainChoiceArb, type CreateChoice, type Created } from './setup.js';
+import { type Engine, type Lane, openLane, sameBytes, type System } from './system.js';
 
 /**
  * One sequence of commands on a fresh image per engine (created with the same options), each
@@ -40,16 +41,16 @@ export async function runSequence(engines: Engine[], choice: CreateChoice, cmds:
       const created = await createImage(laneDir, choice);
       shape = created.shape;
       size = created.size;
-      lanes.push({ engine, path: created.image, dev: undefined as unknown as Qcow2Device });
+      lanes.push({ engine, path: created.image, passphrase: created.shape.passphrase, dev: undefined as unknown as Qcow2Device });
     }
     try {
-      for (const lane of lanes) lane.dev = await lane.engine.open(lane.path);
+      for (const lane of lanes) lane.dev = await openLane(lane);
       const sys: System = {
         lanes,
         async reopen() {
           for (const lane of lanes) {
             await lane.dev.close();
-            lane.dev = await lane.engine.open(lane.path);
+            lane.dev = await openLane(lane);
           }
         },
       };
@@ -85,16 +86,16 @@ async function judge(lane: Lane, model: Model, dir: string): Promise<void> {
   const problems = await structuralProblems(lane.path);
   ensure(problems.length === 0, `${lane.engine.name} engine: our structural check: ${problems.slice(0, 5).join('; ')}`);
   const qemuImg = process.env['QEMU_IMG'] ?? 'qemu-img';
-  const check = await runTool(qemuImg, ['check', lane.path]);
+  const check = await runTool(qemuImg, ['check', ...qemuImageArgs(lane)]);
   ensure(check.code === 0, `${lane.engine.name} engine: qemu-img check exit ${check.code}:\n${check.stdout}${check.stderr}`);
   const raw = join(dir, `${lane.engine.name}.raw`);
-  const convert = await runTool(qemuImg, ['convert', '-O', 'raw', lane.path, raw]);
+  const convert = await runTool(qemuImg, ['convert', '-O', 'raw', ...qemuImageArgs(lane), raw]);
   ensure(convert.code === 0, `${lane.engine.name} engine: qemu-img convert failed: ${convert.stderr}`);
   const at = sameBytes(new Uint8Array(await readFile(raw)), model.bytes);
   ensure(at === -1, `${lane.engine.name} engine: qemu-img reads guest byte ${at} differently from the model`);
   await rm(raw, { force: true });
   await judgeBitmaps(lane, model);
-  lane.dev = await lane.engine.open(lane.path); // closed again by the caller
+  lane.dev = await openLane(lane); // closed again by the caller
 }
 
 /**
@@ -105,7 +106,7 @@ async function judge(lane: Lane, model: Model, dir: string): Promise<void> {
 async function judgeBitmaps(lane: Lane, model: Model): Promise<void> {
   if (model.shape.version !== 3) return;
   const who = `${lane.engine.name} engine`;
-  const listed = await qemuBitmaps(lane.path);
+  const listed = await qemuBitmaps(lane);
   const names = (xs: { name: string }[]) => xs.map((b) => b.name).sort().join(', ');
   ensure(names(listed) === names(model.bitmaps), `${who}: qemu-img info lists bitmaps [${names(listed)}], the model has [${names(model.bitmaps)}]`);
   for (const b of model.bitmaps) {
@@ -113,7 +114,7 @@ async function judgeBitmaps(lane: Lane, model: Model): Promise<void> {
     ensure(q.granularity === b.granularity, `${who}: bitmap '${b.name}' has granularity ${q.granularity} for QEMU, ${b.granularity} in the model`);
     ensure(!q.flags.includes('in-use'), `${who}: bitmap '${b.name}' is left in use after a clean close`);
     ensure(q.flags.includes('auto') === b.enabled, `${who}: bitmap '${b.name}' flags [${q.flags.join(', ')}], the model's is ${b.enabled ? 'enabled' : 'disabled'}`);
-    const theirs = await qemuDirtyRanges(lane.path, b.name);
+    const theirs = await qemuDirtyRanges(lane, b.name);
     const mine = model.dirtyRanges(b.name);
     const show = (rs: [number, number][]) => rs.slice(0, 6).map(([x, y]) => `[0x${x.toString(16)}, 0x${y.toString(16)})`).join(' ') + (rs.length > 6 ? ' ...' : '');
     ensure(JSON.stringify(theirs) === JSON.stringify(mine), `${who}: bitmap '${b.name}' dirty ranges for QEMU ${show(theirs)}, in the model ${show(mine)}`);
@@ -129,8 +130,10 @@ export interface CampaignOptions {
   endOnFailure?: boolean;
 }
 
+/** The campaign as a property: encrypted shapes among the random ones when every engine opens LUKS images. */
 export function campaignProperty(engines: Engine[], maxCommands = 30) {
-  return fc.asyncProperty(createChoiceArb, fc.commands(commandArbs, { maxCommands }), (choice, cmds) =>
+  const shapes = engines.every((e) => e.luks === true) ? createChoiceArb : plainChoiceArb;
+  return fc.asyncProperty(shapes, fc.commands(commandArbs, { maxCommands }), (choice, cmds) =>
     runSequence(engines, choice, cmds),
   );
 }

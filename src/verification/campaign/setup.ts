@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool } from '../../tools/run.js';
 import { qemuBitmaps } from '../qemu-bitmaps.js';
+import { luksCreateArgs, qemuImageArgs, qemuImgCalibrating } from '../qemu-image.js';
 import type { BitmapShape, ImageShape } from './model.js';
 
 async function tool(cmd: string, args: string[]): Promise<void> {
@@ -31,7 +32,18 @@ export interface CreateChoice {
   tailSectors: number;
   /** Persistent bitmaps added after creation (v3 only): granularity (undefined: QEMU's default), disabled or not. */
   bitmaps?: { granularity: number | undefined; disabled: boolean }[];
+  /**
+   * LUKS-encrypted (encrypt.format=luks, passphrase CAMPAIGN_PASSPHRASE), as a user makes one with
+   * qemu-img create. The campaign keeps it to v3 images without an external data file (qemu-img
+   * 7.2 takes both, but an encrypted data_file_raw file holds no raw guest data) and without
+   * preallocation (a preallocated cluster of an encrypted image reads as noise, not zeros); its
+   * backing file stays plain.
+   */
+  encrypted?: boolean;
 }
+
+/** The passphrase of the campaign's encrypted images. */
+export const CAMPAIGN_PASSPHRASE = 'campaign-luks-pass';
 
 /** Granularities the campaign's bitmaps use (undefined: qemu-img bitmap's default). */
 export const BITMAP_GRANULARITIES = [undefined, 512, 4096, 65536] as const;
@@ -51,16 +63,21 @@ export const createChoiceArb: fc.Arbitrary<CreateChoice> = fc
     clusters: fc.integer({ min: 8, max: 96 }),
     tailSectors: fc.integer({ min: 0, max: 3 }),
     bitmaps: fc.array(fc.record({ granularity: fc.constantFrom(...BITMAP_GRANULARITIES), disabled: fc.boolean() }), { maxLength: 2 }),
+    // One shape in six is encrypted (made v3 without an external data file).
+    encrypted: fc.integer({ min: 0, max: 5 }).map((k) => k === 0),
   })
   .map((c) => {
-    const v3 = c.compat === '1.1';
-    const dataFile = v3 ? c.dataFile : 'none';
+    const encrypted = c.encrypted;
+    const compat = encrypted ? ('1.1' as const) : c.compat;
+    const v3 = compat === '1.1';
+    const dataFile = v3 && !encrypted ? c.dataFile : 'none';
     const backing = dataFile === 'raw' ? ('none' as const) : c.backing;
     const extendedL2 = v3 && c.extendedL2 && c.clusterBits >= 14;
     return {
       ...c,
+      compat,
       // qemu-img: preallocation with a backing file only with extended L2.
-      preallocate: c.preallocate && (backing === 'none' || extendedL2),
+      preallocate: c.preallocate && (backing === 'none' || extendedL2) && !encrypted,
       refcountBits: v3 ? c.refcountBits : 16,
       extendedL2,
       zstd: v3 && c.zstd,
@@ -68,8 +85,12 @@ export const createChoiceArb: fc.Arbitrary<CreateChoice> = fc
       dataFile,
       backing,
       bitmaps: v3 ? c.bitmaps : [],
+      encrypted,
     };
   });
+
+/** createChoiceArb without encrypted shapes (for lanes that cannot open a LUKS image). */
+export const plainChoiceArb: fc.Arbitrary<CreateChoice> = createChoiceArb.map((c) => ({ ...c, encrypted: false }));
 
 export function describeChoice(c: CreateChoice): string {
   return JSON.stringify(c);
@@ -96,8 +117,11 @@ export async function createImage(dir: string, c: CreateChoice): Promise<Created
   if (c.dataFile !== 'none') opts.push(`data_file=${join(dir, 'data.raw')}`);
   if (c.dataFile === 'raw') opts.push('data_file_raw=on');
   if (c.preallocate) opts.push('preallocation=metadata');
+  const passphrase = c.encrypted ? CAMPAIGN_PASSPHRASE : undefined;
+  const luks = passphrase !== undefined ? luksCreateArgs(passphrase) : undefined;
+  if (luks) opts.push(luks.options);
   let backing: Uint8Array | undefined;
-  const args = ['create', '-q', '-f', 'qcow2', '-o', opts.join(',')];
+  const args = ['create', '-q', ...(luks?.object ?? []), '-f', 'qcow2', '-o', opts.join(',')];
   if (c.backing !== 'none') {
     const backingPath = join(dir, `backing.${c.backing}`);
     const backingSize = Math.max(512, Math.floor((size * c.backingScale) / 512) * 512);
@@ -112,12 +136,13 @@ export async function createImage(dir: string, c: CreateChoice): Promise<Created
     args.push('-b', backingPath, '-F', c.backing);
   }
   args.push(image, String(size));
-  await tool('qemu-img', args);
+  const created = await qemuImgCalibrating(args);
+  if (created.code !== 0) throw new Error(`qemu-img ${args.join(' ')} failed: ${created.stderr.trim()}`);
   const made: BitmapShape[] = [];
   for (const [i, b] of (c.bitmaps ?? []).entries()) {
     const name = `b${i}`;
-    await tool('qemu-img', ['bitmap', '--add', ...(b.granularity ? ['-g', String(b.granularity)] : []), ...(b.disabled ? ['--disable'] : []), image, name]);
-    const listed = (await qemuBitmaps(image)).find((x) => x.name === name);
+    await tool('qemu-img', ['bitmap', '--add', ...(b.granularity ? ['-g', String(b.granularity)] : []), ...(b.disabled ? ['--disable'] : []), ...qemuImageArgs({ path: image, passphrase }), name]);
+    const listed = (await qemuBitmaps({ path: image, passphrase })).find((x) => x.name === name);
     if (!listed) throw new Error(`qemu-img bitmap --add ${name} made no bitmap that qemu-img info lists`);
     made.push({ name, granularity: listed.granularity, enabled: !b.disabled });
   }
@@ -132,6 +157,7 @@ export async function createImage(dir: string, c: CreateChoice): Promise<Created
       externalDataFile: c.dataFile !== 'none',
       refcountBits: c.refcountBits,
       bitmaps: made,
+      passphrase,
     },
   };
 }

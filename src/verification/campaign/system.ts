@@ -10,14 +10,23 @@ import { CampaignFailure, ensure } from './check.js';
 
 /**
  * What the campaign needs of an engine lane (src/verification/engines.ts): its name, how to open
- * an image, and whether it takes overlapping requests at once (batches run with Promise.all on it).
+ * an image, whether it takes overlapping requests at once (batches run with Promise.all on it), and
+ * whether it opens LUKS images (when not said, it does not: the campaign draws no encrypted shape).
  */
-export type Engine = Pick<EngineLane, 'name' | 'open' | 'concurrent'>;
+export type Engine = Pick<EngineLane, 'name' | 'open' | 'concurrent'> & Partial<Pick<EngineLane, 'luks'>>;
 
 export interface Lane {
   engine: Engine;
   dev: Qcow2Device;
   path: string;
+  /** The image's passphrase when it is LUKS-encrypted. */
+  passphrase: string | undefined;
+}
+
+/** Opens (or reopens) a lane's image on its engine, with the passphrase of an encrypted one. */
+export function openLane(lane: Lane): Promise<Qcow2Device> {
+  if (lane.passphrase === undefined) return lane.engine.open(lane.path);
+  return lane.engine.open(lane.path, { keySecret: Buffer.from(lane.passphrase) });
 }
 
 export interface System {
