@@ -14,6 +14,7 @@
  * every entry that handle reads is one not yet changed (new clusters never take the place of
  * clusters still in use).
  */
+import { RateLimiter } from '../io/rate-limiter.js';
 import { type ImageKeys, openImage, type ImageFormat } from '../device/open.js';
 import { type BlockDevice, isQcow2 } from '../engine/types.js';
 import { usage } from '../errors.js';
@@ -36,6 +37,8 @@ export interface CommitOptions {
   keys?: ImageKeys;
   /** Bytes of the ranges to commit done so far, and their total. */
   onProgress?: (done: number, total: number) => void;
+  /** `-r`: bytes a second the copy may write (0 or none: no limit). Zero writes do not count, as in QEMU's mirror job. */
+  rateLimit?: number;
 }
 
 export async function commitImage(path: string, opts: CommitOptions = {}): Promise<void> {
@@ -62,7 +65,7 @@ export async function commitImage(path: string, opts: CommitOptions = {}): Promi
     });
     try {
       if (base.virtualSize < top.virtualSize) await base.resize(top.virtualSize);
-      await copyRanges(top, base, ranges, opts.onProgress);
+      await copyRanges(top, base, ranges, opts.onProgress, opts.rateLimit);
       await base.flush();
     } finally {
       await base.close();
@@ -76,7 +79,14 @@ export async function commitImage(path: string, opts: CommitOptions = {}): Promi
 }
 
 /** The job's writes, run by run: zero writes that may unmap, and copies through the top's chain. */
-async function copyRanges(top: BlockDevice, base: BlockDevice, ranges: readonly Range[], onProgress?: (done: number, total: number) => void): Promise<void> {
+async function copyRanges(
+  top: BlockDevice,
+  base: BlockDevice,
+  ranges: readonly Range[],
+  onProgress?: (done: number, total: number) => void,
+  rateLimit?: number,
+): Promise<void> {
+  const limiter = rateLimit ? new RateLimiter(rateLimit) : undefined;
   const granularity = mirrorGranularity(base);
   const runs = dirtyRuns(ranges, granularity, top.virtualSize);
   const total = runs.reduce((n, r) => n + r.length, 0);
@@ -91,10 +101,13 @@ async function copyRanges(top: BlockDevice, base: BlockDevice, ranges: readonly 
           const chunk = buffer.subarray(0, Math.min(buffer.byteLength, step.start + step.length - pos));
           await top.readInto(pos, chunk);
           await base.write(pos, chunk);
+          // As QEMU's job: the bytes just copied are paid for before the next copy (and the end).
+          await limiter?.take(chunk.byteLength);
         }
       }
       done += step.length;
       onProgress?.(done, total);
     }
   }
+  await limiter?.take(0);
 }

@@ -12,6 +12,7 @@
  * threads). A chunk's writes start once the previous chunk's are done (compressing: issued), so
  * the output's layout does not depend on timing, and is qemu-img's (convert without -W).
  */
+import { RateLimiter } from '../io/rate-limiter.js';
 import { createImage } from '../create/create.js';
 import type { CreateOptions } from '../create/options.js';
 import { openImage, openQcow2, type ImageFormat } from '../device/open.js';
@@ -251,39 +252,6 @@ async function readPiece(source: BlockDevice, pos: number, buffer: Uint8Array, o
         onReadError(pos + at, sectorErr);
       }
     }
-  }
-}
-
-/**
- * qemu-img convert -r: QEMU's throttling of the output's writes (util/throttle.c with only a bytes
- * limit): a leaky bucket that drains `rate` bytes a second; a request waits until the bucket holds
- * no more than a tenth of a second's bytes, then adds its own. Requests pass in the order they ask.
- */
-export class RateLimiter {
-  private level = 0;
-  private last = performance.now();
-  private queue: Promise<void> = Promise.resolve();
-
-  constructor(private readonly rate: number) {}
-
-  take(bytes: number): Promise<void> {
-    const turn = this.queue.then(async () => {
-      this.drain();
-      const extra = this.level - this.rate / 10;
-      if (extra > 0) {
-        await new Promise((resolve) => setTimeout(resolve, Math.ceil((extra / this.rate) * 1000)));
-        this.drain();
-      }
-      this.level += bytes;
-    });
-    this.queue = turn;
-    return turn;
-  }
-
-  private drain(): void {
-    const now = performance.now();
-    this.level = Math.max(0, this.level - ((now - this.last) / 1000) * this.rate);
-    this.last = now;
   }
 }
 

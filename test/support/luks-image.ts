@@ -4,7 +4,10 @@
  */
 import { qemuImgCalibrating as run } from '../../src/verification/qemu-image.js';
 
+/** As execa gives output: without its final newline. */
+const stripFinalNewline = (text: string) => text.replace(/\r?\n$/, '');
+
 export async function qemuImgCalibrating(args: string[], opts: { cwd?: string } = {}) {
   const r = await run(args, opts.cwd);
-  return { exitCode: r.code, stdout: r.stdout, stderr: r.stderr };
+  return { exitCode: r.code, stdout: stripFinalNewline(r.stdout), stderr: stripFinalNewline(r.stderr) };
 }
