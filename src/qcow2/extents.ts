@@ -111,7 +111,11 @@ function appendClipped(out: Extent[], pieces: readonly Extent[], from: number, t
   }
 }
 
-/** appendExtent of the extent these fields make, which is only built when it does not merge. */
+/**
+ * Appends the extent these fields make, merging it with the previous one when it continues it
+ * exactly (same kind, contiguous, and contiguous on the host when it has an offset); the object is
+ * only built when it does not merge.
+ */
 function appendRun(out: Extent[], start: number, length: number, kind: Extent['kind'], hostOffset: number | undefined, file: Extent['file']): void {
   const last = out[out.length - 1];
   if (
@@ -129,17 +133,7 @@ function appendRun(out: Extent[], start: number, length: number, kind: Extent['k
   out.push(e);
 }
 
-/** Appends, merging with the previous extent when it continues it exactly. */
+/** Appends, merging with the previous extent when it continues it exactly (appendRun's rule). */
 export function appendExtent(out: Extent[], e: Extent): void {
-  const last = out[out.length - 1];
-  const contiguousHost =
-    last !== undefined &&
-    (last.hostOffset === undefined
-      ? e.hostOffset === undefined
-      : e.hostOffset !== undefined && last.hostOffset + last.length === e.hostOffset && last.file === e.file);
-  if (last && last.kind === e.kind && last.start + last.length === e.start && contiguousHost) {
-    last.length += e.length;
-    return;
-  }
-  out.push({ ...e });
+  appendRun(out, e.start, e.length, e.kind, e.hostOffset, e.file);
 }
