@@ -77,7 +77,7 @@ export const COMMAND_DOCS: readonly CommandDoc[] = [
     summary:
       'sets the virtual size as `qemu-img resize` does (same checks, messages and `Image resized.`): raw images grow and shrink (preallocation off, falloc, full); qcow2 images grow (preallocation off, metadata, falloc, full; over a backing file, with extended L2, with an external data file, data_file_raw included) and shrink',
     details: [
-      'Not implemented, refused with an error: preallocation of an encrypted qcow2 image.',
+      'On an encrypted image, as in QEMU, the preallocated area reads as the decryption of what the file holds there.',
       'Persistent bitmaps follow the new size, as QEMU\'s. A shrunk qcow2 file keeps its length (QEMU cuts it).',
     ].join('\n'),
   },

@@ -4,8 +4,8 @@
  * "Image resized.", and qemu-img's checks in its order, its messages as usage errors.
  *
  * Implemented: raw images (grow and shrink; preallocation off, falloc, full) and qcow2 images (grow
- * with every preallocation mode, shrink; see src/qcow2/resize.ts). Refused as unsupported:
- * preallocation of an encrypted qcow2 image. Persistent bitmaps follow the new size (the new area
+ * with every preallocation mode, encrypted ones included, shrink; see src/qcow2/resize.ts).
+ * Persistent bitmaps follow the new size (the new area
  * clean), as QEMU's; an image with an inconsistent (in_use) bitmap is refused, as QEMU refuses it.
  */
 import { stat } from 'node:fs/promises';

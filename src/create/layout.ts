@@ -41,9 +41,8 @@ import { encodeExtensions, type HeaderExtension, QEMU_FEATURE_TABLE } from '../f
 import { encodeHeader, type Header } from '../format/header.js';
 import { encodeL1Table } from '../format/l1.js';
 import { encodeL2Entry, encodeStandardDescriptor } from '../format/l2.js';
-import { encodeRefcountTableEntry, readRefcount, writeRefcount } from '../format/refcount.js';
+import { encodeRefcountTableEntry, readRefcount, refcountMetadataClusters, writeRefcount } from '../format/refcount.js';
 import { INT_MAX, MAX_L1_BYTES, MAX_PREALLOC_CLUSTERS, MAX_REFCOUNT_TABLE_BYTES, MAX_REQUEST_BYTES } from '../limits.js';
-import { refcountMetadataClusters } from './measure.js';
 import type { ResolvedCreateOptions } from './options.js';
 
 /** The file contents QEMU leaves behind. */

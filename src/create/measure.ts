@@ -5,6 +5,7 @@
  * space persistent bitmaps would take (qcow2_get_persistent_dirty_bitmap_size). raw_measure for raw
  * targets. All sizes are bigints: a fully allocated exabyte image does not fit a double.
  */
+import { refcountMetadataClusters } from '../format/refcount.js';
 import { usage } from '../errors.js';
 import { BITMAP_DIR_ENTRY_FIXED, MIN_CLUSTER_BITS, MIN_CLUSTER_BITS_EXTL2 } from '../format/constants.js';
 import { MAX_CLUSTER_BITS, MAX_L1_BYTES } from '../limits.js';
@@ -103,31 +104,6 @@ export function qcow2MeasureTarget(set: CreateOptionSet, secret?: (id: string) =
     size: set.get('size')?.number ?? 0n,
     luksPayload,
   };
-}
-
-/**
- * qcow2_refcount_metadata_size: the refcount blocks and refcount table clusters that count
- * `clusters` clusters and themselves (the fixed point), with `generous` headroom of half the table.
- */
-export function refcountMetadataClusters(clusters: bigint, clusterSize: number, refcountOrder: number, generous: boolean): { blocks: bigint; table: bigint } {
-  const perTableCluster = BigInt(clusterSize / 8);
-  const perBlock = BigInt((clusterSize * 8) >> refcountOrder);
-  let table = 0n;
-  let blocks = 0n;
-  let n = 0n;
-  let last: bigint;
-  do {
-    last = n;
-    blocks = divRoundUp(clusters + table + blocks, perBlock);
-    table = divRoundUp(blocks, perTableCluster);
-    n = clusters + blocks + table;
-    if (n === last && generous) {
-      clusters += divRoundUp(table, 2n);
-      n = 0n;
-      generous = false;
-    }
-  } while (n !== last);
-  return { blocks, table };
 }
 
 /** qcow2_calc_prealloc_size: the file size of a fully allocated image of `totalSize` bytes. */

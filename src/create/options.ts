@@ -303,7 +303,7 @@ export interface CreateOptions {
   /** External data file name, stored as given; created (truncated) relative to the working directory. */
   dataFile?: string;
   dataFileRaw?: boolean;
-  /** 'falloc' and 'full' are refused with encryption. */
+  /** With encryption, preallocated clusters read as the decryption of what the file holds (as in QEMU). */
   preallocation?: Preallocation;
   /** Stored as given (not made absolute). */
   backingFile?: string;
@@ -515,10 +515,6 @@ export function validateCreateOptions(opts: CreateOptions): ResolvedCreateOption
       throw usage('Non-zlib compression type is only supported with compatibility level 1.1 and above (use compat=1.1 or greater)');
     }
     if (compressionType !== 'zstd') throw usage(`Parameter 'compression-type' does not accept value '${String(compressionType)}'`);
-  }
-  // The preallocated clusters would read as the decryption of zeros (as in QEMU): not implemented.
-  if ((preallocation === 'falloc' || preallocation === 'full') && opts.encrypt !== undefined) {
-    throw unsupported(`preallocation=${preallocation} is not supported for an encrypted image`);
   }
   const cs = Number(clusterSize);
   // The full header written once the image is open (qcow2_update_header) must fit in cluster 0.

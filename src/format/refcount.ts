@@ -151,3 +151,30 @@ export function encodeRefcountBlock(values: readonly bigint[], refcountOrder: nu
   values.forEach((v, i) => writeRefcount(block, i, refcountOrder, v));
   return block;
 }
+
+const ceilDiv = (n: bigint, d: bigint) => (n + d - 1n) / d;
+
+/**
+ * qcow2_refcount_metadata_size: the refcount blocks and refcount table clusters that count
+ * `clusters` clusters and themselves (the fixed point), with `generous` headroom of half the table.
+ */
+export function refcountMetadataClusters(clusters: bigint, clusterSize: number, refcountOrder: number, generous: boolean): { blocks: bigint; table: bigint } {
+  const perTableCluster = BigInt(clusterSize / 8);
+  const perBlock = BigInt((clusterSize * 8) >> refcountOrder);
+  let table = 0n;
+  let blocks = 0n;
+  let n = 0n;
+  let last: bigint;
+  do {
+    last = n;
+    blocks = ceilDiv(clusters + table + blocks, perBlock);
+    table = ceilDiv(blocks, perTableCluster);
+    n = clusters + blocks + table;
+    if (n === last && generous) {
+      clusters += ceilDiv(table, 2n);
+      n = 0n;
+      generous = false;
+    }
+  } while (n !== last);
+  return { blocks, table };
+}

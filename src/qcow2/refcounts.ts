@@ -8,7 +8,7 @@
  */
 import { corrupt, unsupported } from '../errors.js';
 import { view } from '../format/bytes.js';
-import { encodeRefcountTableEntry, maxRefcount, writeRefcount } from '../format/refcount.js';
+import { encodeRefcountTableEntry, maxRefcount, refcountMetadataClusters, writeRefcount } from '../format/refcount.js';
 import { MAX_ALLOCATION_ROUNDS, MAX_REFCOUNT_TABLE_BYTES } from '../limits.js';
 import { writeHeader } from './header.js';
 import { hasHostCluster, type Mapping } from './mapping.js';
@@ -83,8 +83,6 @@ async function growRefcountTable(st: Qcow2State, neededEntries: number): Promise
   const C = st.geometry.clusterSize;
   const E = st.geometry.refcountBlockEntries;
   const oldEntries = st.store.refcountTableEntries();
-  const oldOffset = Number(st.header.refcountTableOffset);
-  const oldClusters = st.header.refcountTableClusters;
   const offsets: number[] = [];
   for (let i = 0; i < oldEntries; i++) offsets.push(await st.store.refcountBlock(i));
   const start = await endOfUse(st);
@@ -112,6 +110,20 @@ async function growRefcountTable(st: Qcow2State, neededEntries: number): Promise
     if (lastIndex + 1 <= entries) break;
     entries = lastIndex + 1;
   }
+  await writeRefcountArea(st, start, newBlocks, tableClusters, offsets);
+}
+
+/**
+ * Writes a refcount area at cluster `start`: the refcount blocks of table indexes `newBlocks`
+ * (in that order from `start`), then a new table of `tableClusters` clusters (the old entries
+ * `offsets` and the new blocks), every cluster of the area counted once; then the header points
+ * at the new table and the old table's clusters are freed. Returns the cluster after the area.
+ */
+async function writeRefcountArea(st: Qcow2State, start: number, newBlocks: number[], tableClusters: number, offsets: number[]): Promise<number> {
+  const C = st.geometry.clusterSize;
+  const E = st.geometry.refcountBlockEntries;
+  const oldOffset = Number(st.header.refcountTableOffset);
+  const oldClusters = st.header.refcountTableClusters;
   const tableStart = start + newBlocks.length;
   const areaEnd = tableStart + tableClusters;
   const order = st.geometry.refcountOrder;
@@ -142,6 +154,28 @@ async function growRefcountTable(st: Qcow2State, neededEntries: number): Promise
   st.store.refcountTableReplaced(next);
   await writeHeader(st);
   await adjustRange(st, oldOffset, oldClusters * C, -1);
+  return areaEnd;
+}
+
+/**
+ * QEMU's refcount area for a preallocation (qcow2_refcount_area with exact size, as
+ * qcow2_co_truncate calls it for falloc and full): from cluster `start`, refcount blocks for every
+ * cluster up to `start + additional` that has none, then a new refcount table of exactly the
+ * entries they need. Returns the first cluster after the area (where the preallocated data goes).
+ */
+export async function refcountArea(st: Qcow2State, start: number, additional: number): Promise<number> {
+  const C = st.geometry.clusterSize;
+  const E = st.geometry.refcountBlockEntries;
+  const total = Number(refcountMetadataClusters(BigInt(start + additional), C, st.geometry.refcountOrder, false).blocks);
+  const tableClusters = Math.ceil((total * 8) / C);
+  if (tableClusters * C > MAX_REFCOUNT_TABLE_BYTES) {
+    throw unsupported(`the refcount table would exceed the ${MAX_REFCOUNT_TABLE_BYTES >> 20} MiB limit (${tableClusters * C} bytes)`);
+  }
+  const offsets: number[] = [];
+  for (let i = 0; i < Math.min(st.store.refcountTableEntries(), (tableClusters * C) / 8); i++) offsets.push(await st.store.refcountBlock(i));
+  const newBlocks: number[] = [];
+  for (let i = Math.floor(start / E); i < total; i++) if ((offsets[i] ?? 0) === 0) newBlocks.push(i);
+  return writeRefcountArea(st, start, newBlocks, tableClusters, offsets);
 }
 
 /**

@@ -1,13 +1,13 @@
 /** Growing the virtual disk, and the active L1 table with it; shrinking it. */
 import type { ResizeOptions } from '../engine/types.js';
-import { unsupported, usage } from '../errors.js';
+import { usage } from '../errors.js';
 import { l1EntriesFor } from '../format/geometry.js';
 import { MAX_L1_BYTES } from '../limits.js';
 import { storedBytes } from './crypt-data.js';
 import { writeHeader } from './header.js';
 import { writeZeros } from '../io/block-file.js';
 import type { Mapping, NewL2Entry } from './mapping.js';
-import { adjustRange, adjustRefcount, allocateClusters, releaseMapping } from './refcounts.js';
+import { adjustRange, adjustRefcount, allocateClusters, refcountArea, releaseMapping } from './refcounts.js';
 import type { Qcow2State } from './state.js';
 import { l1Span, l2IndexOf, l2TableFor, mappingOf, validMapping, writableL2 } from './tables.js';
 import { writeZeroes } from './zero-discard.js';
@@ -56,11 +56,9 @@ export async function resize(st: Qcow2State, newSize: number, opts: ResizeOption
   }
   // data_file_raw: the data file alone is the disk, so QEMU maps every new cluster 1:1 at once.
   if (prealloc === 'off' && st.features.dataFileRaw) prealloc = 'metadata';
-  // falloc and full leave plain zeros in the new clusters: on an encrypted image they would read as
-  // noise. (metadata's copy on write is stored encrypted, as QEMU stores it.)
-  if ((prealloc === 'falloc' || prealloc === 'full') && st.crypto !== undefined && newSize > oldSize) {
-    throw unsupported(`resize with preallocation=${prealloc} is not supported on an encrypted image`);
-  }
+  // On an encrypted image, as in QEMU, the copy on write of the preallocated clusters is stored
+  // encrypted and the rest keeps what the file holds there (zeros for falloc and full), which reads
+  // as the decryption of those bytes, not as zeros.
   // With preallocation the data file grows with the preallocated area (preallocate's end).
   await setVirtualSize(st, newSize, prealloc === 'off');
   if (newSize <= oldSize) return;
@@ -88,6 +86,32 @@ export async function resize(st: Qcow2State, newSize: number, opts: ResizeOption
 }
 
 const ALL_SUBCLUSTERS = 0xffffffff;
+
+/**
+ * qcow2_co_truncate's falloc and full in the image file, before any L2 entry changes: past the last
+ * cluster in use, a refcount area that covers every new data cluster and the L2 tables they may
+ * need (qcow2_refcount_area, exact), then the run of data clusters after it, counted and its
+ * storage allocated (falloc) or written with zeros (full) by the file's growth. Returns the run's
+ * host offset: the data of guest clusters from the one holding `from` to the one holding `to - 1`.
+ */
+async function reserveDataRun(st: Qcow2State, from: number, to: number, mode: 'falloc' | 'full'): Promise<number> {
+  const C = st.geometry.clusterSize;
+  const dataClusters = Math.ceil(to / C) - Math.floor(from / C);
+  const l2Tables = Math.ceil(dataClusters / (C / st.geometry.l2EntryBytes)) + 1;
+  // qcow2_get_last_cluster: the last cluster of the file with a reference.
+  let last = Math.ceil((await st.file.size()) / C) - 1;
+  while (last >= 0 && (await st.store.getRefcount(last)) === 0) last--;
+  const start = await refcountArea(st, last + 1, dataClusters + l2Tables);
+  for (let c = start; c < start + dataClusters; c++) await adjustRefcount(st, c, 1);
+  const end = (start + dataClusters) * C;
+  const eof = await st.file.size();
+  if (end > eof) {
+    if (mode === 'falloc') await st.file.zeroRange(eof, end - eof, 'data');
+    else await writeZeros(st.file, 'zeroRange', eof, end - eof, 'data');
+    if ((await st.file.size()) < end) await st.file.truncate(end);
+  }
+  return start * C;
+}
 
 /**
  * Preallocation of [from, to) after a resize, as qcow2_co_truncate does it (the result, not QEMU's
@@ -118,6 +142,8 @@ async function preallocate(st: Qcow2State, from: number, to: number, mode: 'meta
   const realZeros = mode !== 'metadata' && !external;
   const zeroFrom = overBacking && !realZeros ? Math.ceil(from / unit) * unit : Infinity;
   const span = l1Span(st);
+  // falloc and full in the image file take one run of data clusters, reserved up front.
+  let reserved = realZeros ? await reserveDataRun(st, from, to, mode) : 0;
   for (let clusterStart = Math.floor(from / C) * C; clusterStart < to; ) {
     const first = (await mappingOf(st, clusterStart)).mapping;
     // A cluster at the old end that holds data is kept, except by falloc and full in the image
@@ -136,14 +162,14 @@ async function preallocate(st: Qcow2State, from: number, to: number, mode: 'meta
       mappings.push(mapping);
     }
     const runBytes = mappings.length * C;
-    const host = external ? clusterStart : await allocateClusters(st, mappings.length);
-    // In the image file, falloc and full allocate the clusters' storage first (qcow2_co_truncate),
-    // with no copy on write after `to`; otherwise (preallocate_co) the copy on write goes to the
-    // (sub)cluster end.
-    if (realZeros) {
-      if (mode === 'falloc') await st.file.zeroRange(host, runBytes, 'data');
-      else await writeZeros(st.file, 'zeroRange', host, runBytes, 'data');
-    }
+    let host: number;
+    if (external) host = clusterStart;
+    else if (realZeros) {
+      host = reserved;
+      reserved += runBytes;
+    } else host = await allocateClusters(st, mappings.length);
+    // In the image file, falloc and full have no copy on write after `to`; otherwise
+    // (preallocate_co) the copy on write goes to the (sub)cluster end.
     const last = clusterStart + runBytes - C;
     const tailEnd = realZeros ? to : Math.min(last + C, Math.ceil(to / unit) * unit);
     if (head) {
@@ -159,7 +185,7 @@ async function preallocate(st: Qcow2State, from: number, to: number, mode: 'meta
     }
     // The file reaches past the clusters before any entry points at them (an entry past the end of
     // the file is corruption to qemu-img check).
-    if (!external && host + runBytes > (await st.file.size())) await st.file.truncate(host + runBytes);
+    if (!external && !realZeros && host + runBytes > (await st.file.size())) await st.file.truncate(host + runBytes);
     for (const [i, mapping] of mappings.entries()) {
       const guest = clusterStart + i * C;
       await st.store.setL2Entry(l2, l2IndexOf(st, guest), newEntry(guest, host + i * C, mapping));

@@ -287,17 +287,6 @@ describe.concurrent('qcow2 create refuses what qemu-img refuses', () => {
 });
 
 describe('qcow2 create beyond qemu-img', () => {
-  it('refuses preallocation=falloc and full of an encrypted image, which it does not implement', async () => {
-    const { ours } = await dirs('unsupported preallocation');
-    for (const mode of ['falloc', 'full']) {
-      const args = ['--object', 'secret,id=s0,data=pw', '-o', `encrypt.format=luks,encrypt.key-secret=s0,preallocation=${mode}`, IMG, '1M'];
-      const r = await qcow2(['create', '-f', 'qcow2', ...args], { cwd: ours });
-      expect(r.exitCode).toBe(1);
-      expect(r.stderr).toBe(`qcow2 create: unsupported: preallocation=${mode} is not supported for an encrypted image`);
-      expect(await readdir(ours)).not.toContain(IMG);
-    }
-  });
-
   it('truncates an existing data file, as qemu-img does', async () => {
     const { theirs, ours } = await dirs('existing data file');
     for (const dir of [theirs, ours]) await writeFile(join(dir, 'd.raw'), Buffer.alloc(3 << 20, 0x5a));

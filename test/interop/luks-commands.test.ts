@@ -256,9 +256,12 @@ describe('measure', () => {
 
 describe('resize', () => {
   it.each([
-    ['4M', '8M'],
-    ['3000k', '6000k'],
-  ])('--preallocation=metadata of an encrypted image from %s to %s: qemu-img’s file, byte for byte', async (from, to) => {
+    ['metadata', '4M', '8M'],
+    ['metadata', '3000k', '6000k'],
+    ['falloc', '4M', '8M'],
+    ['falloc', '3000k', '6000k'],
+    ['full', '3000k', '6000k'],
+  ])('--preallocation=%s of an encrypted image from %s to %s: qemu-img’s file, byte for byte', async (mode, from, to) => {
     const s = await sides();
     for (const side of [s.qemu, s.ours]) {
       const r = await qemuImgCalibrating(['create', '-q', ...SECRET, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10', 'r.qcow2', from], { cwd: side });
@@ -267,10 +270,10 @@ describe('resize', () => {
     // The same key material on both sides: ours is a copy of qemu-img's.
     await execa('qemu-io', [...SECRET, ...keyed('r.qcow2'), '-c', 'write -P 0x71 0 3000k'], { cwd: s.qemu });
     await copyFile(join(s.qemu, 'r.qcow2'), join(s.ours, 'r.qcow2'));
-    await same('resize', [...SECRET, ...keyed('r.qcow2'), '--preallocation=metadata', to], s);
+    await same('resize', [...SECRET, ...keyed('r.qcow2'), `--preallocation=${mode}`, to], s);
     expect((await readFile(join(s.ours, 'r.qcow2'))).equals(await readFile(join(s.qemu, 'r.qcow2')))).toBe(true);
     await judge(s, 'r.qcow2');
-    await same('resize', [...WRONG, ...keyed('r.qcow2'), '--preallocation=metadata', '+1M'], s);
+    await same('resize', [...WRONG, ...keyed('r.qcow2'), `--preallocation=${mode}`, '+1M'], s);
   });
 });
 
