@@ -60,18 +60,22 @@ export async function ensureBlock(st: Qcow2State, index: number): Promise<boolea
   return true;
 }
 
-/** Largest cluster index in use + 1, from the refcounts and the file size. */
-async function endOfUse(st: Qcow2State): Promise<number> {
-  const C = st.geometry.clusterSize;
+/** The last cluster with a reference, from the refcount blocks (-1 when none has one). */
+export async function lastReferencedCluster(st: Qcow2State): Promise<number> {
   const E = st.geometry.refcountBlockEntries;
-  const end = Math.ceil((await st.file.size()) / C);
   for (let i = st.store.refcountTableEntries() - 1; i >= 0; i--) {
     const block = await st.store.refcountBlock(i);
     if (block === 0) continue;
     const last = await st.store.lastUsedInBlock(block);
-    if (last >= 0) return Math.max(end, i * E + last + 1);
+    if (last >= 0) return i * E + last;
   }
-  return end;
+  return -1;
+}
+
+/** Largest cluster index in use + 1, from the refcounts and the file size. */
+async function endOfUse(st: Qcow2State): Promise<number> {
+  const end = Math.ceil((await st.file.size()) / st.geometry.clusterSize);
+  return Math.max(end, (await lastReferencedCluster(st)) + 1);
 }
 
 /**

@@ -7,7 +7,7 @@ import { storedBytes } from './crypt-data.js';
 import { writeHeader } from './header.js';
 import { writeZeros } from '../io/block-file.js';
 import type { Mapping, NewL2Entry } from './mapping.js';
-import { adjustRange, adjustRefcount, allocateClusters, refcountArea, releaseMapping } from './refcounts.js';
+import { adjustRange, adjustRefcount, allocateClusters, lastReferencedCluster, refcountArea, releaseMapping } from './refcounts.js';
 import type { Qcow2State } from './state.js';
 import { l1Span, l2IndexOf, l2TableFor, mappingOf, validMapping, writableL2 } from './tables.js';
 import { writeZeroes } from './zero-discard.js';
@@ -98,12 +98,10 @@ async function reserveDataRun(st: Qcow2State, from: number, to: number, mode: 'f
   const C = st.geometry.clusterSize;
   const dataClusters = Math.ceil(to / C) - Math.floor(from / C);
   const l2Tables = Math.ceil(dataClusters / (C / st.geometry.l2EntryBytes)) + 1;
-  // qcow2_get_last_cluster: the last cluster of the file with a reference.
-  let last = Math.ceil((await st.file.size()) / C) - 1;
-  while (last >= 0 && (await st.store.getRefcount(last)) === 0) last--;
-  const start = await refcountArea(st, last + 1, dataClusters + l2Tables);
-  for (let c = start; c < start + dataClusters; c++) await adjustRefcount(st, c, 1);
+  // qcow2_get_last_cluster: the area starts after the last cluster with a reference.
+  const start = await refcountArea(st, (await lastReferencedCluster(st)) + 1, dataClusters + l2Tables);
   const end = (start + dataClusters) * C;
+  await adjustRange(st, start * C, end - start * C, 1);
   const eof = await st.file.size();
   if (end > eof) {
     if (mode === 'falloc') await st.file.zeroRange(eof, end - eof, 'data');
