@@ -40,16 +40,28 @@ export function luksCreateArgs(passphrase: string): { object: string[]; options:
   };
 }
 
+/** What qemu-img prints when its PBKDF2 calibration measured no thread CPU time. */
+export const CALIBRATION_FLAKE = 'Unable to get accurate CPU usage';
+
 /**
- * Runs qemu-img `args`. Commands that make LUKS key material calibrate PBKDF2 first, and with short
- * iter-times that calibration fails now and then ("Unable to get accurate CPU usage"): QEMU's flake,
- * so such a command is run again (at most 5 times). Any other outcome is returned as it is.
+ * How often a command that hit CALIBRATION_FLAKE is run in all. QEMU times 2^15 PBKDF2 iterations
+ * with getrusage(RUSAGE_THREAD), which the kernel advances only at scheduler ticks; on a fast CPU
+ * the first round ends between two ticks most of the time (a quarter of the runs on this host, five
+ * in a row on one CI run). Each attempt takes milliseconds, so 50 makes a streak of failures
+ * improbable (0.75^50 < 1e-6) at no cost.
+ */
+export const CALIBRATION_ATTEMPTS = 50;
+
+/**
+ * Runs qemu-img `args`. Commands that make LUKS key material calibrate PBKDF2 first, and that
+ * calibration fails now and then (CALIBRATION_FLAKE): QEMU's flake, so such a command is run again,
+ * CALIBRATION_ATTEMPTS times in all at most. Any other outcome is returned as it is.
  */
 export async function qemuImgCalibrating(args: string[], cwd?: string): Promise<ToolResult> {
   const qemuImg = process.env['QEMU_IMG'] ?? 'qemu-img';
   for (let attempt = 1; ; attempt++) {
     const r = await runTool(qemuImg, args, cwd);
-    if (attempt < 5 && r.code !== 0 && r.stderr.includes('Unable to get accurate CPU usage')) continue;
+    if (attempt < CALIBRATION_ATTEMPTS && r.code !== 0 && r.stderr.includes(CALIBRATION_FLAKE)) continue;
     return r;
   }
 }
