@@ -32,7 +32,9 @@
 //                                 server is a fresh Node process per run, and under TCG its JIT
 //                                 takes 10-20 s to reach steady state (with 4 s, ours measured
 //                                 0.3-0.7x of what the same server does after 20 s)
-//   QCOW2_BENCH_UBLK_MEM=MiB      guest RAM (default 5120, quick 2048)
+//   QCOW2_BENCH_UBLK_MEM=MiB      guest RAM (default 8192, quick 2048); the images live on a tmpfs of
+//                                80% of it, which must hold both preallocated images (2 GiB) and
+//                                the empty row's writes of one run (loop: ~2 GiB in a round)
 //   QCOW2_BENCH_UBLK_NODE_OPTIONS=...  NODE_OPTIONS of our server only (e.g. --v8-pool-size=1,
 //                                 --max-semi-space-size=64): to see what V8's GC and JIT cost it
 //   QCOW2_BENCH_UBLK_BUILD=DIR    take our server from the built checkout DIR (a git worktree of
@@ -137,7 +139,7 @@ export function ublkPlan(sizes, rounds) {
     imageBytes: quick ? 128 * MiB : 1024 * MiB,
     runtime: env('QCOW2_BENCH_UBLK_RUNTIME', quick ? 2 : 6),
     ramp: env('QCOW2_BENCH_UBLK_RAMP', quick ? 1 : 12),
-    memMiB: env('QCOW2_BENCH_UBLK_MEM', quick ? 2048 : 5120),
+    memMiB: env('QCOW2_BENCH_UBLK_MEM', quick ? 2048 : 8192),
   };
 }
 
