@@ -46,9 +46,9 @@ export const CALIBRATION_FLAKE = 'Unable to get accurate CPU usage';
 /**
  * How often a command that hit CALIBRATION_FLAKE is run in all. QEMU times 2^15 PBKDF2 iterations
  * with getrusage(RUSAGE_THREAD), which the kernel advances only at scheduler ticks; on a fast CPU
- * the first round ends between two ticks most of the time (a quarter of the runs on this host, five
- * in a row on one CI run). Each attempt takes milliseconds, so 50 makes a streak of failures
- * improbable (0.75^50 < 1e-6) at no cost.
+ * the first round can end between two ticks (a quarter of the runs on this host, five in a row on
+ * one CI run). Each attempt takes milliseconds, so 50 cost nothing, and even if three runs in four
+ * failed, 50 failures in a row would be improbable (0.75^50 < 1e-6).
  */
 export const CALIBRATION_ATTEMPTS = 50;
 
